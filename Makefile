@@ -1,0 +1,47 @@
+# osaurus — `make serve` to run, `make test` to test. Both set up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PROTOS := $(wildcard proto/osaurus/v1/*.proto)
+
+.PHONY: setup serve test lint proto proto-check buf-lint check bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e '.[dev]'
+	@# A real BLAS makes MLX's CPU backend ~30x faster at matmul (see README); best effort.
+	-@$(BIN)/python -m osaurus.engine.blas --install
+	touch $(STAMP)
+
+serve: setup
+	$(BIN)/osaurus serve
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check osaurus rest_bridge tests bench
+	$(BIN)/ruff format --check osaurus rest_bridge tests bench
+
+proto: setup
+	$(BIN)/python -m grpc_tools.protoc -I proto --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+
+# The committed generated code must be what `make proto` writes.
+proto-check: proto
+	git diff --exit-code -- osaurus/v1 || (echo "osaurus/v1 is stale: run make proto and commit" && exit 1)
+	test -z "$$(git status --porcelain -- osaurus/v1)" || (echo "untracked generated files in osaurus/v1" && exit 1)
+
+buf-lint:
+	cd proto && npx --yes @bufbuild/buf lint
+
+check: lint proto-check buf-lint
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

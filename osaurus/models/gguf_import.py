@@ -1,0 +1,308 @@
+"""Import a llama-architecture GGUF file as an MLX model directory that mlx-lm loads.
+
+MLX reads GGUF itself (`mx.load` turns Q4_0/Q4_1/Q8_0 blocks into MLX-quantized arrays with group
+size 32); what is ours is the rest of the conversion, which no maintained library does without
+PyTorch: rename tensors to mlx-lm's llama names, undo llama.cpp's row permutation of the q/k
+projections, and rebuild config.json and a Hugging Face tokenizer from the GGUF metadata.
+
+The `gguf` package (llama.cpp's own reader) validates the file first, so an unsupported
+architecture or tensor type fails with its name before anything is written. The result is written
+to a hidden temporary directory and renamed into place: a failed import leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from osaurus.errors import AlreadyExists, InvalidArgument, NotFound, UnsupportedModel
+
+SUPPORTED_ARCHITECTURES = {"llama"}
+SUPPORTED_TENSOR_TYPES = {"F32", "F16", "Q4_0", "Q4_1", "Q8_0"}
+# GGUF quantized blocks hold 32 weights; MLX keeps that as the quantization group size.
+GGUF_GROUP_SIZE = 32
+
+_LAYER_NAMES = {
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+    "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+}
+_GLOBAL_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+# Tensors llama.cpp adds that mlx-lm's llama computes itself.
+_SKIPPED = {"rope_freqs"}
+
+# llama.cpp's pre-tokenizer names -> how the text is split before byte-level BPE.
+_DIGITS_THEN_GPT2 = {"smollm", "starcoder", "refact", "codeshell", "exaone", "minerva"}
+_LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+_LLAMA3_STYLE = {"llama3", "llama-bpe", "llama-v3", "dbrx", "smaug-bpe"}
+
+CONTROL_TOKEN, USER_DEFINED_TOKEN = 3, 4
+
+
+def default_model_id(gguf_path: Path) -> str:
+    """`SmolLM2-135M-Instruct.Q4_1.gguf` -> `smollm2-135m-instruct.q4_1`."""
+    return gguf_path.stem.lower()
+
+
+def validate_model_id(model_id: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)?", model_id):
+        raise InvalidArgument(
+            f"invalid model name {model_id!r}: use lower-case letters, digits, '.', '_', '-' "
+            "(optionally one 'org/' prefix)",
+            field="name",
+        )
+    return model_id
+
+
+def import_gguf(gguf_path: Path, models_dir: Path, model_id: str | None = None) -> Path:
+    """Convert `gguf_path` into `models_dir/<model_id>`; returns the new model directory."""
+    gguf_path = Path(gguf_path).expanduser()
+    if not gguf_path.is_file():
+        raise NotFound(f"GGUF file not found: {gguf_path}", field="gguf_path")
+    model_id = validate_model_id(model_id or default_model_id(gguf_path))
+    target = models_dir / model_id
+    if target.exists():
+        raise AlreadyExists(f"model {model_id!r} already exists at {target}", field="name")
+
+    _check_supported(gguf_path)
+
+    import mlx.core as mx  # imported here: only the engine process needs MLX loaded
+
+    try:
+        weights, metadata = mx.load(str(gguf_path), return_metadata=True)
+    except Exception as exc:  # MLX raises plain RuntimeError/ValueError on a broken file
+        raise InvalidArgument(f"cannot read GGUF file {gguf_path}: {exc}", field="gguf_path") from exc
+
+    meta = {k: _plain(v) for k, v in metadata.items()}
+    config = _build_config(meta, weights)
+    mlx_weights = _convert_weights(weights, config)
+    config["quantization"] = _quantization_config(mlx_weights)
+    if not config["quantization"]:
+        del config["quantization"]
+    else:
+        config["quantization_config"] = config["quantization"]
+    tokenizer, tokenizer_config = _build_tokenizer(meta)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=models_dir))
+    try:
+        mx.save_safetensors(str(staging / "model.safetensors"), mlx_weights, {"format": "mlx"})
+        (staging / "config.json").write_text(json.dumps(config, indent=2))
+        tokenizer.save(str(staging / "tokenizer.json"))
+        (staging / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2))
+        staging.chmod(0o755)  # mkdtemp makes it private; a model directory is not secret
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _check_supported(gguf_path: Path) -> None:
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(str(gguf_path))
+    except Exception as exc:
+        raise InvalidArgument(f"{gguf_path} is not a readable GGUF file: {exc}", field="gguf_path") from exc
+    field = reader.get_field("general.architecture")
+    arch = field.contents() if field is not None else None
+    if arch not in SUPPORTED_ARCHITECTURES:
+        raise UnsupportedModel(
+            f"unsupported GGUF architecture {arch!r}; supported: {sorted(SUPPORTED_ARCHITECTURES)}",
+            field="gguf_path",
+        )
+    bad = sorted({t.tensor_type.name for t in reader.tensors} - SUPPORTED_TENSOR_TYPES)
+    if bad:
+        example = next(t.name for t in reader.tensors if t.tensor_type.name in bad)
+        raise UnsupportedModel(
+            f"unsupported GGUF tensor type(s) {', '.join(bad)} (e.g. tensor {example!r}); "
+            f"supported: {', '.join(sorted(SUPPORTED_TENSOR_TYPES))}",
+            field="gguf_path",
+        )
+    model_field = reader.get_field("tokenizer.ggml.model")
+    tok_model = model_field.contents() if model_field is not None else None
+    if tok_model != "gpt2":
+        raise UnsupportedModel(
+            f"unsupported GGUF tokenizer model {tok_model!r}; only byte-level BPE ('gpt2') "
+            "tokenizers are imported today",
+            field="gguf_path",
+        )
+
+
+def _plain(value: Any) -> Any:
+    """MLX returns scalar metadata as 0-d arrays; turn them into Python values."""
+    import mlx.core as mx
+
+    if isinstance(value, mx.array):
+        return value.item() if value.ndim == 0 else value.tolist()
+    return value
+
+
+def _build_config(meta: dict[str, Any], weights: dict) -> dict[str, Any]:
+    def get(key: str, default: Any = None) -> Any:
+        return meta.get(f"llama.{key}", default)
+
+    hidden = int(get("embedding_length"))
+    heads = int(get("attention.head_count"))
+    vocab_size = int(weights["token_embd.weight"].shape[0])
+    config: dict[str, Any] = {
+        "model_type": "llama",
+        "architectures": ["LlamaForCausalLM"],
+        "hidden_size": hidden,
+        "intermediate_size": int(get("feed_forward_length")),
+        "num_hidden_layers": int(get("block_count")),
+        "num_attention_heads": heads,
+        "num_key_value_heads": int(get("attention.head_count_kv", heads)),
+        "head_dim": int(get("rope.dimension_count", hidden // heads)),
+        "rms_norm_eps": float(get("attention.layer_norm_rms_epsilon", 1e-5)),
+        "rope_theta": float(get("rope.freq_base", 10000.0)),
+        "max_position_embeddings": int(get("context_length", 2048)),
+        "vocab_size": vocab_size,
+        "tie_word_embeddings": "output.weight" not in weights,
+        "bos_token_id": meta.get("tokenizer.ggml.bos_token_id"),
+        "eos_token_id": meta.get("tokenizer.ggml.eos_token_id"),
+        "imported_from": "gguf",
+    }
+    scaling_type = get("rope.scaling.type")
+    if scaling_type == "linear":
+        config["rope_scaling"] = {"type": "linear", "factor": float(get("rope.scaling.factor"))}
+    return config
+
+
+def _mlx_name(gguf_name: str) -> str | None:
+    base, _, suffix = gguf_name.rpartition(".")  # suffix: weight | scales | biases
+    if base in _SKIPPED:
+        return None
+    if base in _GLOBAL_NAMES:
+        return f"{_GLOBAL_NAMES[base]}.{suffix}"
+    match = re.fullmatch(r"blk\.(\d+)\.(\w+)", base)
+    if match and match.group(2) in _LAYER_NAMES:
+        return f"model.layers.{match.group(1)}.{_LAYER_NAMES[match.group(2)]}.{suffix}"
+    raise UnsupportedModel(f"unexpected tensor {gguf_name!r} in a llama GGUF file")
+
+
+def _unpermute_rows(x, n_head: int):
+    """Invert llama.cpp's q/k permutation, which viewed rows as (head, 2, dim/2) and swapped the
+    last two axes: view them as (head, dim/2, 2) and swap back.
+
+    Quantization groups run along each row, so the same row order applies to weights, scales
+    and biases alike.
+    """
+    rows = x.shape[0]
+    return x.reshape(n_head, rows // n_head // 2, 2, *x.shape[1:]).swapaxes(1, 2).reshape(x.shape)
+
+
+def _convert_weights(weights: dict, config: dict[str, Any]) -> dict:
+    out = {}
+    for name, array in weights.items():
+        mlx_name = _mlx_name(name)
+        if mlx_name is None:
+            continue
+        if ".attn_q." in name:
+            array = _unpermute_rows(array, config["num_attention_heads"])
+        elif ".attn_k." in name:
+            array = _unpermute_rows(array, config["num_key_value_heads"])
+        out[mlx_name] = array
+    return out
+
+
+def _quantization_config(weights: dict) -> dict[str, Any]:
+    """mlx-lm's `quantization` block: the common bit width, plus per-layer exceptions.
+
+    (Q4_1 files keep the token embedding in Q8_0, for example.)
+    """
+    bits_by_layer = {}
+    for name, scales in weights.items():
+        if not name.endswith(".scales"):
+            continue
+        layer = name[: -len(".scales")]
+        packed = weights[f"{layer}.weight"]
+        in_features = scales.shape[-1] * GGUF_GROUP_SIZE
+        bits_by_layer[layer] = packed.shape[-1] * 32 // in_features
+    if not bits_by_layer:
+        return {}
+    common = Counter(bits_by_layer.values()).most_common(1)[0][0]
+    config: dict[str, Any] = {"group_size": GGUF_GROUP_SIZE, "bits": common}
+    for layer, bits in sorted(bits_by_layer.items()):
+        if bits != common:
+            config[layer] = {"group_size": GGUF_GROUP_SIZE, "bits": bits}
+    return config
+
+
+def _build_tokenizer(meta: dict[str, Any]):
+    """A Hugging Face `tokenizers` byte-level BPE tokenizer from the GGUF vocabulary and merges."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+
+    tokens: list[str] = meta["tokenizer.ggml.tokens"]
+    token_types: list[int] = meta.get("tokenizer.ggml.token_type") or [1] * len(tokens)
+    merges = [tuple(m.split(" ", 1)) for m in meta.get("tokenizer.ggml.merges", [])]
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False))
+    pre = meta.get("tokenizer.ggml.pre", "default")
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    if pre in _DIGITS_THEN_GPT2:
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), byte_level]
+        )
+    elif pre in _LLAMA3_STYLE:
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(_LLAMA3_SPLIT), behavior="isolated"),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
+    else:
+        tokenizer.pre_tokenizer = byte_level
+    tokenizer.decoder = decoders.ByteLevel()
+
+    special = [
+        AddedToken(tokens[i], special=(t == CONTROL_TOKEN), normalized=False)
+        for i, t in enumerate(token_types)
+        if t in (CONTROL_TOKEN, USER_DEFINED_TOKEN)
+    ]
+    tokenizer.add_tokens(special)
+
+    def token_for(key: str) -> str | None:
+        idx = meta.get(f"tokenizer.ggml.{key}_token_id")
+        return tokens[idx] if idx is not None and 0 <= idx < len(tokens) else None
+
+    bos, eos = token_for("bos"), token_for("eos")
+    add_bos = bool(meta.get("tokenizer.ggml.add_bos_token", False)) and bos is not None
+    if add_bos:
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, vocab[bos])]
+        )
+    else:
+        tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+
+    tokenizer_config: dict[str, Any] = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": bos,
+        "eos_token": eos,
+        "unk_token": token_for("unknown"),
+        "pad_token": token_for("padding"),
+        "add_bos_token": add_bos,
+        "add_eos_token": False,
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": int(meta.get("llama.context_length", 2048)),
+    }
+    template = meta.get("tokenizer.chat_template")
+    if template:
+        tokenizer_config["chat_template"] = template
+    return tokenizer, {k: v for k, v in tokenizer_config.items() if v is not None}

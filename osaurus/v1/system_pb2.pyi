@@ -1,0 +1,49 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable
+from typing import ClassVar as _ClassVar, Optional as _Optional
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetStatusResponse(_message.Message):
+    __slots__ = ("version", "uptime_seconds", "loaded_models", "device", "mlx_version", "models_dir", "blas")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LOADED_MODELS_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    MLX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MODELS_DIR_FIELD_NUMBER: _ClassVar[int]
+    BLAS_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    uptime_seconds: float
+    loaded_models: _containers.RepeatedScalarFieldContainer[str]
+    device: str
+    mlx_version: str
+    models_dir: str
+    blas: str
+    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., loaded_models: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., mlx_version: _Optional[str] = ..., models_dir: _Optional[str] = ..., blas: _Optional[str] = ...) -> None: ...
+
+class WatchSystemStatsRequest(_message.Message):
+    __slots__ = ("interval_seconds",)
+    INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    interval_seconds: float
+    def __init__(self, interval_seconds: _Optional[float] = ...) -> None: ...
+
+class WatchSystemStatsResponse(_message.Message):
+    __slots__ = ("cpu_percent", "memory_used_bytes", "memory_total_bytes", "process_rss_bytes", "timestamp")
+    CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PROCESS_RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    cpu_percent: float
+    memory_used_bytes: int
+    memory_total_bytes: int
+    process_rss_bytes: int
+    timestamp: float
+    def __init__(self, cpu_percent: _Optional[float] = ..., memory_used_bytes: _Optional[int] = ..., memory_total_bytes: _Optional[int] = ..., process_rss_bytes: _Optional[int] = ..., timestamp: _Optional[float] = ...) -> None: ...
