@@ -38,7 +38,11 @@ _LAYER_NAMES = {
     "attn_norm": "input_layernorm",
     "ffn_norm": "post_attention_layernorm",
 }
-_GLOBAL_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+_GLOBAL_NAMES = {
+    "token_embd": "model.embed_tokens",
+    "output_norm": "model.norm",
+    "output": "lm_head",
+}
 # Tensors llama.cpp adds that mlx-lm's llama computes itself.
 _SKIPPED = {"rope_freqs"}
 
@@ -85,7 +89,9 @@ def import_gguf(gguf_path: Path, models_dir: Path, model_id: str | None = None) 
     try:
         weights, metadata = mx.load(str(gguf_path), return_metadata=True)
     except Exception as exc:  # MLX raises plain RuntimeError/ValueError on a broken file
-        raise InvalidArgument(f"cannot read GGUF file {gguf_path}: {exc}", field="gguf_path") from exc
+        raise InvalidArgument(
+            f"cannot read GGUF file {gguf_path}: {exc}", field="gguf_path"
+        ) from exc
 
     meta = {k: _plain(v) for k, v in metadata.items()}
     config = _build_config(meta, weights)
@@ -118,7 +124,9 @@ def _check_supported(gguf_path: Path) -> None:
     try:
         reader = GGUFReader(str(gguf_path))
     except Exception as exc:
-        raise InvalidArgument(f"{gguf_path} is not a readable GGUF file: {exc}", field="gguf_path") from exc
+        raise InvalidArgument(
+            f"{gguf_path} is not a readable GGUF file: {exc}", field="gguf_path"
+        ) from exc
     field = reader.get_field("general.architecture")
     arch = field.contents() if field is not None else None
     if arch not in SUPPORTED_ARCHITECTURES:
@@ -246,7 +254,15 @@ def _quantization_config(weights: dict) -> dict[str, Any]:
 
 def _build_tokenizer(meta: dict[str, Any]):
     """A Hugging Face `tokenizers` byte-level BPE tokenizer from the GGUF vocabulary and merges."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+    )
 
     tokens: list[str] = meta["tokenizer.ggml.tokens"]
     token_types: list[int] = meta.get("tokenizer.ggml.token_type") or [1] * len(tokens)

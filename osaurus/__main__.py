@@ -1,0 +1,3 @@
+from osaurus.cli.main import main
+
+main()

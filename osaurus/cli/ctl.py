@@ -1,0 +1,283 @@
+"""`osaurus-ctl`: manage a running osaurus server over gRPC.
+
+Every command takes --target (default 127.0.0.1:50051) and --json (machine-readable output).
+A server that is not running, or an error it returns, is one clear line on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from osaurus.v1 import (
+    inference_pb2,
+    inference_pb2_grpc,
+    model_pb2,
+    model_pb2_grpc,
+    system_pb2,
+    system_pb2_grpc,
+)
+
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
+
+
+def _dict(message: Message) -> dict[str, Any]:
+    return MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def _print_json(payload: Any) -> None:
+    print(json.dumps(payload, indent=2))
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+class Ctl:
+    def __init__(self, target: str, as_json: bool):
+        self.target = target
+        self.as_json = as_json
+        channel = grpc.insecure_channel(target)
+        self.models = model_pb2_grpc.ModelServiceStub(channel)
+        self.inference = inference_pb2_grpc.InferenceServiceStub(channel)
+        self.system = system_pb2_grpc.SystemServiceStub(channel)
+
+    def _models_table(self, models: list[model_pb2.Model]) -> Table:
+        table = Table(title=None)
+        table.add_column("ID", no_wrap=True)
+        for column in ("SIZE", "ARCH", "QUANTIZATION", "CONTEXT", "LOADED"):
+            table.add_column(column)
+        for m in models:
+            table.add_row(
+                m.id,
+                _size(m.size_bytes),
+                m.architecture,
+                m.quantization,
+                str(m.context_length),
+                "yes" if m.loaded else "",
+            )
+        return table
+
+    def status(self, args: argparse.Namespace) -> None:
+        s = self.system.GetStatus(system_pb2.GetStatusRequest())
+        if self.as_json:
+            return _print_json(_dict(s))
+        console.print(f"osaurus {s.version} at {self.target}, up {s.uptime_seconds:.0f}s")
+        console.print(f"device: {s.device} (MLX {s.mlx_version}), BLAS: {s.blas or 'n/a'}")
+        console.print(f"models dir: {s.models_dir}")
+        console.print(f"loaded: {', '.join(s.loaded_models) or 'none'}")
+
+    def models_list(self, args: argparse.Namespace) -> None:
+        response = self.models.ListModels(model_pb2.ListModelsRequest())
+        if self.as_json:
+            return _print_json([_dict(m) for m in response.models])
+        if not response.models:
+            console.print("no models (import one with `osaurus-ctl models import FILE.gguf`)")
+            return
+        console.print(self._models_table(list(response.models)))
+
+    def models_show(self, args: argparse.Namespace) -> None:
+        m = self.models.GetModel(model_pb2.GetModelRequest(id=args.id)).model
+        if self.as_json:
+            return _print_json(_dict(m))
+        for key, value in _dict(m).items():
+            console.print(f"{key}: {value}")
+
+    def models_load(self, args: argparse.Namespace) -> None:
+        r = self.models.LoadModel(model_pb2.LoadModelRequest(id=args.id))
+        if self.as_json:
+            return _print_json(_dict(r))
+        console.print(f"loaded {r.model.id} in {r.load_seconds:.1f}s")
+
+    def models_unload(self, args: argparse.Namespace) -> None:
+        r = self.models.UnloadModel(model_pb2.UnloadModelRequest(id=args.id))
+        if self.as_json:
+            return _print_json(_dict(r))
+        console.print(f"unloaded {args.id}" if r.was_loaded else f"{args.id} was not loaded")
+
+    def models_rm(self, args: argparse.Namespace) -> None:
+        r = self.models.DeleteModel(model_pb2.DeleteModelRequest(id=args.id))
+        if self.as_json:
+            return _print_json(_dict(r))
+        console.print(f"deleted {args.id} ({_size(r.freed_bytes)} freed)")
+
+    def models_import(self, args: argparse.Namespace) -> None:
+        path = str(Path(args.file).expanduser().resolve())
+        with console.status(f"importing {path}", spinner="dots") if not self.as_json else _null():
+            r = self.models.ImportModel(
+                model_pb2.ImportModelRequest(gguf_path=path, name=args.name or "")
+            )
+        if self.as_json:
+            return _print_json(_dict(r.model))
+        console.print(f"imported {r.model.id} ({_size(r.model.size_bytes)}) into {r.model.path}")
+
+    def chat(self, args: argparse.Namespace) -> None:
+        messages = []
+        if args.system:
+            messages.append(
+                inference_pb2.ChatMessage(role=inference_pb2.ROLE_SYSTEM, content=args.system)
+            )
+        messages.append(
+            inference_pb2.ChatMessage(role=inference_pb2.ROLE_USER, content=args.prompt)
+        )
+        request = inference_pb2.GenerateRequest(
+            model=args.model, chat=inference_pb2.Chat(messages=messages)
+        )
+        if args.max_tokens is not None:
+            request.max_tokens = args.max_tokens
+        if args.temperature is not None:
+            request.sampling.temperature = args.temperature
+        text: list[str] = []
+        call = self.inference.Generate(request)
+        try:
+            for event in call:
+                if event.HasField("delta"):
+                    text.append(event.delta.text)
+                    if not self.as_json:
+                        print(event.delta.text, end="", flush=True)
+                elif self.as_json:
+                    _print_json({"text": "".join(text), **_dict(event.done)})
+                else:
+                    d = event.done
+                    print()
+                    errors.print(
+                        f"[dim]{d.usage.completion_tokens} tokens, "
+                        f"{d.timings.generation_tokens_per_second:.1f} tok/s, "
+                        f"TTFT {d.timings.time_to_first_token_seconds:.2f}s[/dim]"
+                    )
+        except KeyboardInterrupt:
+            call.cancel()
+            print()
+
+    def system_stats(self, args: argparse.Namespace) -> None:
+        request = system_pb2.WatchSystemStatsRequest(interval_seconds=args.interval)
+        stream = self.system.WatchSystemStats(request)
+        try:
+            if self.as_json:
+                for i, s in enumerate(stream, 1):
+                    print(json.dumps(_dict(s)), flush=True)
+                    if args.count and i >= args.count:
+                        break
+                return
+            with Live(console=console, auto_refresh=False) as live:
+                for i, s in enumerate(stream, 1):
+                    table = Table("CPU", "RAM", "SERVER RSS")
+                    table.add_row(
+                        f"{s.cpu_percent:.0f}%",
+                        f"{_size(s.memory_used_bytes)} / {_size(s.memory_total_bytes)}",
+                        _size(s.process_rss_bytes),
+                    )
+                    live.update(table, refresh=True)
+                    if args.count and i >= args.count:
+                        break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stream.cancel()
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--target",
+        default=argparse.SUPPRESS,
+        help="gRPC server HOST:PORT (default 127.0.0.1:50051, env OSU_TARGET)",
+    )
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
+    )
+    parser = argparse.ArgumentParser(
+        prog="osaurus-ctl", parents=[common], description="Manage an osaurus server over gRPC."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(subparsers: Any, name: str, handler: str, help_text: str) -> argparse.ArgumentParser:
+        p = subparsers.add_parser(name, parents=[common], help=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    add(sub, "status", "status", "server version, uptime, device and loaded models")
+    models = sub.add_parser("models", help="list, show, load, unload, remove or import models")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    add(msub, "list", "models_list", "list the models in the models directory")
+    for name, handler, help_text in (
+        ("show", "models_show", "details of one model"),
+        ("load", "models_load", "load a model into memory"),
+        ("unload", "models_unload", "unload a model from memory"),
+        ("rm", "models_rm", "delete a model from disk"),
+    ):
+        add(msub, name, handler, help_text).add_argument("id")
+    imp = add(msub, "import", "models_import", "import a llama-architecture GGUF file")
+    imp.add_argument("file")
+    imp.add_argument("--name", help="model id to create (default: the file name, lower-cased)")
+
+    chat = add(sub, "chat", "chat", "stream a reply to one prompt")
+    chat.add_argument("model")
+    chat.add_argument("prompt")
+    chat.add_argument("--system", help="system message")
+    chat.add_argument("--max-tokens", type=int)
+    chat.add_argument("--temperature", type=float)
+
+    system = add(sub, "system", "system_stats", "live CPU and memory")
+    system.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
+    system.add_argument(
+        "--count", type=int, default=0, help="stop after N samples (0: run until Ctrl-C)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    import os
+
+    args = _parser().parse_args(argv)
+    target = getattr(args, "target", None) or os.environ.get("OSU_TARGET", "127.0.0.1:50051")
+    ctl = Ctl(target, getattr(args, "json", False))
+    handler: Callable[[argparse.Namespace], None] = getattr(ctl, args.handler)
+    try:
+        handler(args)
+    except grpc.RpcError as exc:
+        code = exc.code()
+        if code == grpc.StatusCode.UNAVAILABLE:
+            errors.print(
+                f"osaurus-ctl: cannot reach the osaurus server at {target} "
+                "(is `osaurus serve` running?)",
+                highlight=False,
+            )
+        else:
+            errors.print(
+                f"osaurus-ctl: {exc.details()} ({code.name})", highlight=False, markup=False
+            )
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""`osaurus serve` (gRPC server + REST bridge in one process) and `osaurus bridge` (bridge alone)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from osaurus import __version__
+from osaurus.config import Settings
+from osaurus.errors import OsaurusError
+
+log = logging.getLogger("osaurus")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="osaurus", description="Local LLM server on MLX.")
+    parser.add_argument("--version", action="version", version=f"osaurus {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gRPC server and the OpenAI REST bridge")
+    serve.add_argument("--host", help="address to bind (env OSU_HOST, default 127.0.0.1)")
+    serve.add_argument("--grpc-port", type=int, help="gRPC port (env OSU_GRPC_PORT, default 50051)")
+    serve.add_argument("--http-port", type=int, help="REST port (env OSU_HTTP_PORT, default 8080)")
+    serve.add_argument(
+        "--models-dir", help="models directory (env OSU_MODELS_DIR, default ~/MLXModels)"
+    )
+    serve.add_argument(
+        "--no-http", action="store_true", help="gRPC only, no REST bridge (env OSU_HTTP=0)"
+    )
+    serve.add_argument(
+        "--no-default-model",
+        action="store_true",
+        help="do not fetch SmolLM2-135M when the models directory is empty "
+        "(env OSU_DEFAULT_MODEL=0)",
+    )
+    serve.add_argument(
+        "--no-openblas",
+        action="store_true",
+        help="keep MLX's bundled BLAS on Linux (env OSU_OPENBLAS=0)",
+    )
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    bridge = sub.add_parser("bridge", help="run the REST bridge alone, pointed at a gRPC server")
+    bridge.add_argument("--target", default="127.0.0.1:50051", help="gRPC server HOST:PORT")
+    bridge.add_argument("--host", default="127.0.0.1")
+    bridge.add_argument("--port", type=int, default=8080)
+    bridge.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings()
+    if args.host:
+        settings.host = args.host
+    if args.grpc_port is not None:
+        settings.grpc_port = args.grpc_port
+    if args.http_port is not None:
+        settings.http_port = args.http_port
+    if args.models_dir:
+        settings.models_dir = args.models_dir
+    settings.http = settings.http and not args.no_http
+    settings.default_model = settings.default_model and not args.no_default_model
+    settings.use_openblas = settings.use_openblas and not args.no_openblas
+    settings.__post_init__()
+    return settings
+
+
+def serve(settings: Settings, log_level: str = "info") -> None:
+    from osaurus.engine.blas import preload_blas
+
+    # Before anything imports mlx: MLX binds its BLAS at load time.
+    blas = preload_blas(settings.use_openblas)
+    if blas:
+        log.info("using OpenBLAS at %s", blas)
+
+    from osaurus.models.default_model import ensure_default_model
+    from osaurus.models.registry import ModelRegistry
+
+    registry = ModelRegistry(settings.models_dir)
+    if settings.default_model and registry.is_empty():
+        ensure_default_model(settings.models_dir, settings.cache_dir)
+    asyncio.run(_serve(settings, registry, log_level))
+
+
+async def _serve(settings: Settings, registry, log_level: str) -> None:
+    import uvicorn
+
+    from osaurus.engine.engine import Engine
+    from osaurus.server import start_grpc_server
+    from rest_bridge.app import create_app
+
+    engine = Engine(registry, settings.default_max_tokens)
+    grpc_server = await start_grpc_server(engine, settings.host, settings.grpc_port)
+    target = f"{settings.host}:{grpc_server.port}"
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    waiters = {asyncio.create_task(stop.wait())}
+    http_server = None
+    if settings.http:
+        config = uvicorn.Config(
+            create_app(target),
+            host=settings.host,
+            port=settings.http_port,
+            log_level="warning" if log_level == "info" else log_level,
+        )
+        http_server = uvicorn.Server(config)
+        waiters.add(asyncio.create_task(http_server.serve()))
+    models = ", ".join(m.id for m in registry.list()) or "none"
+    print(
+        f"osaurus {__version__}: gRPC on {target}"
+        + (f", OpenAI API on http://{settings.host}:{settings.http_port}/v1" if http_server else "")
+        + f"; models in {settings.models_dir}: {models}",
+        flush=True,
+    )
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if http_server is not None:
+            http_server.should_exit = True
+        await asyncio.gather(*waiters, return_exceptions=True)
+        await grpc_server.stop()
+        engine.shutdown()
+
+
+def bridge(target: str, host: str, port: int, log_level: str) -> None:
+    import uvicorn
+
+    from rest_bridge.app import create_app
+
+    print(f"osaurus bridge: OpenAI API on http://{host}:{port}/v1 -> gRPC {target}", flush=True)
+    uvicorn.run(create_app(target), host=host, port=port, log_level=log_level)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if args.command == "serve":
+            serve(_settings(args), args.log_level)
+        else:
+            bridge(args.target, args.host, args.port, args.log_level)
+    except KeyboardInterrupt:
+        pass
+    except (OSError, OsaurusError) as exc:
+        print(f"osaurus: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""A model in memory: mlx-lm's model and tokenizer plus what the engine needs to know of them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from osaurus.chat.stopping import end_of_turn_ids
+from osaurus.chat.template import RenderedPrompt, encode_prompt, render_chat
+from osaurus.engine.request import GenerationRequest
+from osaurus.errors import InvalidArgument, UnsupportedModel
+from osaurus.models.registry import ModelInfo
+
+
+@dataclass
+class LoadedModel:
+    info: ModelInfo
+    model: Any  # mlx.nn.Module
+    tokenizer: Any  # mlx_lm TokenizerWrapper
+    stop_token_ids: set[int]
+    load_seconds: float
+
+    @property
+    def context_length(self) -> int:
+        return self.info.context_length
+
+    def prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], RenderedPrompt | None]:
+        """Tokens of the request's prompt (its chat rendered through the template, or raw text)."""
+        if request.messages is not None:
+            rendered = render_chat(self.tokenizer, request.messages)
+            return encode_prompt(self.tokenizer, rendered.text), rendered
+        return encode_prompt(self.tokenizer, request.prompt or ""), None
+
+
+def load_model(info: ModelInfo) -> LoadedModel:
+    """Load weights and tokenizer with mlx-lm. Call on the engine thread only."""
+    from mlx_lm import load
+
+    start = time.perf_counter()
+    try:
+        model, tokenizer = load(str(info.path))
+    except ValueError as exc:  # mlx-lm's way of saying "unknown model type" and the like
+        raise UnsupportedModel(f"cannot load model {info.id!r}: {exc}", field="model") from exc
+    except FileNotFoundError as exc:
+        raise InvalidArgument(f"model {info.id!r} is incomplete: {exc}", field="model") from exc
+    return LoadedModel(
+        info=info,
+        model=model,
+        tokenizer=tokenizer,
+        stop_token_ids=end_of_turn_ids(tokenizer),
+        load_seconds=time.perf_counter() - start,
+    )

@@ -1,0 +1,66 @@
+"""What the engine is asked to do and what it answers: plain dataclasses, no transport."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from osaurus.chat.messages import Message
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """None means "the default": greedy unless a temperature is set, no filter, no penalty."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    model: str
+    messages: list[Message] | None = None  # a chat, rendered with the model's template...
+    prompt: str | None = None  # ...or a raw prompt
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    max_tokens: int | None = None
+    stop: list[str] = field(default_factory=list)
+    session_id: str = ""
+
+
+@dataclass(frozen=True)
+class TextChunk:
+    text: str
+    token_ids: list[int]
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Timings:
+    time_to_first_token: float
+    prompt_tokens_per_second: float
+    generation_tokens_per_second: float
+    total_seconds: float
+
+
+@dataclass(frozen=True)
+class Finished:
+    finish_reason: str  # "stop" | "length" | "cancelled"
+    usage: Usage
+    timings: Timings
+    model: str
+
+
+GenerationEvent = TextChunk | Finished

@@ -1,0 +1,78 @@
+"""Build and run the grpc.aio server: our three services, standard health and reflection."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from osaurus.engine.engine import Engine
+from osaurus.services.inference import InferenceServicer
+from osaurus.services.models import ModelServicer
+from osaurus.services.system import SystemServicer
+from osaurus.v1 import (
+    inference_pb2,
+    inference_pb2_grpc,
+    model_pb2,
+    model_pb2_grpc,
+    system_pb2,
+    system_pb2_grpc,
+)
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name,
+    model_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
+    system_pb2.DESCRIPTOR.services_by_name["SystemService"].full_name,
+)
+
+# Chats can be long; the default 4 MB receive limit is too small for a big context.
+_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+
+    async def stop(self, grace: float = 2.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+def _mlx_identity() -> tuple[str, str]:
+    import mlx.core as mx
+
+    return str(mx.default_device()).split("(")[-1].split(",")[0], mx.__version__
+
+
+async def start_grpc_server(engine: Engine, host: str, port: int) -> RunningServer:
+    """Start serving on host:port (port 0 picks a free one) and report SERVING when ready."""
+    server = grpc.aio.server(options=_OPTIONS)
+    device, mlx_version = _mlx_identity()
+    inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(engine), server)
+    model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(engine), server)
+    system_pb2_grpc.add_SystemServiceServicer_to_server(
+        SystemServicer(engine, device, mlx_version), server
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind the gRPC server to {host}:{port}")
+    await server.start()
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("gRPC server listening on %s:%d", host, bound)
+    return RunningServer(server=server, port=bound, health=health_servicer)

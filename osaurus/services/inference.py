@@ -1,0 +1,155 @@
+"""InferenceService: translate Generate/CountTokens between proto and the engine's dataclasses."""
+
+from __future__ import annotations
+
+import math
+
+import grpc
+
+from osaurus.chat.messages import Message
+from osaurus.engine.engine import Engine
+from osaurus.engine.request import Finished, GenerationRequest, SamplingParams, TextChunk
+from osaurus.errors import InvalidArgument
+from osaurus.services.status import maps_errors
+from osaurus.v1 import inference_pb2 as pb
+from osaurus.v1 import inference_pb2_grpc
+
+_ROLES = {
+    pb.ROLE_SYSTEM: "system",
+    pb.ROLE_USER: "user",
+    pb.ROLE_ASSISTANT: "assistant",
+    pb.ROLE_TOOL: "tool",
+}
+_FINISH = {
+    "stop": pb.FINISH_REASON_STOP,
+    "length": pb.FINISH_REASON_LENGTH,
+    "cancelled": pb.FINISH_REASON_CANCELLED,
+}
+
+
+def messages_from_proto(chat: pb.Chat, field: str = "chat") -> list[Message]:
+    if not chat.messages:
+        raise InvalidArgument(
+            f"{field}.messages must hold at least one message", field=f"{field}.messages"
+        )
+    messages = []
+    for i, m in enumerate(chat.messages):
+        if m.role not in _ROLES:
+            raise InvalidArgument(
+                f"{field}.messages[{i}].role must be one of SYSTEM, USER, ASSISTANT, TOOL",
+                field=f"{field}.messages[{i}].role",
+            )
+        messages.append(Message(role=_ROLES[m.role], content=m.content, name=m.name))
+    return messages
+
+
+def _check_range(
+    name: str, value: float, low: float, high: float, *, low_open: bool = False
+) -> None:
+    too_low = value <= low if low_open else value < low
+    if math.isnan(value) or too_low or value > high:
+        bracket = "(" if low_open else "["
+        raise InvalidArgument(
+            f"sampling.{name} must be in {bracket}{low}, {high}], got {value}",
+            field=f"sampling.{name}",
+        )
+
+
+def sampling_from_proto(s: pb.SamplingParams) -> SamplingParams:
+    def opt(name: str):
+        return getattr(s, name) if s.HasField(name) else None
+
+    params = SamplingParams(
+        temperature=opt("temperature"),
+        top_p=opt("top_p"),
+        top_k=opt("top_k"),
+        min_p=opt("min_p"),
+        repetition_penalty=opt("repetition_penalty"),
+        seed=opt("seed"),
+    )
+    if params.temperature is not None:
+        _check_range("temperature", params.temperature, 0.0, 100.0)
+    if params.top_p is not None:
+        _check_range("top_p", params.top_p, 0.0, 1.0)
+    if params.top_k is not None and params.top_k < 0:
+        raise InvalidArgument("sampling.top_k must be >= 0", field="sampling.top_k")
+    if params.min_p is not None:
+        _check_range("min_p", params.min_p, 0.0, 1.0)
+    if params.repetition_penalty is not None:
+        _check_range("repetition_penalty", params.repetition_penalty, 0.0, 10.0, low_open=True)
+    return params
+
+
+def request_from_proto(request: pb.GenerateRequest) -> GenerationRequest:
+    if not request.model:
+        raise InvalidArgument("model is required", field="model")
+    which = request.WhichOneof("input")
+    if which is None:
+        raise InvalidArgument("one of chat or prompt is required", field="input")
+    if request.HasField("max_tokens") and request.max_tokens == 0:
+        raise InvalidArgument("max_tokens must be at least 1", field="max_tokens")
+    if any(not s for s in request.stop):
+        raise InvalidArgument("stop strings must not be empty", field="stop")
+    return GenerationRequest(
+        model=request.model,
+        messages=messages_from_proto(request.chat) if which == "chat" else None,
+        prompt=request.prompt if which == "prompt" else None,
+        sampling=sampling_from_proto(request.sampling),
+        max_tokens=request.max_tokens if request.HasField("max_tokens") else None,
+        stop=list(request.stop),
+        session_id=request.session_id,
+    )
+
+
+def done_to_proto(event: Finished) -> pb.GenerationDone:
+    return pb.GenerationDone(
+        finish_reason=_FINISH[event.finish_reason],
+        usage=pb.Usage(
+            prompt_tokens=event.usage.prompt_tokens,
+            completion_tokens=event.usage.completion_tokens,
+            total_tokens=event.usage.total_tokens,
+            cached_tokens=event.usage.cached_tokens,
+        ),
+        timings=pb.Timings(
+            time_to_first_token_seconds=event.timings.time_to_first_token,
+            prompt_tokens_per_second=event.timings.prompt_tokens_per_second,
+            generation_tokens_per_second=event.timings.generation_tokens_per_second,
+            total_seconds=event.timings.total_seconds,
+        ),
+        model=event.model,
+    )
+
+
+class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @maps_errors
+    async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext):
+        events = self.engine.generate(request_from_proto(request))
+        try:
+            async for event in events:
+                if isinstance(event, TextChunk):
+                    yield pb.GenerateResponse(
+                        delta=pb.TextDelta(text=event.text, token_ids=event.token_ids)
+                    )
+                else:
+                    yield pb.GenerateResponse(done=done_to_proto(event))
+        finally:
+            # A cancelled RPC raises CancelledError here; closing the stream tells the engine.
+            await events.aclose()
+
+    @maps_errors
+    async def CountTokens(self, request: pb.CountTokensRequest, context: grpc.aio.ServicerContext):
+        if not request.model:
+            raise InvalidArgument("model is required", field="model")
+        which = request.WhichOneof("input")
+        if which is None:
+            raise InvalidArgument("one of chat or text is required", field="input")
+        generation = GenerationRequest(
+            model=request.model,
+            messages=messages_from_proto(request.chat) if which == "chat" else None,
+            prompt=request.text if which == "text" else None,
+        )
+        count, context_length = await self.engine.count_tokens(generation)
+        return pb.CountTokensResponse(token_count=count, context_length=context_length)

@@ -1,0 +1,74 @@
+"""ModelService: the models directory and what the engine has loaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+
+from osaurus.engine.engine import Engine
+from osaurus.errors import InvalidArgument
+from osaurus.models.gguf_import import import_gguf
+from osaurus.models.registry import ModelInfo
+from osaurus.services.status import maps_errors
+from osaurus.v1 import model_pb2 as pb
+from osaurus.v1 import model_pb2_grpc
+
+
+def _require_id(model_id: str) -> str:
+    if not model_id:
+        raise InvalidArgument("id is required", field="id")
+    return model_id
+
+
+class ModelServicer(model_pb2_grpc.ModelServiceServicer):
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def _to_proto(self, info: ModelInfo) -> pb.Model:
+        return pb.Model(
+            id=info.id,
+            path=str(info.path),
+            size_bytes=info.size_bytes,
+            architecture=info.architecture,
+            quantization=info.quantization,
+            context_length=info.context_length,
+            loaded=self.engine.is_loaded(info.id),
+        )
+
+    @maps_errors
+    async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext):
+        return pb.ListModelsResponse(
+            models=[self._to_proto(m) for m in self.engine.registry.list()]
+        )
+
+    @maps_errors
+    async def GetModel(self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext):
+        return pb.GetModelResponse(
+            model=self._to_proto(self.engine.model_info(_require_id(request.id)))
+        )
+
+    @maps_errors
+    async def LoadModel(self, request: pb.LoadModelRequest, context: grpc.aio.ServicerContext):
+        lm = await self.engine.load(_require_id(request.id))
+        return pb.LoadModelResponse(model=self._to_proto(lm.info), load_seconds=lm.load_seconds)
+
+    @maps_errors
+    async def UnloadModel(self, request: pb.UnloadModelRequest, context: grpc.aio.ServicerContext):
+        return pb.UnloadModelResponse(was_loaded=await self.engine.unload(_require_id(request.id)))
+
+    @maps_errors
+    async def DeleteModel(self, request: pb.DeleteModelRequest, context: grpc.aio.ServicerContext):
+        return pb.DeleteModelResponse(freed_bytes=await self.engine.delete(_require_id(request.id)))
+
+    @maps_errors
+    async def ImportModel(self, request: pb.ImportModelRequest, context: grpc.aio.ServicerContext):
+        if not request.gguf_path:
+            raise InvalidArgument("gguf_path is required", field="gguf_path")
+        registry = self.engine.registry
+        # The conversion runs MLX, so it runs on the engine thread.
+        path = await self.engine.call(
+            import_gguf, Path(request.gguf_path), registry.models_dir, request.name or None
+        )
+        model_id = path.relative_to(registry.models_dir).as_posix().lower()
+        return pb.ImportModelResponse(model=self._to_proto(registry.get(model_id)))

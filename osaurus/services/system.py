@@ -1,0 +1,62 @@
+"""SystemService: server status and a live stream of machine statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+
+from osaurus import __version__
+from osaurus.engine.blas import blas_in_use
+from osaurus.engine.engine import Engine
+from osaurus.errors import InvalidArgument
+from osaurus.services.status import maps_errors
+from osaurus.system import SystemMonitor
+from osaurus.v1 import system_pb2 as pb
+from osaurus.v1 import system_pb2_grpc
+
+MIN_INTERVAL_SECONDS = 0.1
+DEFAULT_INTERVAL_SECONDS = 1.0
+
+
+class SystemServicer(system_pb2_grpc.SystemServiceServicer):
+    def __init__(self, engine: Engine, device: str, mlx_version: str):
+        self.engine = engine
+        self.device = device
+        self.mlx_version = mlx_version
+        self.started = time.monotonic()
+
+    @maps_errors
+    async def GetStatus(self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext):
+        return pb.GetStatusResponse(
+            version=__version__,
+            uptime_seconds=time.monotonic() - self.started,
+            loaded_models=self.engine.loaded_ids(),
+            device=self.device,
+            mlx_version=self.mlx_version,
+            models_dir=str(self.engine.registry.models_dir),
+            blas=blas_in_use(),
+        )
+
+    @maps_errors
+    async def WatchSystemStats(
+        self, request: pb.WatchSystemStatsRequest, context: grpc.aio.ServicerContext
+    ):
+        interval = request.interval_seconds or DEFAULT_INTERVAL_SECONDS
+        if interval < MIN_INTERVAL_SECONDS:
+            raise InvalidArgument(
+                f"interval_seconds must be at least {MIN_INTERVAL_SECONDS}",
+                field="interval_seconds",
+            )
+        monitor = SystemMonitor()
+        while True:
+            await asyncio.sleep(interval)
+            s = monitor.sample()
+            yield pb.WatchSystemStatsResponse(
+                cpu_percent=s.cpu_percent,
+                memory_used_bytes=s.memory_used_bytes,
+                memory_total_bytes=s.memory_total_bytes,
+                process_rss_bytes=s.process_rss_bytes,
+                timestamp=s.timestamp,
+            )

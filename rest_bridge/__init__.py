@@ -1,0 +1,1 @@
+"""OpenAI-compatible REST bridge: translates REST/SSE to osaurus gRPC calls. No model, no engine."""

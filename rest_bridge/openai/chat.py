@@ -1,0 +1,108 @@
+"""Translate chat completions: OpenAI request -> GenerateRequest, Generate stream -> OpenAI JSON."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from osaurus.v1 import inference_pb2 as pb
+from rest_bridge.openai.protocol import ChatCompletionRequest, usage_json
+
+_ROLES = {
+    "system": pb.ROLE_SYSTEM,
+    "developer": pb.ROLE_SYSTEM,  # OpenAI's newer name for system instructions
+    "user": pb.ROLE_USER,
+    "assistant": pb.ROLE_ASSISTANT,
+    "tool": pb.ROLE_TOOL,
+}
+FINISH_REASONS = {
+    pb.FINISH_REASON_STOP: "stop",
+    pb.FINISH_REASON_LENGTH: "length",
+    pb.FINISH_REASON_CANCELLED: "stop",
+}
+
+
+def to_generate_request(body: ChatCompletionRequest, session_id: str | None) -> pb.GenerateRequest:
+    sampling = pb.SamplingParams()
+    for name in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty"):
+        value = getattr(body, name)
+        if value is not None:
+            setattr(sampling, name, value)
+    if body.seed is not None:
+        sampling.seed = body.seed & 0xFFFFFFFFFFFFFFFF  # uint64 on the wire; negative seeds wrap
+    request = pb.GenerateRequest(
+        model=body.model,
+        chat=pb.Chat(
+            messages=[
+                pb.ChatMessage(role=_ROLES[m.role], content=m.text(), name=m.name or "")
+                for m in body.messages
+            ]
+        ),
+        sampling=sampling,
+        stop=body.stop_list(),
+        session_id=body.session_id or session_id or "",
+    )
+    max_tokens = body.max_completion_tokens or body.max_tokens
+    if max_tokens is not None:
+        request.max_tokens = max_tokens
+    return request
+
+
+class CompletionIds:
+    """The id, creation time and model that every chunk of one completion repeats."""
+
+    def __init__(self, model: str):
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+        self.model = model
+
+    def envelope(self, obj: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": obj,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": "osaurus",
+        }
+
+
+def chunk(
+    ids: CompletionIds,
+    delta: dict[str, Any],
+    finish_reason: str | None = None,
+    with_usage_field: bool = False,
+) -> dict[str, Any]:
+    out = ids.envelope("chat.completion.chunk")
+    out["choices"] = [
+        {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+    ]
+    if with_usage_field:
+        out["usage"] = None  # OpenAI sends null here when the final usage chunk will follow
+    return out
+
+
+def usage_chunk(ids: CompletionIds, done: pb.GenerationDone) -> dict[str, Any]:
+    out = ids.envelope("chat.completion.chunk")
+    out["choices"] = []
+    out["usage"] = done_usage(done)
+    return out
+
+
+def done_usage(done: pb.GenerationDone) -> dict[str, Any]:
+    u = done.usage
+    return usage_json(u.prompt_tokens, u.completion_tokens, u.cached_tokens)
+
+
+def completion(ids: CompletionIds, text: str, done: pb.GenerationDone) -> dict[str, Any]:
+    out = ids.envelope("chat.completion")
+    out["choices"] = [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": text, "refusal": None},
+            "logprobs": None,
+            "finish_reason": FINISH_REASONS.get(done.finish_reason, "stop"),
+        }
+    ]
+    out["usage"] = done_usage(done)
+    return out

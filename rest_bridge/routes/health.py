@@ -1,0 +1,47 @@
+"""GET / (plain text) and GET /health (JSON): is the bridge up, and does the server answer."""
+
+from __future__ import annotations
+
+import grpc
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from osaurus import __version__
+from osaurus.v1 import system_pb2
+from rest_bridge.grpc_client import clients
+
+router = APIRouter()
+HEALTH_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/", response_class=PlainTextResponse)
+async def root(request: Request) -> str:
+    return (
+        f"osaurus {__version__} is running (OpenAI-compatible API at /v1, "
+        f"gRPC server at {clients(request).target})\n"
+    )
+
+
+@router.get("/health")
+async def health(request: Request) -> JSONResponse:
+    c = clients(request)
+    body: dict = {"status": "ok", "version": __version__, "grpc_target": c.target}
+    try:
+        status = await c.system.GetStatus(
+            system_pb2.GetStatusRequest(), timeout=HEALTH_TIMEOUT_SECONDS
+        )
+    except grpc.aio.AioRpcError as exc:
+        body.update(
+            status="unavailable",
+            grpc_reachable=False,
+            loaded_models=[],
+            error=exc.details() or exc.code().name,
+        )
+        return JSONResponse(body, status_code=503)
+    body.update(
+        grpc_reachable=True,
+        loaded_models=list(status.loaded_models),
+        server_version=status.version,
+        device=status.device,
+    )
+    return JSONResponse(body)
