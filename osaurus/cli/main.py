@@ -1,4 +1,4 @@
-"""`osaurus serve` (gRPC server + REST bridge in one process) and `osaurus bridge` (bridge alone)."""
+"""`osaurus serve` (gRPC server and REST bridge in one process) and `osaurus bridge` (alone)."""
 
 from __future__ import annotations
 

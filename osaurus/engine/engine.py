@@ -10,6 +10,7 @@ changing the async interface below.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -29,10 +30,8 @@ T = TypeVar("T")
 
 def _deliver(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
     """Hand a result to the event loop; a loop that has closed (shutdown) just drops it."""
-    try:
+    with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(fn, *args)
-    except RuntimeError:
-        pass
 
 
 def _resolve(

@@ -85,7 +85,7 @@ def request_from_proto(request: pb.GenerateRequest) -> GenerationRequest:
         raise InvalidArgument("model is required", field="model")
     which = request.WhichOneof("input")
     if which is None:
-        raise InvalidArgument("one of chat or prompt is required", field="input")
+        raise InvalidArgument("input is required: set chat or prompt", field="input")
     if request.HasField("max_tokens") and request.max_tokens == 0:
         raise InvalidArgument("max_tokens must be at least 1", field="max_tokens")
     if any(not s for s in request.stop):
@@ -145,7 +145,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
             raise InvalidArgument("model is required", field="model")
         which = request.WhichOneof("input")
         if which is None:
-            raise InvalidArgument("one of chat or text is required", field="input")
+            raise InvalidArgument("input is required: set chat or text", field="input")
         generation = GenerationRequest(
             model=request.model,
             messages=messages_from_proto(request.chat) if which == "chat" else None,

@@ -1,0 +1,139 @@
+"""InferenceService over a real grpc.aio server with a fake engine: validation, error statuses,
+event translation and cancellation. (The real engine is covered by tests/e2e.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from osaurus.engine.request import Finished, GenerationRequest, TextChunk, Timings, Usage
+from osaurus.errors import ContextLengthExceeded, ModelNotFound
+from osaurus.services.inference import InferenceServicer
+from osaurus.v1 import inference_pb2 as pb
+from osaurus.v1 import inference_pb2_grpc
+
+
+class FakeEngine:
+    def __init__(self) -> None:
+        self.requests: list[GenerationRequest] = []
+        self.closed = asyncio.Event()
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator:
+        self.requests.append(request)
+        if request.model == "missing":
+            raise ModelNotFound("model 'missing' not found", field="model")
+        if request.model == "long":
+            raise ContextLengthExceeded("too long", field="messages")
+        try:
+            if request.model == "endless":
+                while True:
+                    yield TextChunk("x", [1])
+                    await asyncio.sleep(0.01)
+            yield TextChunk("Hel", [10])
+            yield TextChunk("lo", [11, 12])
+            yield Finished("stop", Usage(5, 3), Timings(0.1, 50.0, 20.0, 0.2), request.model)
+        finally:
+            self.closed.set()
+
+    async def count_tokens(self, request: GenerationRequest) -> tuple[int, int]:
+        return 42, 8192
+
+
+@pytest.fixture
+async def stub_and_engine():
+    engine = FakeEngine()
+    server = grpc.aio.server()
+    inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(engine), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    yield inference_pb2_grpc.InferenceServiceStub(channel), engine
+    await channel.close()
+    await server.stop(0)
+
+
+def _chat(text: str = "hi", role: int = pb.ROLE_USER) -> pb.Chat:
+    return pb.Chat(messages=[pb.ChatMessage(role=role, content=text)])
+
+
+async def _error(call) -> tuple[grpc.StatusCode, str, str, dict]:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        async for _ in call:
+            pass
+    status = rpc_status.from_call(info.value)
+    detail = error_details_pb2.ErrorInfo()
+    assert status is not None and status.details[0].Unpack(detail)
+    assert detail.domain == "osaurus"
+    return info.value.code(), info.value.details(), detail.reason, dict(detail.metadata)
+
+
+async def test_streams_deltas_then_done(stub_and_engine) -> None:
+    stub, engine = stub_and_engine
+    request = pb.GenerateRequest(model="m", chat=_chat(), stop=["\n"], max_tokens=7)
+    request.sampling.temperature = 0.0
+    events = [e async for e in stub.Generate(request)]
+    assert [e.delta.text for e in events[:2]] == ["Hel", "lo"]
+    assert list(events[1].delta.token_ids) == [11, 12]
+    done = events[2].done
+    assert done.finish_reason == pb.FINISH_REASON_STOP
+    assert (done.usage.prompt_tokens, done.usage.completion_tokens, done.usage.total_tokens) == (5, 3, 8)
+    sent = engine.requests[0]
+    assert sent.sampling.temperature == 0.0 and sent.sampling.top_p is None  # presence kept
+    assert (sent.max_tokens, sent.stop, sent.messages[0].role) == (7, ["\n"], "user")
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (pb.GenerateRequest(chat=_chat()), "model"),
+        (pb.GenerateRequest(model="m"), "input"),
+        (pb.GenerateRequest(model="m", chat=pb.Chat()), "chat.messages"),
+        (pb.GenerateRequest(model="m", chat=_chat(role=pb.ROLE_UNSPECIFIED)), "chat.messages[0].role"),
+        (pb.GenerateRequest(model="m", prompt="x", max_tokens=0), "max_tokens"),
+        (pb.GenerateRequest(model="m", prompt="x", stop=[""]), "stop"),
+        (pb.GenerateRequest(model="m", prompt="x", sampling=pb.SamplingParams(temperature=-1)),
+         "sampling.temperature"),
+        (pb.GenerateRequest(model="m", prompt="x", sampling=pb.SamplingParams(top_p=1.5)),
+         "sampling.top_p"),
+        (pb.GenerateRequest(model="m", prompt="x", sampling=pb.SamplingParams(repetition_penalty=0)),
+         "sampling.repetition_penalty"),
+    ],
+)
+async def test_malformed_requests_are_invalid_argument_naming_the_field(
+    stub_and_engine, request_: pb.GenerateRequest, field: str
+) -> None:
+    stub, engine = stub_and_engine
+    code, message, reason, metadata = await _error(stub.Generate(request_))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert metadata["field"] == field and field.split(".")[-1].split("[")[0] in message
+    assert engine.requests == []  # never reached the engine
+
+
+async def test_core_errors_map_to_status_and_reason(stub_and_engine) -> None:
+    stub, _ = stub_and_engine
+    code, _, reason, _ = await _error(stub.Generate(pb.GenerateRequest(model="missing", prompt="x")))
+    assert (code, reason) == (grpc.StatusCode.NOT_FOUND, "MODEL_NOT_FOUND")
+    code, _, reason, _ = await _error(stub.Generate(pb.GenerateRequest(model="long", prompt="x")))
+    assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "CONTEXT_LENGTH_EXCEEDED")
+
+
+async def test_client_cancel_closes_the_engine_stream(stub_and_engine) -> None:
+    stub, engine = stub_and_engine
+    call = stub.Generate(pb.GenerateRequest(model="endless", prompt="x"))
+    assert (await call.read()).delta.text == "x"
+    call.cancel()
+    await asyncio.wait_for(engine.closed.wait(), timeout=5)
+
+
+async def test_count_tokens(stub_and_engine) -> None:
+    stub, _ = stub_and_engine
+    response = await stub.CountTokens(pb.CountTokensRequest(model="m", text="abc"))
+    assert (response.token_count, response.context_length) == (42, 8192)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.CountTokens(pb.CountTokensRequest(model="m"))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
