@@ -111,11 +111,10 @@ class Engine:
         import mlx.core as mx
 
         with self._models_lock:
-            removed = self._models.pop(model_id, None)
-        if removed is not None:
-            del removed
-            mx.clear_cache()
-        return removed is not None
+            was_loaded = self._models.pop(model_id, None) is not None
+        if was_loaded:
+            mx.clear_cache()  # the model's arrays are freed with the last reference; drop the cache
+        return was_loaded
 
     async def load(self, model_id: str) -> LoadedModel:
         return await self.call(self._ensure_loaded, model_id)

@@ -75,6 +75,8 @@ def validate_model_id(model_id: str) -> str:
 def import_gguf(gguf_path: Path, models_dir: Path, model_id: str | None = None) -> Path:
     """Convert `gguf_path` into `models_dir/<model_id>`; returns the new model directory."""
     gguf_path = Path(gguf_path).expanduser()
+    if model_id:
+        validate_model_id(model_id)
     if not gguf_path.is_file():
         raise NotFound(f"GGUF file not found: {gguf_path}", field="gguf_path")
     model_id = validate_model_id(model_id or default_model_id(gguf_path))
