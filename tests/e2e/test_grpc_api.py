@@ -63,7 +63,9 @@ def reason_of(error: grpc.RpcError) -> tuple[str, dict]:
 
 
 def test_generate_chat_greedy(inference, model_id) -> None:
-    text, done, ids = run(inference, chat(QUESTION, model_id, sampling=ipb.SamplingParams(temperature=0)))
+    text, done, ids = run(
+        inference, chat(QUESTION, model_id, sampling=ipb.SamplingParams(temperature=0))
+    )
     assert text == "The capital of France is Paris."
     assert done.finish_reason == ipb.FINISH_REASON_STOP and done.model == model_id
     assert done.usage.completion_tokens == len(ids) == 7
@@ -91,11 +93,14 @@ def test_count_tokens_of_a_chat_matches_generate_usage(inference, model_id) -> N
 
 def test_sampling_parameters_are_applied(inference, model_id) -> None:
     def sample(**sampling) -> str:
-        return run(inference, chat(QUESTION, model_id, max_tokens=10,
-                                   sampling=ipb.SamplingParams(**sampling)))[0]
+        return run(
+            inference,
+            chat(QUESTION, model_id, max_tokens=10, sampling=ipb.SamplingParams(**sampling)),
+        )[0]
 
     assert sample(temperature=1.2, seed=3, top_p=0.9, top_k=40, min_p=0.05) == sample(
-        temperature=1.2, seed=3, top_p=0.9, top_k=40, min_p=0.05)
+        temperature=1.2, seed=3, top_p=0.9, top_k=40, min_p=0.05
+    )
     # top_k=1 is greedy whatever the temperature.
     assert sample(temperature=1.5, top_k=1, seed=1) == sample(temperature=0)
     assert sample(temperature=0, repetition_penalty=1.3)  # accepted and runs
@@ -160,9 +165,11 @@ def test_list_get_load_unload(models, inference, model_id, system) -> None:
     assert loaded.model.loaded and loaded.load_seconds > 0
     assert model_id in system.GetStatus(system_pb2.GetStatusRequest()).loaded_models
 
-    for rpc, request in ((models.GetModel, model_pb2.GetModelRequest(id="nope")),
-                         (models.LoadModel, model_pb2.LoadModelRequest(id="nope")),
-                         (models.DeleteModel, model_pb2.DeleteModelRequest(id="nope"))):
+    for rpc, request in (
+        (models.GetModel, model_pb2.GetModelRequest(id="nope")),
+        (models.LoadModel, model_pb2.LoadModelRequest(id="nope")),
+        (models.DeleteModel, model_pb2.DeleteModelRequest(id="nope")),
+    ):
         with pytest.raises(grpc.RpcError) as info:
             rpc(request)
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
@@ -172,10 +179,14 @@ def test_list_get_load_unload(models, inference, model_id, system) -> None:
 
 
 def test_import_generate_delete_round_trip(models, inference, gguf_path, server) -> None:
-    imported = models.ImportModel(model_pb2.ImportModelRequest(gguf_path=str(gguf_path), name="copy"))
+    imported = models.ImportModel(
+        model_pb2.ImportModelRequest(gguf_path=str(gguf_path), name="copy")
+    )
     assert imported.model.id == "copy" and imported.model.quantization == "4-bit (group 32)"
     try:
-        text, _, _ = run(inference, chat(QUESTION, "copy", sampling=ipb.SamplingParams(temperature=0)))
+        text, _, _ = run(
+            inference, chat(QUESTION, "copy", sampling=ipb.SamplingParams(temperature=0))
+        )
         assert "Paris" in text
         with pytest.raises(grpc.RpcError) as info:
             models.ImportModel(model_pb2.ImportModelRequest(gguf_path=str(gguf_path), name="copy"))
@@ -204,7 +215,9 @@ def test_import_errors(models, tmp_path) -> None:
     assert "rwkv6" in info.value.details() and reason_of(info.value)[0] == "UNSUPPORTED_MODEL"
 
     with pytest.raises(grpc.RpcError) as info:
-        models.ImportModel(model_pb2.ImportModelRequest(gguf_path=str(tmp_path / "x.gguf"), name="Bad Name!"))
+        models.ImportModel(
+            model_pb2.ImportModelRequest(gguf_path=str(tmp_path / "x.gguf"), name="Bad Name!")
+        )
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -216,7 +229,9 @@ def test_system_status_and_stats_stream(system) -> None:
     samples = [next(stream), next(stream)]
     stream.cancel()
     assert samples[1].timestamp > samples[0].timestamp
-    assert all(s.memory_total_bytes > s.memory_used_bytes > 0 and s.process_rss_bytes > 0 for s in samples)
+    assert all(
+        s.memory_total_bytes > s.memory_used_bytes > 0 and s.process_rss_bytes > 0 for s in samples
+    )
     with pytest.raises(grpc.RpcError) as info:
         next(system.WatchSystemStats(system_pb2.WatchSystemStatsRequest(interval_seconds=0.01)))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -224,7 +239,12 @@ def test_system_status_and_stats_stream(system) -> None:
 
 def test_health_reports_serving(channel) -> None:
     health = health_pb2_grpc.HealthStub(channel)
-    for service in ("", "osaurus.v1.InferenceService", "osaurus.v1.ModelService", "osaurus.v1.SystemService"):
+    for service in (
+        "",
+        "osaurus.v1.InferenceService",
+        "osaurus.v1.ModelService",
+        "osaurus.v1.SystemService",
+    ):
         response = health.Check(health_pb2.HealthCheckRequest(service=service))
         assert response.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -232,7 +252,11 @@ def test_health_reports_serving(channel) -> None:
 def test_reflection_lists_and_describes_services(channel) -> None:
     db = ProtoReflectionDescriptorDatabase(channel)
     services = set(db.get_services())
-    assert {"osaurus.v1.InferenceService", "osaurus.v1.ModelService", "osaurus.v1.SystemService",
-            "grpc.health.v1.Health"} <= services
+    assert {
+        "osaurus.v1.InferenceService",
+        "osaurus.v1.ModelService",
+        "osaurus.v1.SystemService",
+        "grpc.health.v1.Health",
+    } <= services
     proto = db.FindFileContainingSymbol("osaurus.v1.InferenceService")
     assert proto.package == "osaurus.v1"

@@ -16,7 +16,9 @@ COUNTING = [{"role": "user", "content": "Write the numbers from 1 to 1000, one p
 
 @pytest.fixture(scope="module")
 def client(server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.http_url}/v1", api_key="any", max_retries=0, timeout=120)
+    return openai.OpenAI(
+        base_url=f"{server.http_url}/v1", api_key="any", max_retries=0, timeout=120
+    )
 
 
 def test_non_stream_answers_and_usage_adds_up(client, model_id) -> None:
@@ -34,15 +36,22 @@ def test_non_stream_answers_and_usage_adds_up(client, model_id) -> None:
 
 def test_stream_matches_non_stream_and_reports_usage(client, model_id) -> None:
     stream = client.chat.completions.create(
-        model=model_id, messages=QUESTION, temperature=0, stream=True,
+        model=model_id,
+        messages=QUESTION,
+        temperature=0,
+        stream=True,
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant"
-    contents = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    contents = [
+        c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+    ]
     assert "".join(contents) == ANSWER
     assert len(contents) > 3  # streamed token by token, not one blob
-    finals = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finals = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finals == ["stop"]
     usage = chunks[-1].usage
     assert chunks[-1].choices == [] and usage.completion_tokens == 7
@@ -51,31 +60,40 @@ def test_stream_matches_non_stream_and_reports_usage(client, model_id) -> None:
 
 
 def test_stream_without_usage_has_no_usage_chunk(client, model_id) -> None:
-    chunks = list(client.chat.completions.create(
-        model=model_id, messages=QUESTION, temperature=0, stream=True, max_tokens=3))
+    chunks = list(
+        client.chat.completions.create(
+            model=model_id, messages=QUESTION, temperature=0, stream=True, max_tokens=3
+        )
+    )
     assert all(c.usage is None for c in chunks)
     assert chunks[-1].choices[0].finish_reason == "length"
 
 
 def test_max_tokens_and_max_completion_tokens_give_length(client, model_id) -> None:
-    r = client.chat.completions.create(model=model_id, messages=QUESTION, max_tokens=3, temperature=0)
+    r = client.chat.completions.create(
+        model=model_id, messages=QUESTION, max_tokens=3, temperature=0
+    )
     assert (r.choices[0].finish_reason, r.usage.completion_tokens) == ("length", 3)
     assert r.choices[0].message.content == "The capital of"
     r = client.chat.completions.create(model=model_id, messages=QUESTION, max_completion_tokens=2)
     assert r.usage.completion_tokens == 2
 
 
-@pytest.mark.parametrize(("stop", "expected"), [
-    ("Paris", "The capital of France is "),
-    ([" of Fr", "zzz"], "The capital"),  # " of Fr" spans tokens (" of", " France")
-])
+@pytest.mark.parametrize(
+    ("stop", "expected"),
+    [
+        ("Paris", "The capital of France is "),
+        ([" of Fr", "zzz"], "The capital"),  # " of Fr" spans tokens (" of", " France")
+    ],
+)
 def test_stop_strings_never_leak(client, model_id, stop, expected) -> None:
     r = client.chat.completions.create(model=model_id, messages=QUESTION, temperature=0, stop=stop)
     assert (r.choices[0].message.content, r.choices[0].finish_reason) == (expected, "stop")
     streamed = "".join(
         c.choices[0].delta.content or ""
         for c in client.chat.completions.create(
-            model=model_id, messages=QUESTION, temperature=0, stop=stop, stream=True)
+            model=model_id, messages=QUESTION, temperature=0, stop=stop, stream=True
+        )
         if c.choices
     )
     assert streamed == expected
@@ -83,18 +101,29 @@ def test_stop_strings_never_leak(client, model_id, stop, expected) -> None:
 
 def test_system_and_developer_messages_and_text_parts(client, model_id) -> None:
     r = client.chat.completions.create(
-        model=model_id, temperature=0, max_tokens=12,
-        messages=[{"role": "developer", "content": "Answer in one word."},
-                  {"role": "user", "content": [{"type": "text", "text": "What is the capital of France?"}]}],
+        model=model_id,
+        temperature=0,
+        max_tokens=12,
+        messages=[
+            {"role": "developer", "content": "Answer in one word."},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "What is the capital of France?"}],
+            },
+        ],
     )
     assert "Paris" in r.choices[0].message.content
 
 
 def test_seed_makes_sampling_repeatable(client, model_id) -> None:
     def sample(seed: int) -> str:
-        return client.chat.completions.create(
-            model=model_id, messages=QUESTION, temperature=1.0, seed=seed, max_tokens=12
-        ).choices[0].message.content
+        return (
+            client.chat.completions.create(
+                model=model_id, messages=QUESTION, temperature=1.0, seed=seed, max_tokens=12
+            )
+            .choices[0]
+            .message.content
+        )
 
     assert sample(7) == sample(7)
 
@@ -115,15 +144,18 @@ def test_unknown_model_is_404_model_not_found(client) -> None:
         assert "gpt-4o" in err["message"]
 
 
-@pytest.mark.parametrize(("kwargs", "param"), [
-    ({"temperature": 2.5}, "temperature"),
-    ({"top_p": -0.1}, "top_p"),
-    ({"n": 2}, "n"),
-    ({"max_tokens": 0}, "max_tokens"),
-    ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
-    ({"messages": []}, "messages"),
-    ({"stop": ""}, "stop"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"temperature": 2.5}, "temperature"),
+        ({"top_p": -0.1}, "top_p"),
+        ({"n": 2}, "n"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
+        ({"messages": []}, "messages"),
+        ({"stop": ""}, "stop"),
+    ],
+)
 def test_invalid_values_are_400_naming_the_param(client, model_id, kwargs, param) -> None:
     args = {"model": model_id, "messages": QUESTION, **kwargs}
     with pytest.raises(openai.BadRequestError) as info:
@@ -136,7 +168,8 @@ def test_invalid_values_are_400_naming_the_param(client, model_id, kwargs, param
 def test_context_length_exceeded_is_400(client, model_id) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(
-            model=model_id, messages=[{"role": "user", "content": "word " * 9000}])
+            model=model_id, messages=[{"role": "user", "content": "word " * 9000}]
+        )
     assert info.value.body["code"] == "context_length_exceeded"
     assert "8192" in info.value.body["message"]
 
@@ -145,7 +178,9 @@ def test_raw_http_errors_are_openai_shaped(server, model_id) -> None:
     url = f"{server.http_url}/v1/chat/completions"
     bad_json = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})
     assert bad_json.status_code == 400 and "JSON" in bad_json.json()["error"]["message"]
-    wrong_type = httpx.post(url, json={"model": model_id, "messages": QUESTION, "temperature": "hot"})
+    wrong_type = httpx.post(
+        url, json={"model": model_id, "messages": QUESTION, "temperature": "hot"}
+    )
     assert wrong_type.status_code == 400 and wrong_type.json()["error"]["param"] == "temperature"
     missing = httpx.post(url, json={"messages": QUESTION})
     assert missing.status_code == 400 and missing.json()["error"]["param"] == "model"
@@ -154,8 +189,17 @@ def test_raw_http_errors_are_openai_shaped(server, model_id) -> None:
     unknown_route = httpx.get(f"{server.http_url}/v1/nothing")
     assert unknown_route.status_code == 404 and "error" in unknown_route.json()
     # Unknown fields are ignored, as OpenAI-compatible servers do.
-    ok = httpx.post(url, json={"model": model_id, "messages": QUESTION, "max_tokens": 2,
-                               "frobnicate": True, "logit_bias": {}}, timeout=60)
+    ok = httpx.post(
+        url,
+        json={
+            "model": model_id,
+            "messages": QUESTION,
+            "max_tokens": 2,
+            "frobnicate": True,
+            "logit_bias": {},
+        },
+        timeout=60,
+    )
     assert ok.status_code == 200
 
 
@@ -163,7 +207,7 @@ def test_sse_wire_format(server, model_id) -> None:
     body = {"model": model_id, "messages": QUESTION, "stream": True, "max_tokens": 3}
     with httpx.stream("POST", f"{server.http_url}/v1/chat/completions", json=body, timeout=60) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
-        data = [line[len("data: "):] for line in r.iter_lines() if line.startswith("data: ")]
+        data = [line[len("data: ") :] for line in r.iter_lines() if line.startswith("data: ")]
     assert data[-1] == "[DONE]" and len(data) >= 4
 
 
@@ -175,8 +219,13 @@ def test_health_and_root(server, model_id) -> None:
 
 
 def test_client_disconnect_mid_stream_frees_the_engine(server, client, model_id) -> None:
-    body = {"model": model_id, "messages": COUNTING, "stream": True, "max_tokens": 400,
-            "temperature": 0}
+    body = {
+        "model": model_id,
+        "messages": COUNTING,
+        "stream": True,
+        "max_tokens": 400,
+        "temperature": 0,
+    }
     with httpx.stream("POST", f"{server.http_url}/v1/chat/completions", json=body, timeout=60) as r:
         lines = r.iter_lines()
         seen = 0
@@ -186,6 +235,8 @@ def test_client_disconnect_mid_stream_frees_the_engine(server, client, model_id)
                 break
     # 400 tokens at ~10 tokens/s would hold the engine for ~40 s if the disconnect were ignored.
     start = time.monotonic()
-    r = client.chat.completions.create(model=model_id, messages=QUESTION, max_tokens=5, temperature=0)
+    r = client.chat.completions.create(
+        model=model_id, messages=QUESTION, max_tokens=5, temperature=0
+    )
     assert r.usage.completion_tokens == 5
     assert time.monotonic() - start < 20

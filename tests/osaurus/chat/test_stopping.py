@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -49,7 +50,7 @@ def test_output_is_text_before_first_stop_whatever_the_chunking(
     text: str, stops: list[str], cuts: list[int]
 ) -> None:
     bounds = sorted({0, len(text), *[min(c, len(text)) for c in cuts]})
-    chunks = [text[a:b] for a, b in zip(bounds, bounds[1:])]
+    chunks = [text[a:b] for a, b in itertools.pairwise(bounds)]
     hits = [(i, s) for s in stops if (i := text.find(s)) >= 0]
     out, stopped = _run(chunks, stops)
     if hits:

@@ -23,9 +23,15 @@ def test_renders_the_models_own_template(tokenizer) -> None:
 
 
 def test_system_messages_are_merged_and_first(tokenizer) -> None:
-    messages = [Message("user", "Hi"), Message("system", "Be brief."), Message("system", "Be kind.")]
+    messages = [
+        Message("user", "Hi"),
+        Message("system", "Be brief."),
+        Message("system", "Be kind."),
+    ]
     text = render_chat(tokenizer, messages).text
-    assert text.startswith("<|im_start|>system\nBe brief.\n\nBe kind.<|im_end|>\n<|im_start|>user\nHi")
+    assert text.startswith(
+        "<|im_start|>system\nBe brief.\n\nBe kind.<|im_end|>\n<|im_start|>user\nHi"
+    )
 
 
 def test_named_template_list_uses_default(tokenizer) -> None:

@@ -87,7 +87,9 @@ def test_unpermute_inverts_llama_cpp_permutation() -> None:
 
 def test_unsupported_architecture_is_named_and_nothing_is_written(tmp_path: Path) -> None:
     source = _write_gguf(
-        tmp_path / "mamba.gguf", "mamba", {"token_embd.weight": (np.zeros((4, 8), np.float32), None)}
+        tmp_path / "mamba.gguf",
+        "mamba",
+        {"token_embd.weight": (np.zeros((4, 8), np.float32), None)},
     )
     models = tmp_path / "models"
     models.mkdir()
@@ -99,7 +101,9 @@ def test_unsupported_architecture_is_named_and_nothing_is_written(tmp_path: Path
 def test_unsupported_tensor_type_is_named(tmp_path: Path) -> None:
     q4_k_block = np.zeros((1, 144), np.uint8)  # one 256-weight Q4_K block
     source = _write_gguf(
-        tmp_path / "k.gguf", "llama", {"blk.0.attn_q.weight": (q4_k_block, gguf.GGMLQuantizationType.Q4_K)}
+        tmp_path / "k.gguf",
+        "llama",
+        {"blk.0.attn_q.weight": (q4_k_block, gguf.GGMLQuantizationType.Q4_K)},
     )
     models = tmp_path / "models"
     models.mkdir()

@@ -38,7 +38,11 @@ def test_describes_quantization_context_and_size(tmp_path: Path) -> None:
     }
     _fake_model(tmp_path / "q", config)
     info = ModelRegistry(tmp_path).get("Q")
-    assert (info.architecture, info.quantization, info.context_length) == ("qwen3", "4-bit (group 64)", 40960)
+    assert (info.architecture, info.quantization, info.context_length) == (
+        "qwen3",
+        "4-bit (group 64)",
+        40960,
+    )
     assert info.size_bytes == 100 + len(json.dumps(config))
 
 
@@ -46,7 +50,7 @@ def test_resolve_by_bare_name_and_errors(tmp_path: Path) -> None:
     _fake_model(tmp_path / "mlx-community" / "Phi-4-mini")
     registry = ModelRegistry(tmp_path)
     assert registry.resolve("phi-4-mini")[0] == "mlx-community/phi-4-mini"
-    with pytest.raises(ModelNotFound, match="gpt-4o.*mlx-community/phi-4-mini"):
+    with pytest.raises(ModelNotFound, match=r"gpt-4o.*mlx-community/phi-4-mini"):
         registry.resolve("gpt-4o")
     with pytest.raises(InvalidArgument):
         registry.resolve("")

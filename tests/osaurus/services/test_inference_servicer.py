@@ -81,7 +81,11 @@ async def test_streams_deltas_then_done(stub_and_engine) -> None:
     assert list(events[1].delta.token_ids) == [11, 12]
     done = events[2].done
     assert done.finish_reason == pb.FINISH_REASON_STOP
-    assert (done.usage.prompt_tokens, done.usage.completion_tokens, done.usage.total_tokens) == (5, 3, 8)
+    assert (done.usage.prompt_tokens, done.usage.completion_tokens, done.usage.total_tokens) == (
+        5,
+        3,
+        8,
+    )
     sent = engine.requests[0]
     assert sent.sampling.temperature == 0.0 and sent.sampling.top_p is None  # presence kept
     assert (sent.max_tokens, sent.stop, sent.messages[0].role) == (7, ["\n"], "user")
@@ -93,22 +97,33 @@ async def test_streams_deltas_then_done(stub_and_engine) -> None:
         (pb.GenerateRequest(chat=_chat()), "model"),
         (pb.GenerateRequest(model="m"), "input"),
         (pb.GenerateRequest(model="m", chat=pb.Chat()), "chat.messages"),
-        (pb.GenerateRequest(model="m", chat=_chat(role=pb.ROLE_UNSPECIFIED)), "chat.messages[0].role"),
+        (
+            pb.GenerateRequest(model="m", chat=_chat(role=pb.ROLE_UNSPECIFIED)),
+            "chat.messages[0].role",
+        ),
         (pb.GenerateRequest(model="m", prompt="x", max_tokens=0), "max_tokens"),
         (pb.GenerateRequest(model="m", prompt="x", stop=[""]), "stop"),
-        (pb.GenerateRequest(model="m", prompt="x", sampling=pb.SamplingParams(temperature=-1)),
-         "sampling.temperature"),
-        (pb.GenerateRequest(model="m", prompt="x", sampling=pb.SamplingParams(top_p=1.5)),
-         "sampling.top_p"),
-        (pb.GenerateRequest(model="m", prompt="x", sampling=pb.SamplingParams(repetition_penalty=0)),
-         "sampling.repetition_penalty"),
+        (
+            pb.GenerateRequest(model="m", prompt="x", sampling=pb.SamplingParams(temperature=-1)),
+            "sampling.temperature",
+        ),
+        (
+            pb.GenerateRequest(model="m", prompt="x", sampling=pb.SamplingParams(top_p=1.5)),
+            "sampling.top_p",
+        ),
+        (
+            pb.GenerateRequest(
+                model="m", prompt="x", sampling=pb.SamplingParams(repetition_penalty=0)
+            ),
+            "sampling.repetition_penalty",
+        ),
     ],
 )
 async def test_malformed_requests_are_invalid_argument_naming_the_field(
     stub_and_engine, request_: pb.GenerateRequest, field: str
 ) -> None:
     stub, engine = stub_and_engine
-    code, message, reason, metadata = await _error(stub.Generate(request_))
+    code, message, _reason, metadata = await _error(stub.Generate(request_))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert metadata["field"] == field and field.split(".")[-1].split("[")[0] in message
     assert engine.requests == []  # never reached the engine
@@ -116,7 +131,9 @@ async def test_malformed_requests_are_invalid_argument_naming_the_field(
 
 async def test_core_errors_map_to_status_and_reason(stub_and_engine) -> None:
     stub, _ = stub_and_engine
-    code, _, reason, _ = await _error(stub.Generate(pb.GenerateRequest(model="missing", prompt="x")))
+    code, _, reason, _ = await _error(
+        stub.Generate(pb.GenerateRequest(model="missing", prompt="x"))
+    )
     assert (code, reason) == (grpc.StatusCode.NOT_FOUND, "MODEL_NOT_FOUND")
     code, _, reason, _ = await _error(stub.Generate(pb.GenerateRequest(model="long", prompt="x")))
     assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "CONTEXT_LENGTH_EXCEEDED")

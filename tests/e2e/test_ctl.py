@@ -1,0 +1,63 @@
+"""osaurus-ctl as a user runs it: a subprocess against the real server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from helpers import free_port
+
+
+def ctl(server, *args: str, target: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "osaurus.cli.ctl", "--target", target or server.grpc_target, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_status_and_models_as_json(server, model_id) -> None:
+    status = json.loads(ctl(server, "status", "--json").stdout)
+    assert status["device"] == "cpu" and status["version"]
+    models = json.loads(ctl(server, "models", "list", "--json").stdout)
+    assert model_id in [m["id"] for m in models]
+    shown = json.loads(ctl(server, "models", "show", model_id, "--json").stdout)
+    assert shown["architecture"] == "llama" and shown["context_length"] == 8192
+
+
+def test_human_output(server, model_id) -> None:
+    listing = ctl(server, "models", "list")
+    assert listing.returncode == 0 and model_id in listing.stdout and "4-bit" in listing.stdout
+    assert "loaded" in ctl(server, "models", "load", model_id).stdout
+    assert "device: cpu" in ctl(server, "status").stdout
+
+
+def test_chat_streams_the_answer(server, model_id) -> None:
+    result = ctl(server, "chat", model_id, "What is the capital of France?", "--temperature", "0")
+    assert result.returncode == 0 and "Paris" in result.stdout
+    as_json = json.loads(ctl(server, "chat", model_id, "Hi", "--max-tokens", "3", "--json").stdout)
+    assert as_json["finish_reason"] == "FINISH_REASON_LENGTH" and as_json["text"]
+
+
+def test_system_samples(server) -> None:
+    result = ctl(server, "system", "--count", "2", "--interval", "0.2", "--json")
+    samples = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(samples) == 2 and int(samples[0]["memory_total_bytes"]) > 0
+
+
+def test_errors_are_one_clear_line(server, tmp_path) -> None:
+    missing = ctl(server, "models", "show", "no-such-model")
+    assert (
+        missing.returncode == 1
+        and "no-such-model" in missing.stderr
+        and "NOT_FOUND" in missing.stderr
+    )
+    assert "Traceback" not in missing.stderr
+    bad_import = ctl(server, "models", "import", str(tmp_path / "nope.gguf"))
+    assert bad_import.returncode == 1 and "not found" in bad_import.stderr
+
+    down = ctl(server, "status", target=f"127.0.0.1:{free_port()}")
+    assert down.returncode == 1
+    assert down.stderr.strip().count("\n") == 0 and "cannot reach the osaurus server" in down.stderr
