@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/osaurus/v1/*.proto)
 
-.PHONY: setup serve test lint proto proto-check buf-lint check bench clean
+.PHONY: setup serve test lint proto proto-check buf-lint check clean
 
 setup: $(STAMP)
 
@@ -24,8 +24,8 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check osaurus rest_bridge tests bench
-	$(BIN)/ruff format --check osaurus rest_bridge tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 proto: setup
 	$(BIN)/python -m grpc_tools.protoc -I proto --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
@@ -39,9 +39,6 @@ buf-lint:
 	cd proto && npx --yes @bufbuild/buf lint
 
 check: lint proto-check buf-lint
-
-bench: setup
-	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
