@@ -1,0 +1,163 @@
+"""Each supported GGUF tensor type imports to a model whose logits match mlx-lm's own llama.
+
+A tiny random llama is written as GGUF the way llama.cpp's converter writes it (q/k rows
+permuted, tensors in the given type), imported, and compared with mlx-lm's reference llama built
+from the same (dequantized) weights. A wrong tensor mapping, permutation or quantization config
+shows up as different logits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+from gguf.quants import dequantize, quantize
+
+from osaurus.models.gguf_import import import_gguf
+
+HIDDEN, HEADS, KV_HEADS, LAYERS, FFN, VOCAB = 64, 4, 2, 2, 128, 256
+HEAD_DIM = HIDDEN // HEADS
+
+
+def _llama_cpp_permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp's convert script permutation of q/k rows."""
+    return (
+        w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(w.shape)
+    )
+
+
+def _random_weights(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def mat(rows: int, cols: int) -> np.ndarray:
+        return (rng.standard_normal((rows, cols)) * 0.2).astype(np.float32)
+
+    weights = {
+        "model.embed_tokens.weight": mat(VOCAB, HIDDEN),
+        "lm_head.weight": mat(VOCAB, HIDDEN),
+        "model.norm.weight": (1 + 0.1 * rng.standard_normal(HIDDEN)).astype(np.float32),
+    }
+    for i in range(LAYERS):
+        p = f"model.layers.{i}."
+        weights |= {
+            p + "self_attn.q_proj.weight": mat(HEADS * HEAD_DIM, HIDDEN),
+            p + "self_attn.k_proj.weight": mat(KV_HEADS * HEAD_DIM, HIDDEN),
+            p + "self_attn.v_proj.weight": mat(KV_HEADS * HEAD_DIM, HIDDEN),
+            p + "self_attn.o_proj.weight": mat(HIDDEN, HEADS * HEAD_DIM),
+            p + "mlp.gate_proj.weight": mat(FFN, HIDDEN),
+            p + "mlp.up_proj.weight": mat(FFN, HIDDEN),
+            p + "mlp.down_proj.weight": mat(HIDDEN, FFN),
+            p + "input_layernorm.weight": np.ones(HIDDEN, np.float32),
+            p + "post_attention_layernorm.weight": np.ones(HIDDEN, np.float32),
+        }
+    return weights
+
+
+_GGUF_NAMES = {
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
+}
+
+
+def _gguf_name(hf_name: str) -> str:
+    base = hf_name.removesuffix(".weight")
+    top = {"model.embed_tokens": "token_embd", "lm_head": "output", "model.norm": "output_norm"}
+    if base in top:
+        return top[base] + ".weight"
+    _, _, layer, rest = base.split(".", 3)
+    return f"blk.{layer}.{_GGUF_NAMES[rest]}.weight"
+
+
+def _write(path: Path, weights: dict[str, np.ndarray], qtype: gguf.GGMLQuantizationType) -> dict:
+    """Write the GGUF; return the weights as the file holds them (dequantized, un-permuted)."""
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_context_length(512)
+    writer.add_embedding_length(HIDDEN)
+    writer.add_block_count(LAYERS)
+    writer.add_feed_forward_length(FFN)
+    writer.add_head_count(HEADS)
+    writer.add_head_count_kv(KV_HEADS)
+    writer.add_rope_dimension_count(HEAD_DIM)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_rope_freq_base(10000.0)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list([chr(0x100 + i) for i in range(VOCAB)])
+    writer.add_token_types([1] * VOCAB)
+    writer.add_token_merges([])
+    writer.add_bos_token_id(0)
+    writer.add_eos_token_id(1)
+
+    held = {}
+    for name, w in weights.items():
+        data = w
+        if ".q_proj." in name:
+            data = _llama_cpp_permute(w, HEADS)
+        elif ".k_proj." in name:
+            data = _llama_cpp_permute(w, KV_HEADS)
+        if w.ndim == 1 or qtype == gguf.GGMLQuantizationType.F32:
+            writer.add_tensor(_gguf_name(name), data)
+            held[name] = w
+        elif qtype == gguf.GGMLQuantizationType.F16:
+            writer.add_tensor(_gguf_name(name), data.astype(np.float16))
+            held[name] = w.astype(np.float16).astype(np.float32)
+        else:
+            packed = quantize(data, qtype)
+            writer.add_tensor(_gguf_name(name), packed, raw_shape=packed.shape, raw_dtype=qtype)
+            # What the file holds, with the permutation undone, is the reference.
+            restored = dequantize(packed, qtype).reshape(data.shape)
+            if ".q_proj." in name or ".k_proj." in name:
+                n = HEADS if ".q_proj." in name else KV_HEADS
+                restored = (
+                    restored.reshape(n, w.shape[0] // n // 2, 2, -1).swapaxes(1, 2).reshape(w.shape)
+                )
+            held[name] = restored
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return held
+
+
+@pytest.mark.parametrize("type_name", ["F32", "F16", "Q4_0", "Q4_1", "Q8_0"])
+def test_imported_logits_match_reference_llama(tmp_path: Path, type_name: str) -> None:
+    import mlx.core as mx
+    from mlx_lm import load
+    from mlx_lm.models import llama
+
+    weights = _random_weights(np.random.default_rng(0))
+    held = _write(tmp_path / "tiny.gguf", weights, gguf.GGMLQuantizationType[type_name])
+    model_dir = import_gguf(tmp_path / "tiny.gguf", tmp_path / "models", "tiny")
+    imported, _ = load(str(model_dir))
+
+    reference = llama.Model(
+        llama.ModelArgs(
+            model_type="llama",
+            hidden_size=HIDDEN,
+            num_hidden_layers=LAYERS,
+            intermediate_size=FFN,
+            num_attention_heads=HEADS,
+            num_key_value_heads=KV_HEADS,
+            rms_norm_eps=1e-5,
+            vocab_size=VOCAB,
+            head_dim=HEAD_DIM,
+            rope_theta=10000.0,
+            tie_word_embeddings=False,
+        )
+    )
+    reference.load_weights([(k, mx.array(v)) for k, v in held.items()])
+
+    tokens = mx.array([[3, 17, 200, 5, 99, 42, 7, 128]])
+    got = imported(tokens).astype(mx.float32)
+    want = reference(tokens)
+    scale = mx.abs(want).max().item()
+    assert mx.abs(got - want).max().item() < 0.02 * scale
