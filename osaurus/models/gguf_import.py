@@ -3,7 +3,8 @@
 MLX reads GGUF itself (`mx.load` turns Q4_0/Q4_1/Q8_0 blocks into MLX-quantized arrays with group
 size 32); what is ours is the rest of the conversion, which no maintained library does without
 PyTorch: rename tensors to mlx-lm's llama names, undo llama.cpp's row permutation of the q/k
-projections, and rebuild config.json and a Hugging Face tokenizer from the GGUF metadata.
+projections, and rebuild config.json and a Hugging Face tokenizer (gguf_tokenizer.py) from the
+GGUF metadata.
 
 The `gguf` package (llama.cpp's own reader) validates the file first, so an unsupported
 architecture or tensor type fails with its name before anything is written. The result is written
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from osaurus.errors import AlreadyExists, InvalidArgument, NotFound, UnsupportedModel
+from osaurus.models.gguf_tokenizer import SUPPORTED_TOKENIZERS, write_tokenizer
 
 SUPPORTED_ARCHITECTURES = {"llama"}
 SUPPORTED_TENSOR_TYPES = {"F32", "F16", "Q4_0", "Q4_1", "Q8_0"}
@@ -45,16 +47,6 @@ _GLOBAL_NAMES = {
 }
 # Tensors llama.cpp adds that mlx-lm's llama computes itself.
 _SKIPPED = {"rope_freqs"}
-
-# llama.cpp's pre-tokenizer names -> how the text is split before byte-level BPE.
-_DIGITS_THEN_GPT2 = {"smollm", "starcoder", "refact", "codeshell", "exaone", "minerva"}
-_LLAMA3_SPLIT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-_LLAMA3_STYLE = {"llama3", "llama-bpe", "llama-v3", "dbrx", "smaug-bpe"}
-
-CONTROL_TOKEN, USER_DEFINED_TOKEN = 3, 4
 
 
 def default_model_id(gguf_path: Path) -> str:
@@ -103,15 +95,13 @@ def import_gguf(gguf_path: Path, models_dir: Path, model_id: str | None = None) 
         del config["quantization"]
     else:
         config["quantization_config"] = config["quantization"]
-    tokenizer, tokenizer_config = _build_tokenizer(meta)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=models_dir))
     try:
         mx.save_safetensors(str(staging / "model.safetensors"), mlx_weights, {"format": "mlx"})
         (staging / "config.json").write_text(json.dumps(config, indent=2))
-        tokenizer.save(str(staging / "tokenizer.json"))
-        (staging / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2))
+        write_tokenizer(meta, staging)
         staging.chmod(0o755)  # mkdtemp makes it private; a model directory is not secret
         staging.rename(target)
     except BaseException:
@@ -146,10 +136,10 @@ def _check_supported(gguf_path: Path) -> None:
         )
     model_field = reader.get_field("tokenizer.ggml.model")
     tok_model = model_field.contents() if model_field is not None else None
-    if tok_model != "gpt2":
+    if tok_model not in SUPPORTED_TOKENIZERS:
         raise UnsupportedModel(
-            f"unsupported GGUF tokenizer model {tok_model!r}; only byte-level BPE ('gpt2') "
-            "tokenizers are imported today",
+            f"unsupported GGUF tokenizer model {tok_model!r}; supported: "
+            + ", ".join(f"{k!r} ({v})" for k, v in SUPPORTED_TOKENIZERS.items()),
             field="gguf_path",
         )
 
@@ -252,75 +242,3 @@ def _quantization_config(weights: dict) -> dict[str, Any]:
         if bits != common:
             config[layer] = {"group_size": GGUF_GROUP_SIZE, "bits": bits}
     return config
-
-
-def _build_tokenizer(meta: dict[str, Any]):
-    """A Hugging Face `tokenizers` byte-level BPE tokenizer from the GGUF vocabulary and merges."""
-    from tokenizers import (
-        AddedToken,
-        Regex,
-        Tokenizer,
-        decoders,
-        models,
-        pre_tokenizers,
-        processors,
-    )
-
-    tokens: list[str] = meta["tokenizer.ggml.tokens"]
-    token_types: list[int] = meta.get("tokenizer.ggml.token_type") or [1] * len(tokens)
-    merges = [tuple(m.split(" ", 1)) for m in meta.get("tokenizer.ggml.merges", [])]
-    vocab = {tok: i for i, tok in enumerate(tokens)}
-
-    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False))
-    pre = meta.get("tokenizer.ggml.pre", "default")
-    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    if pre in _DIGITS_THEN_GPT2:
-        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-            [pre_tokenizers.Digits(individual_digits=True), byte_level]
-        )
-    elif pre in _LLAMA3_STYLE:
-        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-            [
-                pre_tokenizers.Split(Regex(_LLAMA3_SPLIT), behavior="isolated"),
-                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-            ]
-        )
-    else:
-        tokenizer.pre_tokenizer = byte_level
-    tokenizer.decoder = decoders.ByteLevel()
-
-    special = [
-        AddedToken(tokens[i], special=(t == CONTROL_TOKEN), normalized=False)
-        for i, t in enumerate(token_types)
-        if t in (CONTROL_TOKEN, USER_DEFINED_TOKEN)
-    ]
-    tokenizer.add_tokens(special)
-
-    def token_for(key: str) -> str | None:
-        idx = meta.get(f"tokenizer.ggml.{key}_token_id")
-        return tokens[idx] if idx is not None and 0 <= idx < len(tokens) else None
-
-    bos, eos = token_for("bos"), token_for("eos")
-    add_bos = bool(meta.get("tokenizer.ggml.add_bos_token", False)) and bos is not None
-    if add_bos:
-        tokenizer.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, vocab[bos])]
-        )
-    else:
-        tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
-
-    tokenizer_config: dict[str, Any] = {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": bos,
-        "eos_token": eos,
-        "unk_token": token_for("unknown"),
-        "pad_token": token_for("padding"),
-        "add_bos_token": add_bos,
-        "add_eos_token": False,
-        "clean_up_tokenization_spaces": False,
-        "model_max_length": int(meta.get("llama.context_length", 2048)),
-    }
-    template = meta.get("tokenizer.chat_template")
-    if template:
-        tokenizer_config["chat_template"] = template
-    return tokenizer, {k: v for k, v in tokenizer_config.items() if v is not None}
