@@ -30,10 +30,12 @@ SERVICE_NAMES = (
     system_pb2.DESCRIPTOR.services_by_name["SystemService"].full_name,
 )
 
-# Chats can be long; the default 4 MB receive limit is too small for a big context.
 _OPTIONS = [
+    # Chats can be long; the default 4 MB receive limit is too small for a big context.
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    # gRPC sets SO_REUSEPORT by default: a second server on a busy port would silently share it.
+    ("grpc.so_reuseport", 0),
 ]
 
 
@@ -68,9 +70,12 @@ async def start_grpc_server(engine: Engine, host: str, port: int) -> RunningServ
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        bound = 0
     if bound == 0:
-        raise OSError(f"cannot bind the gRPC server to {host}:{port}")
+        raise OSError(f"cannot listen for gRPC on {host}:{port} (address in use?)")
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import socket
 import sys
 
 from osaurus import __version__
@@ -94,8 +95,14 @@ async def _serve(settings: Settings, registry, log_level: str) -> None:
     from osaurus.server import start_grpc_server
     from rest_bridge.app import create_app
 
+    # Bind the REST port first, so a busy port fails fast with a clear line, before any loading.
+    http_socket = _bind_http_socket(settings.host, settings.http_port) if settings.http else None
     engine = Engine(registry, settings.default_max_tokens)
-    grpc_server = await start_grpc_server(engine, settings.host, settings.grpc_port)
+    try:
+        grpc_server = await start_grpc_server(engine, settings.host, settings.grpc_port)
+    except OSError:
+        engine.shutdown()
+        raise
     target = f"{settings.host}:{grpc_server.port}"
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -112,7 +119,7 @@ async def _serve(settings: Settings, registry, log_level: str) -> None:
             log_level="warning" if log_level == "info" else log_level,
         )
         http_server = uvicorn.Server(config)
-        waiters.add(asyncio.create_task(http_server.serve()))
+        waiters.add(asyncio.create_task(http_server.serve(sockets=[http_socket])))
     models = ", ".join(m.id for m in registry.list()) or "none"
     print(
         f"osaurus {__version__}: gRPC on {target}"
@@ -130,13 +137,28 @@ async def _serve(settings: Settings, registry, log_level: str) -> None:
         engine.shutdown()
 
 
+def _bind_http_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen for HTTP on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
 def bridge(target: str, host: str, port: int, log_level: str) -> None:
     import uvicorn
 
     from rest_bridge.app import create_app
 
+    sock = _bind_http_socket(host, port)
     print(f"osaurus bridge: OpenAI API on http://{host}:{port}/v1 -> gRPC {target}", flush=True)
-    uvicorn.run(create_app(target), host=host, port=port, log_level=log_level)
+    config = uvicorn.Config(create_app(target), log_level=log_level)
+    asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -89,3 +89,46 @@ def test_bridge_with_no_server_reports_unavailable(tmp_path) -> None:
     finally:
         bridge.terminate()
         bridge.wait(timeout=10)
+
+
+def test_busy_ports_fail_fast_with_one_clear_line(server, tmp_path) -> None:
+    grpc_port = server.grpc_target.rsplit(":", 1)[1]
+    http_port = server.http_url.rsplit(":", 1)[1]
+    for args, what in (
+        (["--grpc-port", grpc_port, "--http-port", str(free_port())], "gRPC"),
+        (["--grpc-port", str(free_port()), "--http-port", http_port], "HTTP"),
+    ):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "osaurus",
+                "serve",
+                "--models-dir",
+                str(server.models_dir),
+                "--no-default-model",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1
+        assert f"osaurus: cannot listen for {what}" in result.stderr
+        assert "Traceback" not in result.stderr
+    bridge = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "osaurus",
+            "bridge",
+            "--target",
+            server.grpc_target,
+            "--port",
+            http_port,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bridge.returncode == 1 and "cannot listen for HTTP" in bridge.stderr
