@@ -199,8 +199,23 @@ class Engine:
                 lm, prompt, request.sampling, max_tokens, stops, cancelled
             ):
                 emit(event)
+                if isinstance(event, Finished):
+                    _log_finished(event)
         except OsaurusError as exc:
             emit(exc)
         except Exception as exc:
             log.exception("generation failed")
             emit(InternalError(f"generation failed: {exc}"))
+
+
+def _log_finished(event: Finished) -> None:
+    t, u = event.timings, event.usage
+    log.info(
+        "%s: %s, %d prompt + %d completion tokens, first token %.2fs, %.1f tokens/s",
+        event.model,
+        event.finish_reason,
+        u.prompt_tokens,
+        u.completion_tokens,
+        t.time_to_first_token,
+        t.generation_tokens_per_second,
+    )

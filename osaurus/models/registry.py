@@ -24,6 +24,7 @@ class ModelInfo:
     architecture: str
     quantization: str
     context_length: int
+    modified_time: float  # seconds since the epoch
 
 
 def _is_model_dir(path: Path) -> bool:
@@ -48,14 +49,15 @@ def _context_length(config: dict[str, Any]) -> int:
 
 def describe(model_id: str, path: Path) -> ModelInfo:
     config = json.loads((path / "config.json").read_text())
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    files = [f.stat() for f in path.rglob("*") if f.is_file()]
     return ModelInfo(
         id=model_id,
         path=path,
-        size_bytes=size,
+        size_bytes=sum(st.st_size for st in files),
         architecture=str(config.get("model_type", "unknown")),
         quantization=_describe_quantization(config),
         context_length=_context_length(config),
+        modified_time=max(st.st_mtime for st in files),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from osaurus.engine.engine import Engine
 from osaurus.errors import InvalidArgument
@@ -26,6 +27,8 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         self.engine = engine
 
     def _to_proto(self, info: ModelInfo) -> pb.Model:
+        modified = Timestamp()
+        modified.FromNanoseconds(int(info.modified_time * 1e9))
         return pb.Model(
             id=info.id,
             path=str(info.path),
@@ -34,6 +37,7 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
             quantization=info.quantization,
             context_length=info.context_length,
             loaded=self.engine.is_loaded(info.id),
+            modified_time=modified,
         )
 
     @maps_errors

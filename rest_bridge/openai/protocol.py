@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 _REQUEST_CONFIG = ConfigDict(extra="ignore", strict=True)
 
@@ -74,6 +74,15 @@ class ChatCompletionRequest(BaseModel):
         if any(not s for s in values):
             raise ValueError("stop strings must not be empty")
         return stop
+
+    @field_validator("stream_options")
+    @classmethod
+    def _stream_options_need_stream(
+        cls, options: StreamOptions | None, info: ValidationInfo
+    ) -> StreamOptions | None:
+        if options is not None and not info.data.get("stream"):
+            raise ValueError("stream_options is only allowed when stream is true")
+        return options
 
     def stop_list(self) -> list[str]:
         if self.stop is None:

@@ -11,7 +11,8 @@ router = APIRouter()
 
 
 def _model_json(model: model_pb2.Model) -> dict:
-    return {"id": model.id, "object": "model", "created": 0, "owned_by": "osaurus"}
+    created = model.modified_time.seconds  # OpenAI's `created`: when the model came to be here
+    return {"id": model.id, "object": "model", "created": created, "owned_by": "osaurus"}
 
 
 @router.get("/v1/models")

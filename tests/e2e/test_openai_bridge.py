@@ -130,7 +130,9 @@ def test_seed_makes_sampling_repeatable(client, model_id) -> None:
 
 def test_models_list_and_retrieve(client, model_id) -> None:
     assert model_id in [m.id for m in client.models.list().data]
-    assert client.models.retrieve(model_id).id == model_id
+    model = client.models.retrieve(model_id)
+    assert model.id == model_id and model.owned_by == "osaurus"
+    assert time.time() - 86400 < model.created <= time.time()  # imported by this test session
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("no-such-model")
 
@@ -154,6 +156,7 @@ def test_unknown_model_is_404_model_not_found(client) -> None:
         ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
         ({"messages": []}, "messages"),
         ({"stop": ""}, "stop"),
+        ({"stream_options": {"include_usage": True}}, "stream_options"),
     ],
 )
 def test_invalid_values_are_400_naming_the_param(client, model_id, kwargs, param) -> None:
