@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +42,7 @@ def start_server(models_dir: Path, log_path: Path, *extra: str) -> ServerProcess
     env = {**os.environ, "OSU_CACHE_DIR": str(default_cache_dir())}
     log_file = open(log_path, "w")  # noqa: SIM115 - the child process owns it
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "osaurus",
+        osaurus_command(
             "serve",
             "--grpc-port",
             str(grpc_port),
@@ -52,7 +51,7 @@ def start_server(models_dir: Path, log_path: Path, *extra: str) -> ServerProcess
             "--models-dir",
             str(models_dir),
             *extra,
-        ],
+        ),
         stdout=log_file,
         stderr=subprocess.STDOUT,
         env=env,
@@ -80,3 +79,32 @@ def stop_server(server: ServerProcess) -> None:
         server.process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         server.process.kill()
+
+
+def osaurus_command(*args: str) -> list[str]:
+    """argv for the `osaurus` CLI in this interpreter."""
+    return [sys.executable, "-m", "osaurus", *args]
+
+
+@contextlib.contextmanager
+def running_bridge(target: str) -> Iterator[str]:
+    """`osaurus bridge` alone, pointed at `target`; yields its base URL once it answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        osaurus_command("bridge", "--target", target, "--port", str(port)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{url}/", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
