@@ -6,6 +6,7 @@ Body: {"error": {"message", "type", "param", "code"}}, as OpenAI sends it.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import grpc
@@ -15,6 +16,8 @@ from fastapi.responses import JSONResponse
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
 
 HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -147,6 +150,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _grpc(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
         err = from_grpc_error(exc, getattr(request.app.state, "target", ""))
         return JSONResponse(err.body(), status_code=err.status)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error in the bridge")
+        body = error_body(f"internal error in the REST bridge: {type(exc).__name__}: {exc}", 500)
+        return JSONResponse(body, status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

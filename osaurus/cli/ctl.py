@@ -154,6 +154,8 @@ class Ctl:
                     text.append(event.delta.text)
                     if not self.as_json:
                         print(event.delta.text, end="", flush=True)
+                elif not event.HasField("done"):
+                    continue  # `started`: nothing to show
                 elif self.as_json:
                     _print_json({"text": "".join(text), **_dict(event.done)})
                 else:

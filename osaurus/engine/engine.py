@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from osaurus.chat.template import TRANSCRIPT_STOPS
 from osaurus.engine.generation import generate_events
 from osaurus.engine.loaded_model import LoadedModel, load_model
-from osaurus.engine.request import Finished, GenerationEvent, GenerationRequest
+from osaurus.engine.request import Finished, GenerationEvent, GenerationRequest, Started
 from osaurus.errors import ContextLengthExceeded, InternalError, InvalidArgument, OsaurusError
 from osaurus.models.registry import ModelInfo, ModelRegistry
 
@@ -192,6 +192,7 @@ class Engine:
             max_tokens = request.max_tokens or self.default_max_tokens
             if context:
                 max_tokens = min(max_tokens, context - len(prompt))
+            emit(Started(model=lm.info.id, prompt_tokens=len(prompt)))
             stops = list(request.stop)
             if rendered is not None and rendered.used_fallback:
                 stops += TRANSCRIPT_STOPS

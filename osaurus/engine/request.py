@@ -31,6 +31,12 @@ class GenerationRequest:
 
 
 @dataclass(frozen=True)
+class Started:
+    model: str
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
 class TextChunk:
     text: str
     token_ids: list[int]
@@ -63,4 +69,4 @@ class Finished:
     model: str
 
 
-GenerationEvent = TextChunk | Finished
+GenerationEvent = Started | TextChunk | Finished

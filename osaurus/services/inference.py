@@ -8,7 +8,13 @@ import grpc
 
 from osaurus.chat.messages import Message
 from osaurus.engine.engine import Engine
-from osaurus.engine.request import Finished, GenerationRequest, SamplingParams, TextChunk
+from osaurus.engine.request import (
+    Finished,
+    GenerationRequest,
+    SamplingParams,
+    Started,
+    TextChunk,
+)
 from osaurus.errors import InvalidArgument
 from osaurus.services.status import maps_errors
 from osaurus.v1 import inference_pb2 as pb
@@ -133,6 +139,11 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                     yield pb.GenerateResponse(
                         delta=pb.TextDelta(text=event.text, token_ids=event.token_ids)
                     )
+                elif isinstance(event, Started):
+                    started = pb.GenerationStarted(
+                        model=event.model, prompt_tokens=event.prompt_tokens
+                    )
+                    yield pb.GenerateResponse(started=started)
                 else:
                     yield pb.GenerateResponse(done=done_to_proto(event))
         finally:

@@ -54,7 +54,7 @@ class InferenceServiceServicer:
     """
 
     def Generate(self, request, context):
-        """Streams text deltas as they are generated, then one GenerationDone event.
+        """Streams one GenerationStarted, text deltas as they are generated, then one GenerationDone.
         Cancelling the call (or its deadline passing) stops generation within one decode step.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

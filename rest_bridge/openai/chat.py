@@ -50,7 +50,7 @@ def to_generate_request(body: ChatCompletionRequest, session_id: str | None) -> 
 
 
 class CompletionIds:
-    """The id, creation time and model that every chunk of one completion repeats."""
+    """The id, creation time and model (the server's canonical id) every chunk repeats."""
 
     def __init__(self, model: str):
         self.id = f"chatcmpl-{uuid.uuid4().hex}"

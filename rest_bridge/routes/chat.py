@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 
 from osaurus.v1 import inference_pb2 as pb
-from rest_bridge.errors import from_grpc_error
+from rest_bridge.errors import OpenAIError, from_grpc_error
 from rest_bridge.grpc_client import clients
 from rest_bridge.openai.chat import (
     FINISH_REASONS,
@@ -26,9 +26,9 @@ from rest_bridge.openai.protocol import ChatCompletionRequest
 router = APIRouter()
 
 
-async def _next(call: grpc.aio.UnaryStreamCall) -> pb.GenerateResponse | None:
-    message = await call.read()
-    return None if message is grpc.aio.EOF else message
+async def _events(call: grpc.aio.UnaryStreamCall) -> AsyncIterator[pb.GenerateResponse]:
+    while (message := await call.read()) is not grpc.aio.EOF:
+        yield message
 
 
 @router.post("/v1/chat/completions")
@@ -40,71 +40,56 @@ async def create_chat_completion(
 ):
     call = clients(request).inference.Generate(to_generate_request(body, x_session_id))
     try:
-        # Read the first event before answering, so that an unknown model or a prompt that is
-        # too long gets its HTTP status instead of an error inside a 200 stream.
-        first = await _next(call)
+        # Wait for the server to accept the request before answering, so that an unknown model
+        # or a prompt that is too long gets its HTTP status instead of an error in a 200 stream.
+        first = await call.read()
+        if first is grpc.aio.EOF or not first.HasField("started"):
+            raise OpenAIError("the gRPC server answered out of protocol", 502)
     except BaseException:
         call.cancel()
         raise
-    ids = CompletionIds(body.model)
+    ids = CompletionIds(first.started.model)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return EventSourceResponse(
-            _stream(call, first, ids, include_usage, request), sep="\n", ping=15
-        )
-    return JSONResponse(await _collect(call, first, ids))
-
-
-async def _collect(
-    call: grpc.aio.UnaryStreamCall, first: pb.GenerateResponse | None, ids: CompletionIds
-) -> dict:
-    text: list[str] = []
-    message = first
+        return EventSourceResponse(_stream(call, ids, include_usage, request), sep="\n", ping=15)
     try:
-        while message is not None:
-            if message.HasField("delta"):
-                text.append(message.delta.text)
-            else:
-                ids.model = message.done.model or ids.model
-                return completion(ids, "".join(text), message.done)
-            message = await _next(call)
+        return JSONResponse(await _collect(call, ids))
     finally:
         call.cancel()  # no-op when finished; frees the engine if our client went away
-    raise RuntimeError("the gRPC stream ended without a final event")
+
+
+async def _collect(call: grpc.aio.UnaryStreamCall, ids: CompletionIds) -> dict:
+    text: list[str] = []
+    async for message in _events(call):
+        if message.HasField("delta"):
+            text.append(message.delta.text)
+        elif message.HasField("done"):
+            return completion(ids, "".join(text), message.done)
+    raise OpenAIError("the gRPC stream ended without a final event", 502)
 
 
 async def _stream(
-    call: grpc.aio.UnaryStreamCall,
-    first: pb.GenerateResponse | None,
-    ids: CompletionIds,
-    include_usage: bool,
-    request: Request,
+    call: grpc.aio.UnaryStreamCall, ids: CompletionIds, include_usage: bool, request: Request
 ) -> AsyncIterator[dict]:
     def data(payload: dict) -> dict:
         return {"data": json.dumps(payload, separators=(",", ":"))}
 
+    def content_chunk(delta: dict, finish_reason: str | None = None) -> dict:
+        return data(chunk(ids, delta, finish_reason, with_usage_field=include_usage))
+
     try:
-        yield data(chunk(ids, {"role": "assistant", "content": ""}, with_usage_field=include_usage))
-        message = first
-        while message is not None:
-            if message.HasField("delta"):
-                if message.delta.text:
-                    yield data(
-                        chunk(ids, {"content": message.delta.text}, with_usage_field=include_usage)
-                    )
-            else:
-                done = message.done
-                ids.model = done.model or ids.model
-                reason = FINISH_REASONS.get(done.finish_reason, "stop")
-                yield data(chunk(ids, {}, reason, with_usage_field=include_usage))
+        yield content_chunk({"role": "assistant", "content": ""})
+        async for message in _events(call):
+            if message.HasField("delta") and message.delta.text:
+                yield content_chunk({"content": message.delta.text})
+            elif message.HasField("done"):
+                reason = FINISH_REASONS.get(message.done.finish_reason, "stop")
+                yield content_chunk({}, reason)
                 if include_usage:
-                    yield data(usage_chunk(ids, done))
-                break
-            message = await _next(call)
+                    yield data(usage_chunk(ids, message.done))
     except grpc.aio.AioRpcError as exc:
         # The stream has started, so the status line is sent: report the error in-band, once.
-        err = from_grpc_error(exc, getattr(request.app.state, "target", ""))
-        yield data(err.body())
+        yield data(from_grpc_error(exc, getattr(request.app.state, "target", "")).body())
     finally:
         # Runs on normal end and when sse-starlette cancels us because the client disconnected:
         # cancelling the call makes the server drop the request at its next decode step.

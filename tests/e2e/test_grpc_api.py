@@ -62,6 +62,14 @@ def reason_of(error: grpc.RpcError) -> tuple[str, dict]:
     return info.reason, dict(info.metadata)
 
 
+def test_stream_starts_with_the_canonical_model_and_prompt_size(inference, model_id) -> None:
+    events = list(inference.Generate(chat(QUESTION, model_id.upper(), max_tokens=2), timeout=60))
+    assert events[0].HasField("started")
+    assert events[0].started.model == model_id
+    assert events[0].started.prompt_tokens == events[-1].done.usage.prompt_tokens
+    assert sum(e.HasField("started") for e in events) == 1
+
+
 def test_generate_chat_greedy(inference, model_id) -> None:
     text, done, ids = run(
         inference, chat(QUESTION, model_id, sampling=ipb.SamplingParams(temperature=0))
@@ -138,6 +146,7 @@ def _assert_engine_is_free(inference, model_id) -> None:
 
 def test_cancel_stops_generation_and_frees_the_engine(inference, model_id) -> None:
     call = inference.Generate(chat(LONG_REQUEST, model_id, max_tokens=400))
+    assert next(call).HasField("started")
     assert next(call).HasField("delta")
     call.cancel()
     _assert_engine_is_free(inference, model_id)

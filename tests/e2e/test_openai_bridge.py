@@ -59,6 +59,15 @@ def test_stream_matches_non_stream_and_reports_usage(client, model_id) -> None:
     assert all(c.usage is None for c in chunks[:-1])
 
 
+def test_every_chunk_names_the_canonical_model(client, model_id) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model=model_id.upper(), messages=QUESTION, stream=True, max_tokens=2
+        )
+    )
+    assert {c.model for c in chunks} == {model_id} and len({c.id for c in chunks}) == 1
+
+
 def test_stream_without_usage_has_no_usage_chunk(client, model_id) -> None:
     chunks = list(
         client.chat.completions.create(

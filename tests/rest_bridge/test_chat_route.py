@@ -30,6 +30,9 @@ class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
             error = OsaurusError(f"fake {code.name}", field="sampling.top_p", reason="FAKE_REASON")
             error.code = code
             await abort(context, error)
+        yield pb.GenerateResponse(
+            started=pb.GenerationStarted(model="served-model", prompt_tokens=4)
+        )
         yield pb.GenerateResponse(delta=pb.TextDelta(text="Hi", token_ids=[1]))
         if request.model == "midstream":
             await context.abort(grpc.StatusCode.INTERNAL, "the engine fell over")

@@ -11,7 +11,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from osaurus.engine.request import Finished, GenerationRequest, TextChunk, Timings, Usage
+from osaurus.engine.request import Finished, GenerationRequest, Started, TextChunk, Timings, Usage
 from osaurus.errors import ContextLengthExceeded, ModelNotFound
 from osaurus.services.inference import InferenceServicer
 from osaurus.v1 import inference_pb2 as pb
@@ -29,6 +29,7 @@ class FakeEngine:
             raise ModelNotFound("model 'missing' not found", field="model")
         if request.model == "long":
             raise ContextLengthExceeded("too long", field="messages")
+        yield Started(request.model, 5)
         try:
             if request.model == "endless":
                 while True:
@@ -77,9 +78,10 @@ async def test_streams_deltas_then_done(stub_and_engine) -> None:
     request = pb.GenerateRequest(model="m", chat=_chat(), stop=["\n"], max_tokens=7)
     request.sampling.temperature = 0.0
     events = [e async for e in stub.Generate(request)]
-    assert [e.delta.text for e in events[:2]] == ["Hel", "lo"]
-    assert list(events[1].delta.token_ids) == [11, 12]
-    done = events[2].done
+    assert (events[0].started.model, events[0].started.prompt_tokens) == ("m", 5)
+    assert [e.delta.text for e in events[1:3]] == ["Hel", "lo"]
+    assert list(events[2].delta.token_ids) == [11, 12]
+    done = events[3].done
     assert done.finish_reason == pb.FINISH_REASON_STOP
     assert (done.usage.prompt_tokens, done.usage.completion_tokens, done.usage.total_tokens) == (
         5,
@@ -142,6 +144,7 @@ async def test_core_errors_map_to_status_and_reason(stub_and_engine) -> None:
 async def test_client_cancel_closes_the_engine_stream(stub_and_engine) -> None:
     stub, engine = stub_and_engine
     call = stub.Generate(pb.GenerateRequest(model="endless", prompt="x"))
+    assert (await call.read()).HasField("started")
     assert (await call.read()).delta.text == "x"
     call.cancel()
     await asyncio.wait_for(engine.closed.wait(), timeout=5)
