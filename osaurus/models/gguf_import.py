@@ -7,7 +7,8 @@ projections, and rebuild config.json and a Hugging Face tokenizer (gguf_tokenize
 GGUF metadata.
 
 The `gguf` package (llama.cpp's own reader) validates the file first, so an unsupported
-architecture or tensor type fails with its name before anything is written. The result is written
+architecture or tensor type fails with its name before anything is written; it also dequantizes
+the K-quants MLX cannot read exactly, which MLX then quantizes again. The result is written
 to a hidden temporary directory and renamed into place: a failed import leaves nothing behind.
 """
 
@@ -18,6 +19,7 @@ import re
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,29 @@ from osaurus.errors import AlreadyExists, InvalidArgument, NotFound, Unsupported
 from osaurus.models.gguf_tokenizer import SUPPORTED_TOKENIZERS, write_tokenizer
 
 SUPPORTED_ARCHITECTURES = {"llama"}
-SUPPORTED_TENSOR_TYPES = {"F32", "F16", "Q4_0", "Q4_1", "Q8_0"}
 # GGUF quantized blocks hold 32 weights; MLX keeps that as the quantization group size.
 GGUF_GROUP_SIZE = 32
+FLOAT_TYPES = {"F32", "F16"}
+# Types `mx.load` turns into MLX arrays exactly: Q4_0/Q4_1/Q8_0 blocks become MLX-quantized arrays
+# (4 or 8 bits, group 32) with no loss. (It also decodes some K-quants, but measured against
+# llama.cpp's reference it gets Q4_K wrong and cannot read Q3_K or Q5_K, so we never use it there.)
+MLX_EXACT_TYPES = FLOAT_TYPES | {"Q4_0", "Q4_1", "Q8_0"}
+# Any other quantized tensor is dequantized with gguf-py (llama.cpp's reference code) and quantized
+# again with MLX, affine 8-bit in groups of 32. Fewer bits are not faithful: MLX's affine grid keeps
+# zero exactly representable, so it does not land on a K-quant's own grid, and 4- or 5-bit copies
+# of Q4_K/Q5_K moved a test model's logits by ~20% of their range (8 bits: <1%). The price is size:
+# a Q4_K_M file grows ~1.7x. (Exact 4-bit repacking of Q4_K's own scales is possible; not done yet.)
+REQUANTIZED_BITS = {
+    "Q4_0": 4,
+    "Q4_1": 4,
+    "Q8_0": 8,  # only in files that mix them with K-quants
+    "Q2_K": 8,
+    "Q3_K": 8,
+    "Q4_K": 8,
+    "Q5_K": 8,
+    "Q6_K": 8,
+}
+SUPPORTED_TENSOR_TYPES = FLOAT_TYPES | set(REQUANTIZED_BITS)
 
 _LAYER_NAMES = {
     "attn_q": "self_attn.q_proj",
@@ -76,20 +98,14 @@ def import_gguf(gguf_path: Path, models_dir: Path, model_id: str | None = None) 
     if target.exists():
         raise AlreadyExists(f"model {model_id!r} already exists at {target}", field="name")
 
-    _check_supported(gguf_path)
+    reader = _open_checked(gguf_path)
+    meta = {name: field.contents() for name, field in reader.fields.items()}
+    tensor_types = {t.name: t.tensor_type.name for t in reader.tensors}
+    config = _build_config(meta, reader)
 
     import mlx.core as mx  # imported here: only the engine process needs MLX loaded
 
-    try:
-        weights, metadata = mx.load(str(gguf_path), return_metadata=True)
-    except Exception as exc:  # MLX raises plain RuntimeError/ValueError on a broken file
-        raise InvalidArgument(
-            f"cannot read GGUF file {gguf_path}: {exc}", field="gguf_path"
-        ) from exc
-
-    meta = {k: _plain(v) for k, v in metadata.items()}
-    config = _build_config(meta, weights)
-    mlx_weights = _convert_weights(weights, config)
+    mlx_weights = _convert_weights(_read_tensors(gguf_path, reader), config, tensor_types)
     config["quantization"] = _quantization_config(mlx_weights)
     if not config["quantization"]:
         del config["quantization"]
@@ -110,7 +126,8 @@ def import_gguf(gguf_path: Path, models_dir: Path, model_id: str | None = None) 
     return target
 
 
-def _check_supported(gguf_path: Path) -> None:
+def _open_checked(gguf_path: Path):
+    """Open the file with gguf-py and refuse, by name, what we cannot convert."""
     from gguf import GGUFReader
 
     try:
@@ -142,24 +159,42 @@ def _check_supported(gguf_path: Path) -> None:
             + ", ".join(f"{k!r} ({v})" for k, v in SUPPORTED_TOKENIZERS.items()),
             field="gguf_path",
         )
+    return reader
 
 
-def _plain(value: Any) -> Any:
-    """MLX returns scalar metadata as 0-d arrays; turn them into Python values."""
+def _read_tensors(gguf_path: Path, reader) -> Iterator[tuple[str, Any]]:
+    """The file's tensors as MLX arrays, one at a time (a 7B model never sits in memory as floats).
+
+    Quantized tensors come either MLX-quantized (`name.weight/.scales/.biases`, exact types) or as
+    float32 dequantized by gguf-py, for `_convert_weights` to quantize again.
+    """
     import mlx.core as mx
+    import numpy as np
+    from gguf.quants import dequantize
 
-    if isinstance(value, mx.array):
-        return value.item() if value.ndim == 0 else value.tolist()
-    return value
+    if all(t.tensor_type.name in MLX_EXACT_TYPES for t in reader.tensors):
+        try:
+            yield from mx.load(str(gguf_path)).items()
+        except Exception as exc:  # MLX raises plain RuntimeError/ValueError on a broken file
+            raise InvalidArgument(
+                f"cannot read GGUF file {gguf_path}: {exc}", field="gguf_path"
+            ) from exc
+        return
+    for tensor in reader.tensors:
+        if tensor.tensor_type.name in FLOAT_TYPES:
+            yield tensor.name, mx.array(np.asarray(tensor.data))
+        else:
+            yield tensor.name, mx.array(dequantize(tensor.data, tensor.tensor_type))
 
 
-def _build_config(meta: dict[str, Any], weights: dict) -> dict[str, Any]:
+def _build_config(meta: dict[str, Any], reader) -> dict[str, Any]:
     def get(key: str, default: Any = None) -> Any:
         return meta.get(f"llama.{key}", default)
 
     hidden = int(get("embedding_length"))
     heads = int(get("attention.head_count"))
-    vocab_size = int(weights["token_embd.weight"].shape[0])
+    shapes = {t.name: [int(n) for n in t.shape] for t in reader.tensors}  # GGUF order: cols first
+    vocab_size = shapes["token_embd.weight"][-1]
     config: dict[str, Any] = {
         "model_type": "llama",
         "architectures": ["LlamaForCausalLM"],
@@ -173,7 +208,7 @@ def _build_config(meta: dict[str, Any], weights: dict) -> dict[str, Any]:
         "rope_theta": float(get("rope.freq_base", 10000.0)),
         "max_position_embeddings": int(get("context_length", 2048)),
         "vocab_size": vocab_size,
-        "tie_word_embeddings": "output.weight" not in weights,
+        "tie_word_embeddings": "output.weight" not in shapes,
         "bos_token_id": meta.get("tokenizer.ggml.bos_token_id"),
         "eos_token_id": meta.get("tokenizer.ggml.eos_token_id"),
         "imported_from": "gguf",
@@ -207,9 +242,13 @@ def _unpermute_rows(x, n_head: int):
     return x.reshape(n_head, rows // n_head // 2, 2, *x.shape[1:]).swapaxes(1, 2).reshape(x.shape)
 
 
-def _convert_weights(weights: dict, config: dict[str, Any]) -> dict:
+def _convert_weights(
+    tensors: Iterable[tuple[str, Any]], config: dict[str, Any], tensor_types: dict[str, str]
+) -> dict:
+    import mlx.core as mx
+
     out = {}
-    for name, array in weights.items():
+    for name, array in tensors:
         mlx_name = _mlx_name(name)
         if mlx_name is None:
             continue
@@ -217,6 +256,13 @@ def _convert_weights(weights: dict, config: dict[str, Any]) -> dict:
             array = _unpermute_rows(array, config["num_attention_heads"])
         elif ".attn_k." in name:
             array = _unpermute_rows(array, config["num_key_value_heads"])
+        bits = REQUANTIZED_BITS.get(tensor_types.get(name, ""))
+        if bits is not None and mx.issubdtype(array.dtype, mx.floating):  # dequantized by gguf-py
+            weight, scales, biases = mx.quantize(array, group_size=GGUF_GROUP_SIZE, bits=bits)
+            mx.eval(weight, scales, biases)  # now, so the float copy is freed tensor by tensor
+            base = mlx_name.removesuffix(".weight")
+            out |= {mlx_name: weight, f"{base}.scales": scales, f"{base}.biases": biases}
+            continue
         out[mlx_name] = array
     return out
 

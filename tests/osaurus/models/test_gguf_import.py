@@ -99,15 +99,15 @@ def test_unsupported_architecture_is_named_and_nothing_is_written(tmp_path: Path
 
 
 def test_unsupported_tensor_type_is_named(tmp_path: Path) -> None:
-    q4_k_block = np.zeros((1, 144), np.uint8)  # one 256-weight Q4_K block
+    q5_0_blocks = np.zeros((1, 22 * 8), np.uint8)  # eight 32-weight Q5_0 blocks
     source = _write_gguf(
         tmp_path / "k.gguf",
         "llama",
-        {"blk.0.attn_q.weight": (q4_k_block, gguf.GGMLQuantizationType.Q4_K)},
+        {"blk.0.attn_q.weight": (q5_0_blocks, gguf.GGMLQuantizationType.Q5_0)},
     )
     models = tmp_path / "models"
     models.mkdir()
-    with pytest.raises(UnsupportedModel, match="Q4_K"):
+    with pytest.raises(UnsupportedModel, match="Q5_0"):
         import_gguf(source, models)
     assert _listing(models) == []
 
