@@ -67,7 +67,7 @@ _GLOBAL_NAMES = {
     "output_norm": "model.norm",
     "output": "lm_head",
 }
-# Tensors llama.cpp adds that mlx-lm's llama computes itself.
+# Tensors llama.cpp adds that mlx-lm's llama computes itself (rope_freqs becomes rope_scaling).
 _SKIPPED = {"rope_freqs"}
 
 
@@ -216,7 +216,59 @@ def _build_config(meta: dict[str, Any], reader) -> dict[str, Any]:
     scaling_type = get("rope.scaling.type")
     if scaling_type == "linear":
         config["rope_scaling"] = {"type": "linear", "factor": float(get("rope.scaling.factor"))}
+    rope_freqs = next((t for t in reader.tensors if t.name == "rope_freqs.weight"), None)
+    if rope_freqs is not None:
+        scaling = _llama3_rope_scaling(
+            rope_freqs.data,
+            config["rope_theta"],
+            config["head_dim"],
+            int(get("rope.scaling.original_context_length", 8192)),
+        )
+        if scaling:
+            config["rope_scaling"] = scaling
     return config
+
+
+def llama3_rope_factors(
+    base: float, dim: int, factor: float, low: float, high: float, original_context: int
+):
+    """Per-frequency divisors of Llama 3.1 RoPE scaling, as llama.cpp's converter computes them."""
+    import numpy as np
+
+    wavelen = 2 * np.pi * base ** (np.arange(0, dim, 2) / dim)
+    smooth = (original_context / wavelen - low) / (high - low)
+    medium = 1 / ((1 - smooth) / factor + smooth)
+    return np.where(
+        wavelen < original_context / high,
+        1.0,
+        np.where(wavelen > original_context / low, factor, medium),
+    )
+
+
+def _llama3_rope_scaling(rope_freqs, base: float, dim: int, original_context: int) -> dict | None:
+    """llama.cpp stores Llama 3.1+ RoPE scaling only as the `rope_freqs` vector; mlx-lm wants the
+    parameters it came from. Infer them (factor = the largest divisor; Meta's low/high frequency
+    factors 1 and 4) and refuse the file unless they rebuild the same vector."""
+    import numpy as np
+
+    stored = np.asarray(rope_freqs, dtype=np.float64).reshape(-1)
+    factor = float(stored.max())
+    if np.allclose(stored, 1.0):
+        return None
+    rebuilt = llama3_rope_factors(base, dim, factor, 1.0, 4.0, original_context)
+    if rebuilt.shape != stored.shape or not np.allclose(rebuilt, stored, rtol=1e-3):
+        raise UnsupportedModel(
+            "this GGUF's rope_freqs do not match Llama 3 RoPE scaling (factor "
+            f"{factor:g}, original context {original_context}); cannot convert it faithfully",
+            field="gguf_path",
+        )
+    return {
+        "rope_type": "llama3",
+        "factor": factor,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": original_context,
+    }
 
 
 def _mlx_name(gguf_name: str) -> str | None:

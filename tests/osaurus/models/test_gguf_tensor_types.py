@@ -111,7 +111,13 @@ def _q4_k_m(name: str) -> gguf.GGMLQuantizationType:
     return gguf.GGMLQuantizationType.Q4_K
 
 
-def _write(path: Path, weights: dict[str, np.ndarray], type_name: str) -> dict:
+def _write(
+    path: Path,
+    weights: dict[str, np.ndarray],
+    type_name: str,
+    rope_freqs: np.ndarray | None = None,
+    original_context: int | None = None,
+) -> dict:
     """Write the GGUF; return the weights as the file holds them (dequantized, un-permuted)."""
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_context_length(512)
@@ -131,6 +137,10 @@ def _write(path: Path, weights: dict[str, np.ndarray], type_name: str) -> dict:
     writer.add_bos_token_id(0)
     writer.add_eos_token_id(1)
 
+    if rope_freqs is not None:
+        writer.add_tensor("rope_freqs.weight", rope_freqs.astype(np.float32))
+    if original_context is not None:
+        writer.add_rope_scaling_orig_ctx_len(original_context)
     held = {}
     for name, w in weights.items():
         qtype = _q4_k_m(name) if type_name == "Q4_K_M" else gguf.GGMLQuantizationType[type_name]
@@ -174,12 +184,13 @@ def _write(path: Path, weights: dict[str, np.ndarray], type_name: str) -> dict:
         ("Q4_0", 0.02),
         ("Q4_1", 0.02),
         ("Q8_0", 0.02),
-        # Re-quantized to MLX groups of 32: exact where the source grid fits, close where not.
+        # K-quants are re-quantized to MLX 8-bit groups of 32.
         ("Q2_K", 0.03),
-        ("Q3_K", 0.05),
+        ("Q3_K", 0.03),
         ("Q4_K", 0.03),
-        ("Q5_K", 0.05),
+        ("Q5_K", 0.03),
         ("Q6_K", 0.03),
+        ("Q4_K_M", 0.03),  # a mix of Q4_K, Q6_K and Q8_0, as real files are
     ],
 )
 def test_imported_logits_match_reference_llama(
@@ -187,32 +198,74 @@ def test_imported_logits_match_reference_llama(
 ) -> None:
     import mlx.core as mx
     from mlx_lm import load
-    from mlx_lm.models import llama
 
     weights = _random_weights(np.random.default_rng(0))
     held = _write(tmp_path / "tiny.gguf", weights, type_name)
-    model_dir = import_gguf(tmp_path / "tiny.gguf", tmp_path / "models", "tiny")
-    imported, _ = load(str(model_dir))
-
-    reference = llama.Model(
-        llama.ModelArgs(
-            model_type="llama",
-            hidden_size=HIDDEN,
-            num_hidden_layers=LAYERS,
-            intermediate_size=FFN,
-            num_attention_heads=HEADS,
-            num_key_value_heads=KV_HEADS,
-            rms_norm_eps=1e-5,
-            vocab_size=VOCAB,
-            head_dim=HEAD_DIM,
-            rope_theta=10000.0,
-            tie_word_embeddings=False,
-        )
-    )
-    reference.load_weights([(k, mx.array(v)) for k, v in held.items()])
+    imported, _ = load(str(import_gguf(tmp_path / "tiny.gguf", tmp_path / "models", "tiny")))
 
     tokens = mx.array([[3, 17, 200, 5, 99, 42, 7, 128]])
     got = imported(tokens).astype(mx.float32)
-    want = reference(tokens)
+    want = _reference_llama(held)(tokens)
     scale = mx.abs(want).max().item()
     assert mx.abs(got - want).max().item() < tolerance * scale
+
+
+def _reference_llama(weights: dict[str, np.ndarray], rope_scaling: dict | None = None):
+    """mlx-lm's own llama with the weights the GGUF file holds."""
+    import mlx.core as mx
+    from mlx_lm.models import llama
+
+    args = llama.ModelArgs(
+        model_type="llama",
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        intermediate_size=FFN,
+        num_attention_heads=HEADS,
+        num_key_value_heads=KV_HEADS,
+        rms_norm_eps=1e-5,
+        vocab_size=VOCAB,
+        head_dim=HEAD_DIM,
+        rope_theta=10000.0,
+        tie_word_embeddings=False,
+        rope_scaling=rope_scaling,
+    )
+    reference = llama.Model(args)
+    reference.load_weights([(k, mx.array(v)) for k, v in weights.items()])
+    return reference
+
+
+def test_llama3_rope_scaling_is_recovered_from_rope_freqs(tmp_path: Path) -> None:
+    import mlx.core as mx
+    from mlx_lm import load
+
+    from osaurus.models.gguf_import import llama3_rope_factors
+
+    # A small original context makes most frequencies scaled, so positions 0..31 show it.
+    scaling = {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 16,
+    }
+    factors = llama3_rope_factors(10000.0, HEAD_DIM, 8.0, 1.0, 4.0, 16)
+    weights = _random_weights(np.random.default_rng(1))
+    held = _write(tmp_path / "l3.gguf", weights, "F32", rope_freqs=factors, original_context=16)
+    imported, _ = load(str(import_gguf(tmp_path / "l3.gguf", tmp_path / "models", "l3")))
+
+    tokens = mx.array([list(range(3, 35))])
+    got = imported(tokens)
+    scaled, unscaled = _reference_llama(held, scaling)(tokens), _reference_llama(held)(tokens)
+    scale = mx.abs(scaled).max().item()
+    assert mx.abs(got - scaled).max().item() < 0.02 * scale
+    assert mx.abs(got - unscaled).max().item() > 0.1 * scale  # the scaling matters here
+
+
+def test_rope_freqs_that_are_not_llama3_are_refused(tmp_path: Path) -> None:
+    from osaurus.errors import UnsupportedModel
+
+    odd = np.linspace(1.0, 3.0, HEAD_DIM // 2)
+    _write(tmp_path / "odd.gguf", _random_weights(np.random.default_rng(2)), "F32", rope_freqs=odd)
+    with pytest.raises(UnsupportedModel, match="rope_freqs"):
+        import_gguf(tmp_path / "odd.gguf", tmp_path / "models", "odd")
+    assert not (tmp_path / "models" / "odd").exists()
