@@ -152,6 +152,20 @@ def test_cancel_stops_generation_and_frees_the_engine(inference, model_id) -> No
     _assert_engine_is_free(inference, model_id)
 
 
+def test_cancel_during_a_long_prefill_frees_the_engine(inference, model_id) -> None:
+    # ~1000 prompt tokens: over a minute of prefill for the 4-bit model on 2 CPU cores.
+    long_prompt = "The history of the city is long. " * 125
+    call = inference.Generate(ipb.GenerateRequest(model=model_id, prompt=long_prompt, max_tokens=5))
+    assert next(call).HasField("started")  # accepted; prefill is running now
+    time.sleep(2)
+    call.cancel()
+    start = time.monotonic()
+    _, done, _ = run(inference, chat(QUESTION, model_id, max_tokens=3), timeout=90)
+    assert done.usage.completion_tokens == 3
+    # Cancellation is checked between prefill chunks (256 tokens, ~17 s here at worst).
+    assert time.monotonic() - start < 35
+
+
 def test_deadline_stops_generation_and_frees_the_engine(inference, model_id) -> None:
     with pytest.raises(grpc.RpcError) as info:
         run(inference, chat(LONG_REQUEST, model_id, max_tokens=400), timeout=4)
