@@ -14,7 +14,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, TypeVar
 
 from osaurus.chat.template import TRANSCRIPT_STOPS
@@ -146,7 +146,7 @@ class Engine:
 
         return await self.call(count)
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
         """Stream a request's events. Closing the iterator (or cancelling its task) cancels the
         request: it leaves the engine at the next decode step."""
         loop = asyncio.get_running_loop()
