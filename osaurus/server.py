@@ -53,7 +53,7 @@ class RunningServer:
 def _mlx_identity() -> tuple[str, str]:
     import mlx.core as mx
 
-    return str(mx.default_device()).split("(")[-1].split(",")[0], mx.__version__
+    return mx.default_device().type.name, mx.__version__
 
 
 async def start_grpc_server(engine: Engine, host: str, port: int) -> RunningServer:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import grpc
@@ -96,18 +97,20 @@ def from_grpc_error(error: grpc.aio.AioRpcError, target: str = "") -> OpenAIErro
     return OpenAIError(message, status, param, reason or code.name.lower())
 
 
+# pydantic names the union branch it tried at the end of an error's loc ("str", "list[TextPart]").
+_UNION_TAG = re.compile(r"^(str|int|float|bool|none)$|[\[(]")
+
+
 def _loc_to_param(loc: tuple[Any, ...]) -> str | None:
-    parts = [p for p in loc if p != "body"]
+    """("body", "messages", 0, "role") -> "messages[0].role", as OpenAI names params."""
     param = ""
-    for part in parts:
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
         if isinstance(part, int):
             param += f"[{part}]"
-        elif not param:
-            param = str(part)
-        elif str(part) in {"str", "list[str]", "function-after[_check(), str]"}:
-            continue  # union branch names pydantic adds; not the caller's concern
+        elif _UNION_TAG.search(str(part)):
+            break
         else:
-            param += f".{part}"
+            param += f".{part}" if param else str(part)
     return param or None
 
 

@@ -7,6 +7,7 @@ A server that is not running, or an error it returns, is one clear line on stder
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -122,7 +123,11 @@ class Ctl:
 
     def models_import(self, args: argparse.Namespace) -> None:
         path = str(Path(args.file).expanduser().resolve())
-        with console.status(f"importing {path}", spinner="dots") if not self.as_json else _null():
+        with (
+            console.status(f"importing {path}", spinner="dots")
+            if not self.as_json
+            else contextlib.nullcontext()
+        ):
             r = self.models.ImportModel(
                 model_pb2.ImportModelRequest(gguf_path=path, name=args.name or "")
             )
@@ -195,14 +200,6 @@ class Ctl:
             pass
         finally:
             stream.cancel()
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ import logging
 import signal
 import socket
 import sys
+from pathlib import Path
 
 from osaurus import __version__
 from osaurus.config import Settings
@@ -63,11 +64,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     if args.http_port is not None:
         settings.http_port = args.http_port
     if args.models_dir:
-        settings.models_dir = args.models_dir
+        settings.models_dir = Path(args.models_dir).expanduser()
     settings.http = settings.http and not args.no_http
     settings.default_model = settings.default_model and not args.no_default_model
     settings.use_openblas = settings.use_openblas and not args.no_openblas
-    settings.__post_init__()
     return settings
 
 

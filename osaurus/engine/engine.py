@@ -1,8 +1,9 @@
 """The engine: the one thread that owns MLX, the models it has loaded, and the work queue.
 
 MLX is not safe to drive from many threads, and its calls block; so every MLX call runs on this
-thread, and asyncio code only awaits results. Results cross back to the event loop through a
-per-request asyncio queue filled with `loop.call_soon_threadsafe`. Requests run one at a time in
+thread (a one-worker ThreadPoolExecutor: one thread, first in first out), and asyncio code only
+awaits results. Generation events cross back to the event loop through a per-request asyncio
+queue filled with `loop.call_soon_threadsafe`. Requests run one at a time in
 arrival order; continuous batching replaces `_generate` with a scheduler step (later issue) without
 changing the async interface below.
 """
@@ -12,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import queue
 import threading
 from collections.abc import AsyncGenerator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from osaurus.chat.template import TRANSCRIPT_STOPS
@@ -22,7 +23,7 @@ from osaurus.engine.generation import generate_events
 from osaurus.engine.loaded_model import LoadedModel, load_model
 from osaurus.engine.request import Finished, GenerationEvent, GenerationRequest, Started
 from osaurus.errors import ContextLengthExceeded, InternalError, InvalidArgument, OsaurusError
-from osaurus.models.registry import ModelInfo, ModelRegistry
+from osaurus.models.registry import ModelRegistry, describe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,55 +35,20 @@ def _deliver(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any
         loop.call_soon_threadsafe(fn, *args)
 
 
-def _resolve(
-    future: asyncio.Future, result: Any = None, error: BaseException | None = None
-) -> None:
-    if future.done():  # the awaiting caller was cancelled
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
-
-
 class Engine:
     def __init__(self, registry: ModelRegistry, default_max_tokens: int = 2048):
         self.registry = registry
         self.default_max_tokens = default_max_tokens
-        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="osaurus-engine")
         self._models: dict[str, LoadedModel] = {}
         self._models_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="osaurus-engine", daemon=True)
-        self._thread.start()
-
-    # -- thread plumbing -------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            try:
-                job()
-            except Exception:  # a job reports its own errors; this is only a last guard
-                log.exception("engine job failed")
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on the engine thread and await its result."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-
-        def job() -> None:
-            try:
-                result = fn(*args)
-            except BaseException as exc:
-                _deliver(loop, _resolve, future, None, exc)
-            else:
-                _deliver(loop, _resolve, future, result)
-
-        self._jobs.put(job)
-        return await future
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def shutdown(self) -> None:
-        self._jobs.put(None)
-        self._thread.join(timeout=10)
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
     # -- models ----------------------------------------------------------------------------
 
@@ -95,11 +61,15 @@ class Engine:
             return model_id in self._models
 
     def _ensure_loaded(self, model_id: str) -> LoadedModel:
-        resolved, _ = self.registry.resolve(model_id)
+        with self._models_lock:  # a loaded model is served without reading the disk
+            loaded = self._models.get(model_id.strip().lower())
+        if loaded is not None:
+            return loaded
+        resolved, path = self.registry.resolve(model_id)
         with self._models_lock:
             if resolved in self._models:
                 return self._models[resolved]
-        info = self.registry.get(resolved)
+        info = describe(resolved, path)
         log.info("loading model %s from %s", info.id, info.path)
         lm = load_model(info)
         log.info("loaded %s in %.1fs", info.id, lm.load_seconds)
@@ -133,9 +103,6 @@ class Engine:
 
         return await self.call(unload_and_delete)
 
-    def model_info(self, model_id: str) -> ModelInfo:
-        return self.registry.get(model_id)
-
     # -- requests --------------------------------------------------------------------------
 
     async def count_tokens(self, request: GenerationRequest) -> tuple[int, int]:
@@ -156,7 +123,7 @@ class Engine:
         def emit(event: GenerationEvent | BaseException) -> None:
             _deliver(loop, events.put_nowait, event)
 
-        self._jobs.put(lambda: self._generate(request, emit, cancelled))
+        self._executor.submit(self._generate, request, emit, cancelled)
         try:
             while True:
                 event = await events.get()

@@ -49,7 +49,7 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
     @maps_errors
     async def GetModel(self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext):
         return pb.GetModelResponse(
-            model=self._to_proto(self.engine.model_info(_require_id(request.id)))
+            model=self._to_proto(self.engine.registry.get(_require_id(request.id)))
         )
 
     @maps_errors

@@ -164,6 +164,8 @@ def test_unknown_model_is_404_model_not_found(client) -> None:
         ({"max_tokens": 0}, "max_tokens"),
         ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
         ({"messages": []}, "messages"),
+        ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+        ({"stop": 5}, "stop"),
         ({"stop": ""}, "stop"),
         ({"stream_options": {"include_usage": True}}, "stream_options"),
     ],
