@@ -6,9 +6,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from osaurus.errors import InvalidArgument
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_GRPC_PORT = 50051
 DEFAULT_HTTP_PORT = 8080
+FLOAT32_POLICIES = ("auto", "always", "never")  # see osaurus.engine.precision
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -25,6 +28,13 @@ def default_models_dir() -> Path:
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME", "~/.cache")
     return Path(os.environ.get("OSU_CACHE_DIR", f"{base}/osaurus")).expanduser()
+
+
+def default_kv_cache_mb() -> int:
+    """An eighth of RAM, at most 8 GiB: room for many chats without crowding the weights."""
+    import psutil
+
+    return min(psutil.virtual_memory().total // 8, 8 << 30) >> 20
 
 
 @dataclass
@@ -47,6 +57,32 @@ class Settings:
         default_factory=lambda: int(os.environ.get("OSU_DEFAULT_MAX_TOKENS", "2048"))
     )
 
+    # CPU only: dequantize models to float32 when it fits (auto), always, or never.
+    float32: str = field(default_factory=lambda: os.environ.get("OSU_FLOAT32", "auto"))
+    # Sequences decoding together per model, and requests allowed to wait beyond them.
+    max_batch_size: int = field(
+        default_factory=lambda: int(os.environ.get("OSU_MAX_BATCH_SIZE", "16"))
+    )
+    max_queue: int = field(default_factory=lambda: int(os.environ.get("OSU_MAX_QUEUE", "64")))
+    # Memory for KV caches kept between requests (sessions and prefix reuse), in MiB.
+    kv_cache_mb: int = field(
+        default_factory=lambda: int(os.environ.get("OSU_KV_CACHE_MB", str(default_kv_cache_mb())))
+    )
+    prefix_cache: bool = field(default_factory=lambda: _env_bool("OSU_PREFIX_CACHE", True))
+
     def __post_init__(self) -> None:
         self.models_dir = Path(self.models_dir).expanduser()
         self.cache_dir = Path(self.cache_dir).expanduser()
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse settings that make no sense, naming the setting (called again after flags)."""
+        if self.float32 not in FLOAT32_POLICIES:
+            raise InvalidArgument(
+                f"float32 must be one of {', '.join(FLOAT32_POLICIES)}, not {self.float32!r}"
+            )
+        for name in ("max_batch_size", "kv_cache_mb"):
+            if getattr(self, name) < 1:
+                raise InvalidArgument(f"{name} must be at least 1")
+        if self.max_queue < 0:
+            raise InvalidArgument("max_queue must be 0 or more")

@@ -1,4 +1,4 @@
-"""Build and run the grpc.aio server: our three services, standard health and reflection."""
+"""Build and run the grpc.aio server: our four services, standard health and reflection."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from grpc_reflection.v1alpha import reflection
 from osaurus.engine.engine import Engine
 from osaurus.services.inference import InferenceServicer
 from osaurus.services.models import ModelServicer
+from osaurus.services.sessions import SessionServicer
 from osaurus.services.system import SystemServicer
 from osaurus.v1 import (
     inference_pb2,
     inference_pb2_grpc,
     model_pb2,
     model_pb2_grpc,
+    session_pb2,
+    session_pb2_grpc,
     system_pb2,
     system_pb2_grpc,
 )
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAMES = (
     inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name,
     model_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
+    session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
     system_pb2.DESCRIPTOR.services_by_name["SystemService"].full_name,
 )
 
@@ -62,6 +66,7 @@ async def start_grpc_server(engine: Engine, host: str, port: int) -> RunningServ
     device, mlx_version = _mlx_identity()
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(engine), server)
     model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(engine), server)
+    session_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(engine), server)
     system_pb2_grpc.add_SystemServiceServicer_to_server(
         SystemServicer(engine, device, mlx_version), server
     )

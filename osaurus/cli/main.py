@@ -43,6 +43,34 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep MLX's bundled BLAS on Linux (env OSU_OPENBLAS=0)",
     )
+    serve.add_argument(
+        "--float32",
+        choices=["auto", "always", "never"],
+        help="CPU: dequantize models to float32, MLX's fastest CPU path, when they fit in memory "
+        "(env OSU_FLOAT32, default auto)",
+    )
+    serve.add_argument(
+        "--max-batch-size",
+        type=int,
+        help="sequences decoding together per model (env OSU_MAX_BATCH_SIZE, default 16)",
+    )
+    serve.add_argument(
+        "--max-queue",
+        type=int,
+        help="requests waiting beyond the batch before new ones get 429 / RESOURCE_EXHAUSTED "
+        "(env OSU_MAX_QUEUE, default 64)",
+    )
+    serve.add_argument(
+        "--kv-cache-mb",
+        type=int,
+        help="memory for KV caches kept between requests, MiB "
+        "(env OSU_KV_CACHE_MB, default 1/8 of RAM, at most 8192)",
+    )
+    serve.add_argument(
+        "--no-prefix-cache",
+        action="store_true",
+        help="do not reuse KV caches across requests without a session id (env OSU_PREFIX_CACHE=0)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     bridge = sub.add_parser("bridge", help="run the REST bridge alone, pointed at a gRPC server")
@@ -68,6 +96,11 @@ def _settings(args: argparse.Namespace) -> Settings:
     settings.http = settings.http and not args.no_http
     settings.default_model = settings.default_model and not args.no_default_model
     settings.use_openblas = settings.use_openblas and not args.no_openblas
+    settings.prefix_cache = settings.prefix_cache and not args.no_prefix_cache
+    for name in ("float32", "max_batch_size", "max_queue", "kv_cache_mb"):
+        if getattr(args, name) is not None:
+            setattr(settings, name, getattr(args, name))
+    settings.validate()
     return settings
 
 
@@ -97,7 +130,7 @@ async def _serve(settings: Settings, registry, log_level: str) -> None:
 
     # Bind the REST port first, so a busy port fails fast with a clear line, before any loading.
     http_socket = _bind_http_socket(settings.host, settings.http_port) if settings.http else None
-    engine = Engine(registry, settings.default_max_tokens)
+    engine = Engine(registry, engine_options(settings))
     try:
         grpc_server = await start_grpc_server(engine, settings.host, settings.grpc_port)
     except OSError:
@@ -135,6 +168,20 @@ async def _serve(settings: Settings, registry, log_level: str) -> None:
         await asyncio.gather(*waiters, return_exceptions=True)
         await grpc_server.stop()
         engine.shutdown()
+
+
+def engine_options(settings: Settings):
+    from osaurus.engine.engine import EngineOptions
+    from osaurus.engine.precision import Float32Policy
+
+    return EngineOptions(
+        default_max_tokens=settings.default_max_tokens,
+        float32=Float32Policy(settings.float32),
+        max_batch_size=settings.max_batch_size,
+        max_queue=settings.max_queue,
+        kv_cache_bytes=settings.kv_cache_mb << 20,
+        prefix_cache=settings.prefix_cache,
+    )
 
 
 def _bind_http_socket(host: str, port: int) -> socket.socket:

@@ -1,11 +1,13 @@
-"""The engine: the one thread that owns MLX, the models it has loaded, and the work queue.
+"""The engine: the one thread that owns MLX, the models it has loaded, their batches and caches.
 
-MLX is not safe to drive from many threads, and its calls block; so every MLX call runs on this
-thread (a one-worker ThreadPoolExecutor: one thread, first in first out), and asyncio code only
-awaits results. Generation events cross back to the event loop through a per-request asyncio
-queue filled with `loop.call_soon_threadsafe`. Requests run one at a time in
-arrival order; continuous batching replaces `_generate` with a scheduler step (later issue) without
-changing the async interface below.
+MLX is not safe to drive from many threads, and its calls block; so every MLX call runs on the
+engine thread and asyncio code only awaits results. The thread runs a loop: take the commands
+waiting (load a model, admit a request, list sessions...), then run one step of every model's
+batch. Generation events cross back to the event loop through a per-request asyncio queue filled
+with `loop.call_soon_threadsafe`.
+
+Admission is bounded: at most `max_batch_size` sequences decode together per model, and at most
+`max_queue` more wait; past that a request fails at once with RESOURCE_EXHAUSTED.
 """
 
 from __future__ import annotations
@@ -13,20 +15,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import threading
+import time
 from collections.abc import AsyncGenerator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from osaurus.chat.template import TRANSCRIPT_STOPS
-from osaurus.engine.generation import generate_events
+from osaurus.engine.kv_store import KVCacheStore, Session
 from osaurus.engine.loaded_model import LoadedModel, load_model
-from osaurus.engine.request import Finished, GenerationEvent, GenerationRequest, Started
-from osaurus.errors import ContextLengthExceeded, InternalError, InvalidArgument, OsaurusError
+from osaurus.engine.precision import Float32Policy
+from osaurus.engine.request import Finished, GenerationEvent, GenerationRequest
+from osaurus.engine.scheduler import ModelScheduler
+from osaurus.engine.sequence import Sequence
+from osaurus.errors import (
+    ContextLengthExceeded,
+    InternalError,
+    InvalidArgument,
+    NotFound,
+    OsaurusError,
+    ResourceExhausted,
+    Unavailable,
+)
 from osaurus.models.registry import ModelRegistry, describe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    default_max_tokens: int = 2048
+    float32: Float32Policy = Float32Policy.AUTO
+    max_batch_size: int = 16  # sequences decoding together, per model
+    max_queue: int = 64  # requests waiting beyond those
+    kv_cache_bytes: int = 2 << 30  # budget for caches kept between requests
+    prefix_cache: bool = True
+    prefill_step: int | None = None  # None: by device (see scheduler.default_prefill_step)
 
 
 def _deliver(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
@@ -36,19 +63,64 @@ def _deliver(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any
 
 
 class Engine:
-    def __init__(self, registry: ModelRegistry, default_max_tokens: int = 2048):
+    def __init__(self, registry: ModelRegistry, options: EngineOptions | None = None):
         self.registry = registry
-        self.default_max_tokens = default_max_tokens
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="osaurus-engine")
+        self.options = options or EngineOptions()
+        self.kv_store = KVCacheStore(self.options.kv_cache_bytes, self.options.prefix_cache)
         self._models: dict[str, LoadedModel] = {}
-        self._models_lock = threading.Lock()
+        self._models_lock = threading.Lock()  # _models is read from the event loop too
+        self._schedulers: dict[str, ModelScheduler] = {}  # engine thread only
+        self._commands: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._outstanding = 0  # requests admitted and not finished (event loop only)
+        self._thread = threading.Thread(target=self._run, name="osaurus-engine", daemon=True)
+        self._thread.start()
+
+    # -- the engine thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            busy = any(len(s) for s in self._schedulers.values())
+            try:
+                command = self._commands.get(block=not busy)
+            except queue.Empty:
+                command = _NOTHING
+            while command is not _NOTHING:
+                if command is None:  # shutdown
+                    self._close()
+                    return
+                command()
+                try:
+                    command = self._commands.get_nowait()
+                except queue.Empty:
+                    command = _NOTHING
+            for scheduler in list(self._schedulers.values()):
+                if len(scheduler):
+                    scheduler.step()
+
+    def _close(self) -> None:
+        for scheduler in self._schedulers.values():
+            scheduler.fail_all(Unavailable("the server is shutting down"))
+            scheduler.close()
+        self._schedulers.clear()
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(*args)` on the engine thread and await its result."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        """Run `fn(*args)` on the engine thread (between batch steps) and await its result."""
+        future: Future[T] = Future()
+
+        def run() -> None:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:
+                    future.set_exception(exc)
+
+        self._commands.put(run)
+        return await asyncio.wrap_future(future)
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._thread.is_alive():
+            self._commands.put(None)
+            self._thread.join()
 
     # -- models ----------------------------------------------------------------------------
 
@@ -59,6 +131,10 @@ class Engine:
     def is_loaded(self, model_id: str) -> bool:
         with self._models_lock:
             return model_id in self._models
+
+    def loaded(self, model_id: str) -> LoadedModel | None:
+        with self._models_lock:
+            return self._models.get(model_id)
 
     def _ensure_loaded(self, model_id: str) -> LoadedModel:
         with self._models_lock:  # a loaded model is served without reading the disk
@@ -71,8 +147,13 @@ class Engine:
                 return self._models[resolved]
         info = describe(resolved, path)
         log.info("loading model %s from %s", info.id, info.path)
-        lm = load_model(info)
-        log.info("loaded %s in %.1fs", info.id, lm.load_seconds)
+        lm = load_model(info, self.options.float32)
+        log.info(
+            "loaded %s in %.1fs, computing in %s",
+            info.id,
+            lm.load_seconds,
+            lm.precision.describe(),
+        )
         with self._models_lock:
             self._models[resolved] = lm
         return lm
@@ -80,6 +161,11 @@ class Engine:
     def _unload(self, model_id: str) -> bool:
         import mlx.core as mx
 
+        scheduler = self._schedulers.pop(model_id, None)
+        if scheduler is not None:
+            scheduler.fail_all(Unavailable(f"model {model_id!r} was unloaded", field="model"))
+            scheduler.close()
+        self.kv_store.drop_model(model_id)
         with self._models_lock:
             was_loaded = self._models.pop(model_id, None) is not None
         if was_loaded:
@@ -103,6 +189,32 @@ class Engine:
 
         return await self.call(unload_and_delete)
 
+    @property
+    def active_requests(self) -> int:
+        return self._outstanding
+
+    @property
+    def request_limit(self) -> int:
+        return self.options.max_batch_size + self.options.max_queue
+
+    async def kv_cache_bytes(self) -> int:
+        return await self.call(lambda: self.kv_store.session_bytes + self.kv_store.prefix_bytes)
+
+    # -- sessions --------------------------------------------------------------------------
+
+    async def sessions(self) -> list[Session]:
+        return await self.call(self.kv_store.sessions)
+
+    async def session(self, session_id: str) -> Session:
+        found = await self.call(self.kv_store.session, session_id)
+        if found is None:
+            raise NotFound(f"no session {session_id!r}", field="id")
+        return found
+
+    async def delete_session(self, session_id: str) -> None:
+        if not await self.call(self.kv_store.delete_session, session_id):
+            raise NotFound(f"no session {session_id!r}", field="id")
+
     # -- requests --------------------------------------------------------------------------
 
     async def count_tokens(self, request: GenerationRequest) -> tuple[int, int]:
@@ -114,8 +226,15 @@ class Engine:
         return await self.call(count)
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
-        """Stream a request's events. Closing the iterator (or cancelling its task) cancels the
-        request: it leaves the engine at the next decode step."""
+        """Stream a request's events: Started, TextChunks, then Finished. Closing the iterator
+        (or cancelling its task) cancels the request: it leaves the batch at the next step."""
+        limit = self.request_limit
+        if self._outstanding >= limit:
+            raise ResourceExhausted(
+                f"the server is busy: {self._outstanding} requests are running or waiting "
+                f"(limit {limit}); retry later"
+            )
+        received_at = time.perf_counter()
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[GenerationEvent | BaseException] = asyncio.Queue()
         cancelled = threading.Event()
@@ -123,7 +242,8 @@ class Engine:
         def emit(event: GenerationEvent | BaseException) -> None:
             _deliver(loop, events.put_nowait, event)
 
-        self._executor.submit(self._generate, request, emit, cancelled)
+        self._outstanding += 1
+        self._commands.put(lambda: self._admit(request, emit, cancelled, received_at))
         try:
             while True:
                 event = await events.get()
@@ -134,14 +254,16 @@ class Engine:
                     return
         finally:
             cancelled.set()
+            self._outstanding -= 1
 
-    def _generate(
+    def _admit(
         self,
         request: GenerationRequest,
         emit: Callable[[GenerationEvent | BaseException], None],
         cancelled: threading.Event,
+        received_at: float,
     ) -> None:
-        if cancelled.is_set():  # cancelled while waiting in the queue
+        if cancelled.is_set():  # gone while waiting for the engine thread
             return
         try:
             lm = self._ensure_loaded(request.model)
@@ -156,34 +278,60 @@ class Engine:
                     f"length of {context} tokens (prompt and reply together)",
                     field=field,
                 )
-            max_tokens = request.max_tokens or self.default_max_tokens
+            max_tokens = request.max_tokens or self.options.default_max_tokens
             if context:
                 max_tokens = min(max_tokens, context - len(prompt))
-            emit(Started(model=lm.info.id, prompt_tokens=len(prompt)))
             stops = list(request.stop)
             if rendered is not None and rendered.used_fallback:
                 stops += TRANSCRIPT_STOPS
-            for event in generate_events(
-                lm, prompt, request.sampling, max_tokens, stops, cancelled
-            ):
-                emit(event)
-                if isinstance(event, Finished):
-                    _log_finished(event)
+            sequence = Sequence(
+                request=request,
+                model_id=lm.info.id,
+                prompt=prompt,
+                max_tokens=max_tokens,
+                stops=stops,
+                detokenizer=lm.tokenizer.detokenizer,
+                emit=_logging_finish(emit),
+                cancelled=cancelled,
+                received_at=received_at,
+            )
+            self._scheduler(lm).add(sequence)
         except OsaurusError as exc:
             emit(exc)
         except Exception as exc:
-            log.exception("generation failed")
+            log.exception("admitting a request failed")
             emit(InternalError(f"generation failed: {exc}"))
 
+    def _scheduler(self, lm: LoadedModel) -> ModelScheduler:
+        scheduler = self._schedulers.get(lm.info.id)
+        if scheduler is None or scheduler.lm is not lm:
+            scheduler = ModelScheduler(
+                lm, self.kv_store, self.options.max_batch_size, self.options.prefill_step
+            )
+            self._schedulers[lm.info.id] = scheduler
+        return scheduler
 
-def _log_finished(event: Finished) -> None:
-    t, u = event.timings, event.usage
-    log.info(
-        "%s: %s, %d prompt + %d completion tokens, first token %.2fs, %.1f tokens/s",
-        event.model,
-        event.finish_reason,
-        u.prompt_tokens,
-        u.completion_tokens,
-        t.time_to_first_token,
-        t.generation_tokens_per_second,
-    )
+
+_NOTHING: Any = object()
+
+
+def _logging_finish(
+    emit: Callable[[GenerationEvent | BaseException], None],
+) -> Callable[[GenerationEvent | BaseException], None]:
+    def emit_and_log(event: GenerationEvent | BaseException) -> None:
+        if isinstance(event, Finished):
+            t, u = event.timings, event.usage
+            log.info(
+                "%s: %s, %d prompt (%d cached) + %d completion tokens, first token %.2fs, "
+                "%.1f tokens/s",
+                event.model,
+                event.finish_reason,
+                u.prompt_tokens,
+                u.cached_tokens,
+                u.completion_tokens,
+                t.time_to_first_token,
+                t.generation_tokens_per_second,
+            )
+        emit(event)
+
+    return emit_and_log

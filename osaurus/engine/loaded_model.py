@@ -8,6 +8,7 @@ from typing import Any
 
 from osaurus.chat.stopping import end_of_turn_ids
 from osaurus.chat.template import RenderedPrompt, encode_prompt, render_chat
+from osaurus.engine.precision import Float32Policy, Precision, apply_precision_policy
 from osaurus.engine.request import GenerationRequest
 from osaurus.errors import InvalidArgument, UnsupportedModel
 from osaurus.models.registry import ModelInfo
@@ -20,6 +21,7 @@ class LoadedModel:
     tokenizer: Any  # mlx_lm TokenizerWrapper
     stop_token_ids: set[int]
     load_seconds: float
+    precision: Precision
 
     @property
     def context_length(self) -> int:
@@ -33,8 +35,9 @@ class LoadedModel:
         return encode_prompt(self.tokenizer, request.prompt or ""), None
 
 
-def load_model(info: ModelInfo) -> LoadedModel:
-    """Load weights and tokenizer with mlx-lm. Call on the engine thread only."""
+def load_model(info: ModelInfo, float32: Float32Policy = Float32Policy.AUTO) -> LoadedModel:
+    """Load weights and tokenizer with mlx-lm, then apply the CPU float32 policy. Call on the
+    engine thread only."""
     from mlx_lm import load
 
     start = time.perf_counter()
@@ -44,10 +47,12 @@ def load_model(info: ModelInfo) -> LoadedModel:
         raise UnsupportedModel(f"cannot load model {info.id!r}: {exc}", field="model") from exc
     except FileNotFoundError as exc:
         raise InvalidArgument(f"model {info.id!r} is incomplete: {exc}", field="model") from exc
+    precision = apply_precision_policy(model, float32)
     return LoadedModel(
         info=info,
         model=model,
         tokenizer=tokenizer,
         stop_token_ids=end_of_turn_ids(tokenizer),
         load_seconds=time.perf_counter() - start,
+        precision=precision,
     )

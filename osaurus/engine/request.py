@@ -34,6 +34,7 @@ class GenerationRequest:
 class Started:
     model: str
     prompt_tokens: int
+    cached_tokens: int = 0  # prompt tokens found in a KV cache (not prefilled again)
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,9 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                     )
                 elif isinstance(event, Started):
                     started = pb.GenerationStarted(
-                        model=event.model, prompt_tokens=event.prompt_tokens
+                        model=event.model,
+                        prompt_tokens=event.prompt_tokens,
+                        cached_tokens=event.cached_tokens,
                     )
                     yield pb.GenerateResponse(started=started)
                 else:

@@ -29,6 +29,7 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
     def _to_proto(self, info: ModelInfo) -> pb.Model:
         modified = Timestamp()
         modified.FromNanoseconds(int(info.modified_time * 1e9))
+        loaded = self.engine.loaded(info.id)
         return pb.Model(
             id=info.id,
             path=str(info.path),
@@ -36,8 +37,9 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
             architecture=info.architecture,
             quantization=info.quantization,
             context_length=info.context_length,
-            loaded=self.engine.is_loaded(info.id),
+            loaded=loaded is not None,
             modified_time=modified,
+            precision=loaded.precision.describe() if loaded else "",
         )
 
     @maps_errors

@@ -11,7 +11,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("version", "uptime_seconds", "loaded_models", "device", "mlx_version", "models_dir", "blas")
+    __slots__ = ("version", "uptime_seconds", "loaded_models", "device", "mlx_version", "models_dir", "blas", "active_requests", "request_limit", "kv_cache_bytes", "kv_cache_budget_bytes")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LOADED_MODELS_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,10 @@ class GetStatusResponse(_message.Message):
     MLX_VERSION_FIELD_NUMBER: _ClassVar[int]
     MODELS_DIR_FIELD_NUMBER: _ClassVar[int]
     BLAS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    KV_CACHE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    KV_CACHE_BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
     version: str
     uptime_seconds: float
     loaded_models: _containers.RepeatedScalarFieldContainer[str]
@@ -26,7 +30,11 @@ class GetStatusResponse(_message.Message):
     mlx_version: str
     models_dir: str
     blas: str
-    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., loaded_models: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., mlx_version: _Optional[str] = ..., models_dir: _Optional[str] = ..., blas: _Optional[str] = ...) -> None: ...
+    active_requests: int
+    request_limit: int
+    kv_cache_bytes: int
+    kv_cache_budget_bytes: int
+    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., loaded_models: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., mlx_version: _Optional[str] = ..., models_dir: _Optional[str] = ..., blas: _Optional[str] = ..., active_requests: _Optional[int] = ..., request_limit: _Optional[int] = ..., kv_cache_bytes: _Optional[int] = ..., kv_cache_budget_bytes: _Optional[int] = ...) -> None: ...
 
 class WatchSystemStatsRequest(_message.Message):
     __slots__ = ("interval_seconds",)

@@ -1,0 +1,83 @@
+"""What the weights compute in once loaded: the CPU float32 policy.
+
+On MLX's CPU backend a float32 matmul runs on the BLAS (OpenBLAS when preloaded), while quantized
+and half-precision matmuls run on MLX's own slow kernels: on our 2-core test machine the 4-bit
+test model decodes ~10 tokens/s and its float32 copy ~21 (and batched decoding only scales in
+float32). So on the CPU we dequantize models whose float32 copy fits comfortably in memory. The
+policy is a setting: auto (CPU and fits), always, never. On a GPU, auto keeps the weights as they
+are: Metal's quantized kernels are fast and memory bandwidth is what counts there.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import mlx.core as mx
+import psutil
+from mlx_lm.utils import dequantize_model, get_total_parameters
+
+log = logging.getLogger(__name__)
+
+# auto: the float32 copy may take at most this share of RAM, and of the memory free at load.
+_RAM_SHARE = 0.25
+_AVAILABLE_SHARE = 0.5
+
+
+class Float32Policy(enum.StrEnum):
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a loaded model computes: `dtype` is "float32", "float16", "bfloat16" or "4-bit" etc.;
+    `converted` says the server changed it from what is on disk (and from what)."""
+
+    dtype: str
+    converted_from: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.dtype} (from {self.converted_from})" if self.converted_from else self.dtype
+
+
+def stored_precision(model: Any) -> str:
+    """The precision of the weights as loaded from disk (the first matmul's)."""
+    for _, module in model.named_modules():
+        if hasattr(module, "bits") and hasattr(module, "scales"):
+            return f"{module.bits}-bit"
+    for _, module in model.named_modules():
+        weight = getattr(module, "weight", None)
+        if isinstance(weight, mx.array) and weight.ndim == 2:
+            return str(weight.dtype).removeprefix("mlx.core.")
+    return "unknown"
+
+
+def should_use_float32(n_params: int, policy: Float32Policy, on_cpu: bool) -> bool:
+    if policy is Float32Policy.ALWAYS:
+        return True
+    if policy is Float32Policy.NEVER or not on_cpu:
+        return False
+    needed = 4 * n_params
+    memory = psutil.virtual_memory()
+    fits = needed <= _RAM_SHARE * memory.total and needed <= _AVAILABLE_SHARE * memory.available
+    if not fits:
+        log.info("keeping stored weights: a float32 copy (%.1f GB) would not fit", needed / 1e9)
+    return fits
+
+
+def apply_precision_policy(model: Any, policy: Float32Policy) -> Precision:
+    """Convert `model` in place to float32 when the policy says so; return what it computes in."""
+    stored = stored_precision(model)
+    if stored == "float32":
+        return Precision("float32")
+    on_cpu = mx.default_device() == mx.cpu
+    if not should_use_float32(get_total_parameters(model), policy, on_cpu):
+        return Precision(stored)
+    dequantize_model(model)  # mlx-lm's: quantized layers become plain Linear/Embedding
+    model.set_dtype(mx.float32)
+    mx.eval(model.parameters())
+    return Precision("float32", converted_from=stored)

@@ -1,0 +1,63 @@
+"""Per-request samplers and logits processors, built from mlx-lm's pieces.
+
+mlx-lm's `make_sampler` draws from MLX's global random state. In a batch, requests take turns
+drawing from that one state, so a request's `seed` would not make its output repeatable. A seeded
+request therefore gets a sampler of ours that owns its random key; it applies mlx-lm's own
+filters (top-p, min-p, top-k) in the same order as `make_sampler`, and differs only in the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mlx.core as mx
+from mlx_lm.sample_utils import (
+    apply_min_p,
+    apply_top_k,
+    apply_top_p,
+    make_logits_processors,
+    make_sampler,
+)
+
+from osaurus.engine.request import SamplingParams
+
+Sampler = Callable[[mx.array], mx.array]
+LogitsProcessor = Callable[[mx.array, mx.array], mx.array]
+
+
+class SeededSampler:
+    """Temperature sampling with mlx-lm's filters and a random key of the request's own."""
+
+    def __init__(self, params: SamplingParams, seed: int):
+        self.temperature = params.temperature or 0.0
+        self.top_p = params.top_p or 0.0
+        self.min_p = params.min_p or 0.0
+        self.top_k = params.top_k or 0
+        self._key = mx.random.key(seed)
+
+    def __call__(self, logprobs: mx.array) -> mx.array:
+        if 0 < self.top_p < 1.0:
+            logprobs = apply_top_p(logprobs, self.top_p)
+        if self.min_p != 0.0:
+            logprobs = apply_min_p(logprobs, self.min_p)
+        if self.top_k > 0:
+            logprobs = apply_top_k(logprobs, self.top_k)
+        self._key, draw = mx.random.split(self._key)
+        return mx.random.categorical(logprobs * (1.0 / self.temperature), key=draw)
+
+
+def make_request_sampler(params: SamplingParams) -> Sampler:
+    if params.seed is not None and params.temperature:
+        return SeededSampler(params, params.seed)
+    return make_sampler(
+        temp=params.temperature or 0.0,
+        top_p=params.top_p or 0.0,
+        min_p=params.min_p or 0.0,
+        top_k=params.top_k or 0,
+    )
+
+
+def make_request_processors(params: SamplingParams) -> list[LogitsProcessor]:
+    if params.repetition_penalty and params.repetition_penalty != 1.0:
+        return make_logits_processors(repetition_penalty=params.repetition_penalty)
+    return []

@@ -1,0 +1,120 @@
+"""One request inside the batch: turns its sampled tokens into events.
+
+The batch generator (mlx-lm) hands every sequence one token per decode step and says when it hit
+an end-of-turn token or max_tokens. What is ours is what a server needs on top: incremental
+detokenization, stop strings that never leak (held back until they can't be a stop string),
+cancellation, and usage and timings per request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from osaurus.chat.stopping import StopStringFilter
+from osaurus.engine.kv_store import Lease
+from osaurus.engine.request import (
+    Finished,
+    GenerationEvent,
+    GenerationRequest,
+    TextChunk,
+    Timings,
+    Usage,
+)
+
+Emit = Callable[[GenerationEvent | BaseException], None]
+
+
+@dataclass(eq=False)
+class Sequence:
+    request: GenerationRequest
+    model_id: str
+    prompt: list[int]
+    max_tokens: int
+    stops: list[str]
+    detokenizer: object  # mlx-lm's streaming detokenizer, one per sequence
+    emit: Emit
+    cancelled: threading.Event
+    received_at: float  # time.perf_counter() when the request arrived
+    lease: Lease | None = None
+    uid: int | None = None  # the batch generator's id
+    generated: int = 0
+    first_token_at: float | None = None
+    done: bool = False
+    _pending_ids: list[int] = field(default_factory=list)  # tokens whose text is held back
+
+    def __post_init__(self) -> None:
+        self._stop_filter = StopStringFilter(self.stops)
+        self.detokenizer.reset()
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.lease.reused if self.lease else 0
+
+    def on_token(self, token: int, end: str | None) -> bool:
+        """Take the token sampled for this sequence. `end` is the batch generator's finish
+        reason: "stop" (an end-of-turn token, not shown) or "length" (this was the last).
+        Returns True when the sequence is finished (a Finished event has been emitted)."""
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        if end == "stop":
+            self._flush()
+            return self.finish("stop")
+        self.generated += 1
+        self._pending_ids.append(token)
+        self.detokenizer.add_token(token)
+        self._send(self._stop_filter.feed(self.detokenizer.last_segment))
+        if self._stop_filter.stopped:
+            return self.finish("stop")
+        if end == "length":
+            self._flush()
+            return self.finish("length")
+        return False
+
+    def _send(self, text: str, force: bool = False) -> None:
+        if text or (force and self._pending_ids):
+            self.emit(TextChunk(text=text, token_ids=self._pending_ids))
+            self._pending_ids = []
+
+    def _flush(self) -> None:
+        """Send the text held back for a stop string that never completed, and any bytes the
+        detokenizer still holds."""
+        self.detokenizer.finalize()
+        tail = self._stop_filter.feed(self.detokenizer.last_segment) + self._stop_filter.flush()
+        self._send(tail, force=True)
+
+    def finish(self, reason: str) -> bool:
+        if self.done:
+            return True
+        self.done = True
+        end = time.perf_counter()
+        first = self.first_token_at or end
+        generated = self.generated
+        prefilled = len(self.prompt) - self.cached_tokens
+        self.emit(
+            Finished(
+                finish_reason=reason,
+                usage=Usage(
+                    prompt_tokens=len(self.prompt),
+                    completion_tokens=generated,
+                    cached_tokens=self.cached_tokens,
+                ),
+                timings=Timings(
+                    time_to_first_token=first - self.received_at,
+                    prompt_tokens_per_second=prefilled / max(first - self.received_at, 1e-9),
+                    generation_tokens_per_second=(
+                        (generated - 1) / (end - first) if generated > 1 else 0.0
+                    ),
+                    total_seconds=end - self.received_at,
+                ),
+                model=self.model_id,
+            )
+        )
+        return True
+
+    def fail(self, error: BaseException) -> None:
+        if not self.done:
+            self.done = True
+            self.emit(error)
