@@ -197,6 +197,10 @@ class Engine:
     def request_limit(self) -> int:
         return self.options.max_batch_size + self.options.max_queue
 
+    async def running(self, model_id: str) -> int:
+        """Sequences in the model's batch (decoding, prefilling or waiting for a slot)."""
+        return await self.call(lambda: len(self._schedulers.get(model_id) or ()))
+
     async def kv_cache_bytes(self) -> int:
         return await self.call(lambda: self.kv_store.session_bytes + self.kv_store.prefix_bytes)
 
