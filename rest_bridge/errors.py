@@ -51,6 +51,9 @@ def error_type(status: int) -> str:
     return "invalid_request_error"
 
 
+RETRY_AFTER_SECONDS = 1
+
+
 def error_body(
     message: str, status: int, param: str | None = None, code: str | None = None
 ) -> dict:
@@ -68,6 +71,11 @@ class OpenAIError(Exception):
 
     def body(self) -> dict:
         return error_body(self.message, self.status, self.param, self.code)
+
+    def response(self) -> JSONResponse:
+        # A busy server (429) says when to come back; the openai client waits that long.
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if self.status == 429 else None
+        return JSONResponse(self.body(), status_code=self.status, headers=headers)
 
 
 def _openai_param(grpc_field: str) -> str:
@@ -142,7 +150,7 @@ def validation_error(exc: RequestValidationError) -> OpenAIError:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OpenAIError)
     async def _openai(_: Request, exc: OpenAIError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return exc.response()
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -151,8 +159,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(grpc.aio.AioRpcError)
     async def _grpc(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
-        err = from_grpc_error(exc, getattr(request.app.state, "target", ""))
-        return JSONResponse(err.body(), status_code=err.status)
+        return from_grpc_error(exc, getattr(request.app.state, "target", "")).response()
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

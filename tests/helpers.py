@@ -108,3 +108,16 @@ def running_bridge(target: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def wait_until_idle(channel, within: float) -> bool:
+    """True once the server reports no request in its batches, polling for `within` seconds."""
+    from osaurus.v1 import system_pb2, system_pb2_grpc
+
+    system = system_pb2_grpc.SystemServiceStub(channel)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if system.GetStatus(system_pb2.GetStatusRequest()).active_requests == 0:
+            return True
+        time.sleep(0.2)
+    return False

@@ -26,6 +26,8 @@ from osaurus.v1 import (
     inference_pb2_grpc,
     model_pb2,
     model_pb2_grpc,
+    session_pb2,
+    session_pb2_grpc,
     system_pb2,
     system_pb2_grpc,
 )
@@ -61,11 +63,12 @@ class Ctl:
         self.models = model_pb2_grpc.ModelServiceStub(channel)
         self.inference = inference_pb2_grpc.InferenceServiceStub(channel)
         self.system = system_pb2_grpc.SystemServiceStub(channel)
+        self.sessions = session_pb2_grpc.SessionServiceStub(channel)
 
     def _models_table(self, models: list[model_pb2.Model]) -> Table:
         table = Table(title=None)
         table.add_column("ID", no_wrap=True)
-        for column in ("SIZE", "ARCH", "QUANTIZATION", "CONTEXT", "LOADED"):
+        for column in ("SIZE", "ARCH", "QUANTIZATION", "CONTEXT", "LOADED AS"):
             table.add_column(column)
         for m in models:
             table.add_row(
@@ -74,7 +77,7 @@ class Ctl:
                 m.architecture,
                 m.quantization,
                 str(m.context_length),
-                "yes" if m.loaded else "",
+                m.precision if m.loaded else "",
             )
         return table
 
@@ -86,6 +89,45 @@ class Ctl:
         console.print(f"device: {s.device} (MLX {s.mlx_version}), BLAS: {s.blas or 'n/a'}")
         console.print(f"models dir: {s.models_dir}")
         console.print(f"loaded: {', '.join(s.loaded_models) or 'none'}")
+        console.print(f"requests: {s.active_requests} running or waiting (limit {s.request_limit})")
+        console.print(
+            f"KV caches kept: {_size(s.kv_cache_bytes)} of {_size(s.kv_cache_budget_bytes)}"
+        )
+
+    def sessions_list(self, args: argparse.Namespace) -> None:
+        response = self.sessions.ListSessions(session_pb2.ListSessionsRequest())
+        if self.as_json:
+            return _print_json([_dict(x) for x in response.sessions])
+        if not response.sessions:
+            console.print("no sessions (a request with a session_id starts one)")
+            return
+        table = Table()
+        table.add_column("ID", no_wrap=True)
+        for column in ("MODEL", "TOKENS", "SIZE", "IN USE", "LAST USED"):
+            table.add_column(column)
+        for x in response.sessions:
+            table.add_row(
+                x.id,
+                x.model,
+                str(x.cached_tokens),
+                _size(x.size_bytes),
+                "yes" if x.in_use else "",
+                x.update_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S UTC"),
+            )
+        console.print(table)
+
+    def sessions_show(self, args: argparse.Namespace) -> None:
+        x = self.sessions.GetSession(session_pb2.GetSessionRequest(id=args.id)).session
+        if self.as_json:
+            return _print_json(_dict(x))
+        for key, value in _dict(x).items():
+            console.print(f"{key}: {value}")
+
+    def sessions_rm(self, args: argparse.Namespace) -> None:
+        self.sessions.DeleteSession(session_pb2.DeleteSessionRequest(id=args.id))
+        if self.as_json:
+            return _print_json({})
+        console.print(f"deleted session {args.id}")
 
     def models_list(self, args: argparse.Namespace) -> None:
         response = self.models.ListModels(model_pb2.ListModelsRequest())
@@ -145,7 +187,9 @@ class Ctl:
             inference_pb2.ChatMessage(role=inference_pb2.ROLE_USER, content=args.prompt)
         )
         request = inference_pb2.GenerateRequest(
-            model=args.model, chat=inference_pb2.Chat(messages=messages)
+            model=args.model,
+            chat=inference_pb2.Chat(messages=messages),
+            session_id=args.session or "",
         )
         if args.max_tokens is not None:
             request.max_tokens = args.max_tokens
@@ -237,12 +281,19 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.add_argument("--name", help="model id to create (default: the file name, lower-cased)")
 
+    sessions = sub.add_parser("sessions", help="list, show or drop the KV caches of sessions")
+    ssub = sessions.add_subparsers(dest="sessions_command", required=True)
+    add(ssub, "list", "sessions_list", "sessions, most recently used first")
+    add(ssub, "show", "sessions_show", "details of one session").add_argument("id")
+    add(ssub, "rm", "sessions_rm", "drop a session's cache").add_argument("id")
+
     chat = add(sub, "chat", "chat", "stream a reply to one prompt")
     chat.add_argument("model")
     chat.add_argument("prompt")
     chat.add_argument("--system", help="system message")
     chat.add_argument("--max-tokens", type=int)
     chat.add_argument("--temperature", type=float)
+    chat.add_argument("--session", help="session id: keep the KV cache for the next turn")
 
     system = add(sub, "system", "system_stats", "live CPU and memory")
     system.add_argument("--interval", type=float, default=1.0, help="seconds between samples")

@@ -190,16 +190,13 @@ class Engine:
         return await self.call(unload_and_delete)
 
     @property
-    def active_requests(self) -> int:
-        return self._outstanding
-
-    @property
     def request_limit(self) -> int:
         return self.options.max_batch_size + self.options.max_queue
 
-    async def running(self, model_id: str) -> int:
-        """Sequences in the model's batch (decoding, prefilling or waiting for a slot)."""
-        return await self.call(lambda: len(self._schedulers.get(model_id) or ()))
+    async def active_requests(self) -> int:
+        """Sequences in the batches: decoding, prefilling or waiting for a slot. Read on the
+        engine thread, so a cancelled request counts until it has really left its batch."""
+        return await self.call(lambda: sum(len(s) for s in self._schedulers.values()))
 
     async def kv_cache_bytes(self) -> int:
         return await self.call(lambda: self.kv_store.session_bytes + self.kv_store.prefix_bytes)

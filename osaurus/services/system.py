@@ -37,7 +37,7 @@ class SystemServicer(system_pb2_grpc.SystemServiceServicer):
             mlx_version=self.mlx_version,
             models_dir=str(self.engine.registry.models_dir),
             blas=blas_in_use(),
-            active_requests=self.engine.active_requests,
+            active_requests=await self.engine.active_requests(),
             request_limit=self.engine.request_limit,
             kv_cache_bytes=await self.engine.kv_cache_bytes(),
             kv_cache_budget_bytes=self.engine.kv_store.budget_bytes,

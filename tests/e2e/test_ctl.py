@@ -31,7 +31,9 @@ def test_human_output(server, model_id) -> None:
     listing = ctl(server, "models", "list")
     assert listing.returncode == 0 and model_id in listing.stdout and "4-bit" in listing.stdout
     assert "loaded" in ctl(server, "models", "load", model_id).stdout
-    assert "device: cpu" in ctl(server, "status").stdout
+    status = ctl(server, "status").stdout
+    assert "device: cpu" in status and "KV caches kept" in status
+    assert "float32 (from 4-bit)" in ctl(server, "models", "list").stdout
 
 
 def test_chat_streams_the_answer(server, model_id) -> None:
@@ -39,6 +41,18 @@ def test_chat_streams_the_answer(server, model_id) -> None:
     assert result.returncode == 0 and "Paris" in result.stdout
     as_json = json.loads(ctl(server, "chat", model_id, "Hi", "--max-tokens", "3", "--json").stdout)
     assert as_json["finish_reason"] == "FINISH_REASON_LENGTH" and as_json["text"]
+
+
+def test_sessions_list_show_and_rm(server, model_id) -> None:
+    chat = ctl(server, "chat", model_id, "Hi", "--max-tokens", "3", "--session", "ctl-session")
+    assert chat.returncode == 0
+    listing = ctl(server, "sessions", "list")
+    assert listing.returncode == 0 and "ctl-session" in listing.stdout
+    shown = json.loads(ctl(server, "sessions", "show", "ctl-session", "--json").stdout)
+    assert shown["model"] == model_id and shown["cached_tokens"] > 0
+    assert ctl(server, "sessions", "rm", "ctl-session").returncode == 0
+    gone = ctl(server, "sessions", "show", "ctl-session")
+    assert gone.returncode == 1 and "NOT_FOUND" in gone.stderr and "ctl-session" in gone.stderr
 
 
 def test_system_samples(server) -> None:

@@ -62,7 +62,7 @@ async def test_a_cancelled_stream_does_not_disturb_the_others(engine: Engine, mo
     for solo, batched in zip(alone, results[1:], strict=True):
         assert batched.same_as == solo.same_as
     # The cancelled one left the batch (it would have run for 500 tokens).
-    assert await engine.running(model_id) == 0
+    assert await engine.active_requests() == 0
 
 
 async def test_past_the_queue_a_request_is_refused_at_once(models_dir, model_id: str):
