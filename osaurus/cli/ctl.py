@@ -68,8 +68,9 @@ class Ctl:
     def _models_table(self, models: list[model_pb2.Model]) -> Table:
         table = Table(title=None)
         table.add_column("ID", no_wrap=True)
-        for column in ("SIZE", "ARCH", "QUANTIZATION", "CONTEXT", "LOADED AS"):
+        for column in ("SIZE", "ARCH", "QUANTIZATION", "CONTEXT"):
             table.add_column(column)
+        table.add_column("LOADED AS", no_wrap=True)
         for m in models:
             table.add_row(
                 m.id,
