@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/osaurus/v1/*.proto)
 
-.PHONY: setup serve test lint proto proto-check buf-lint check clean
+.PHONY: setup serve test bench lint proto proto-check buf-lint check clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ serve: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# osaurus beside mlx_lm.server (and llama.cpp with PEERS=llama.cpp) in one run: bench/README.md.
+bench: setup
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python -m bench.run
 
 lint: setup
 	$(BIN)/ruff check .

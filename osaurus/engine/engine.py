@@ -80,22 +80,29 @@ class Engine:
     def _run(self) -> None:
         while True:
             busy = any(len(s) for s in self._schedulers.values())
-            try:
-                command = self._commands.get(block=not busy)
-            except queue.Empty:
-                command = _NOTHING
-            while command is not _NOTHING:
+            for command in self._take_commands(wait=not busy):
                 if command is None:  # shutdown
                     self._close()
                     return
                 command()
-                try:
-                    command = self._commands.get_nowait()
-                except queue.Empty:
-                    command = _NOTHING
             for scheduler in list(self._schedulers.values()):
                 if len(scheduler):
-                    scheduler.step()
+                    try:
+                        scheduler.step()
+                    except Exception as exc:  # keep the thread alive; fail only this batch
+                        log.exception("a batch step failed")
+                        scheduler.fail_all(InternalError(f"generation failed: {exc}"))
+
+    def _take_commands(self, wait: bool) -> list[Callable[[], None] | None]:
+        """Every command waiting now; when idle (`wait`), block until there is one."""
+        commands = []
+        try:
+            commands.append(self._commands.get(block=wait))
+            while True:
+                commands.append(self._commands.get_nowait())
+        except queue.Empty:
+            pass
+        return commands
 
     def _close(self) -> None:
         for scheduler in self._schedulers.values():
@@ -311,9 +318,6 @@ class Engine:
             )
             self._schedulers[lm.info.id] = scheduler
         return scheduler
-
-
-_NOTHING: Any = object()
 
 
 def _logging_finish(

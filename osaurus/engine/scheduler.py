@@ -10,8 +10,6 @@ Runs on the engine thread only.
 
 from __future__ import annotations
 
-import logging
-
 import mlx.core as mx
 from mlx_lm.generate import BatchGenerator
 
@@ -20,9 +18,7 @@ from osaurus.engine.loaded_model import LoadedModel
 from osaurus.engine.request import Started
 from osaurus.engine.sampling import make_request_processors, make_request_sampler
 from osaurus.engine.sequence import Sequence
-from osaurus.errors import InternalError, OsaurusError
-
-log = logging.getLogger(__name__)
+from osaurus.errors import OsaurusError
 
 
 def default_prefill_step() -> int:
@@ -65,17 +61,21 @@ class ModelScheduler:
         """Admit a sequence: check out a cache for its prompt and queue it for prefill."""
         seq.lease = self.store.checkout(self.lm.info.id, seq.prompt, seq.request.session_id)
         reused = seq.lease.reused
-        seq.emit(Started(self.lm.info.id, len(seq.prompt), cached_tokens=reused))
-        (seq.uid,) = self._generator.insert(
-            [seq.prompt[reused:]],
-            max_tokens=[seq.max_tokens],
-            caches=[seq.lease.cache],
-            all_tokens=[seq.prompt[:reused]],
-            samplers=[make_request_sampler(seq.request.sampling)],
-            logits_processors=[make_request_processors(seq.request.sampling)],
-        )
+        try:
+            (seq.uid,) = self._generator.insert(
+                [seq.prompt[reused:]],
+                max_tokens=[seq.max_tokens],
+                caches=[seq.lease.cache],
+                all_tokens=[seq.prompt[:reused]],
+                samplers=[make_request_sampler(seq.request.sampling)],
+                logits_processors=[make_request_processors(seq.request.sampling)],
+            )
+        except Exception:
+            self.store.checkin(seq.lease, [], None)  # give the session back
+            raise
         seq.lease.cache = None  # the generator owns it now
         self._sequences[seq.uid] = seq
+        seq.emit(Started(self.lm.info.id, len(seq.prompt), cached_tokens=reused))
 
     def step(self) -> None:
         """Drop cancelled sequences, then run one decode step (plus one prefill chunk)."""
@@ -84,12 +84,7 @@ class ModelScheduler:
             self._remove(cancelled, "cancelled")
         if not self._sequences:
             return
-        try:
-            _, responses = self._generator.next()
-        except Exception as exc:  # a failed step leaves the batch in an unknown state: reset
-            log.exception("batch step failed; failing %d requests", len(self._sequences))
-            self.fail_all(InternalError(f"generation failed: {exc}"))
-            return
+        _, responses = self._generator.next()  # the engine fails the batch if this raises
         finished = []
         for r in responses:
             seq = self._sequences.get(r.uid)
@@ -114,7 +109,8 @@ class ModelScheduler:
             self.store.checkin(seq.lease, list(tokens), cache)
 
     def fail_all(self, error: OsaurusError) -> None:
-        """Fail every sequence (a broken step, the model unloaded) and start a fresh batch."""
+        """Fail every sequence (a broken step, the model unloaded) and start a fresh batch: a
+        failed step leaves the generator in an unknown state."""
         for seq in self._sequences.values():
             seq.fail(error)
             self.store.checkin(seq.lease, [], None)

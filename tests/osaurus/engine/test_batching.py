@@ -8,7 +8,7 @@ import pytest
 from engine_helpers import chat, make_engine, run
 
 from osaurus.engine.engine import Engine
-from osaurus.errors import ResourceExhausted
+from osaurus.errors import InternalError, ResourceExhausted
 
 LONG = "Write the numbers from 1 to 1000, one per line."
 
@@ -79,3 +79,20 @@ async def test_past_the_queue_a_request_is_refused_at_once(models_dir, model_id:
         assert (await run(small, chat(model_id, "Hi", max_tokens=2))).finished is not None
     finally:
         small.shutdown()
+
+
+async def test_a_failing_step_fails_its_batch_and_the_engine_goes_on(models_dir, model_id: str):
+    engine = make_engine(models_dir)
+    try:
+        await run(engine, chat(model_id, "Hi", max_tokens=2))  # loads the model and its batch
+
+        def broken_step():
+            raise RuntimeError("simulated MLX failure")
+
+        engine._schedulers[model_id]._generator.next = broken_step
+        with pytest.raises(InternalError, match="simulated MLX failure"):
+            await run(engine, chat(model_id, "Hi", max_tokens=2))
+        assert (await run(engine, chat(model_id, "Hi", max_tokens=2))).finished is not None
+        assert await engine.active_requests() == 0
+    finally:
+        engine.shutdown()

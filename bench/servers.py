@@ -1,0 +1,189 @@
+"""The servers under test, each started by the bench on 127.0.0.1 and a free port.
+
+- osaurus: `osaurus serve` on the imported test model (the server applies its CPU float32 policy).
+- mlx_lm.server: the same model, dequantized to float32 by mlx-lm's own converter, with the
+  same OpenBLAS preloaded: the same weights and the same BLAS, so the comparison is of servers.
+- llama.cpp (PEERS=llama.cpp): llama-cpp-python's OpenAI server on the original GGUF.
+
+Only one server runs at a time: the machine has two cores.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from osaurus.engine.blas import find_openblas
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / ".work"  # models and logs; not committed
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    name: str
+    base_url: str  # OpenAI API root, ending in /v1
+    model: str
+    process: subprocess.Popen
+    started_at: float  # time.perf_counter() at spawn, for cold start
+    grpc_target: str = ""
+
+
+def prepare_models() -> tuple[Path, Path, Path]:
+    """The imported test model, a float32 copy of it for mlx_lm.server, and the GGUF."""
+    from osaurus.config import default_cache_dir
+    from osaurus.models.default_model import MODEL_ID, ensure_default_model, fetch_gguf
+
+    models = WORK / "models"
+    gguf = fetch_gguf(default_cache_dir(), log=print)
+    ensure_default_model(models, default_cache_dir(), log=print)
+    float32 = WORK / "mlx-lm-float32" / MODEL_ID
+    if not (float32 / "config.json").exists():
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mlx_lm",
+                "convert",
+                "--hf-path",
+                str(models / MODEL_ID),
+                "--mlx-path",
+                str(float32),
+                "--dequantize",
+                "--dtype",
+                "float32",
+            ],
+            check=True,
+        )
+    return models, float32, gguf
+
+
+def _env_with_blas() -> dict[str, str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    blas = find_openblas()
+    if blas:  # mlx_lm.server gets the BLAS osaurus loads itself (see osaurus.engine.blas)
+        env["LD_PRELOAD"] = blas
+    return env
+
+
+def _spawn(name: str, command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, float]:
+    log = open(WORK / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=WORK)
+    return process, started
+
+
+def _wait_ready(server: Server, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited; see {WORK / (server.name + '.log')}")
+        try:
+            if httpx.get(f"{server.base_url}/models", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{server.name} did not start in {timeout:.0f}s")
+
+
+@contextmanager
+def running(server: Server):
+    try:
+        _wait_ready(server)
+        yield server
+    finally:
+        server.process.terminate()
+        try:
+            server.process.wait(30)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+
+
+def osaurus(models: Path, model: str, name: str = "osaurus", *flags: str) -> Server:
+    http, grpc_port = free_port(), free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "osaurus",
+        "serve",
+        "--models-dir",
+        str(models),
+        "--no-default-model",
+        "--http-port",
+        str(http),
+        "--grpc-port",
+        str(grpc_port),
+        "--log-level",
+        "warning",
+        *flags,
+    ]
+    process, started = _spawn(name, command, dict(os.environ, HF_HUB_OFFLINE="1"))
+    return Server(
+        name, f"http://127.0.0.1:{http}/v1", model, process, started, f"127.0.0.1:{grpc_port}"
+    )
+
+
+def mlx_lm_server(float32_model: Path) -> Server:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "mlx_lm",
+        "server",
+        "--model",
+        str(float32_model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "WARNING",
+    ]
+    process, started = _spawn("mlx_lm.server", command, _env_with_blas())
+    # mlx_lm.server names a local model by its path.
+    return Server(
+        "mlx_lm.server", f"http://127.0.0.1:{port}/v1", str(float32_model), process, started
+    )
+
+
+def llama_cpp_server(gguf: Path) -> Server:
+    """llama-cpp-python's server; installed on first use (it compiles llama.cpp: minutes)."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "llama-cpp-python[server]"], check=True
+        )
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(gguf),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "8192",
+        "--model_alias",
+        "smollm2",
+    ]
+    process, started = _spawn("llama.cpp", command, dict(os.environ))
+    return Server("llama.cpp", f"http://127.0.0.1:{port}/v1", "smollm2", process, started)

@@ -1,0 +1,51 @@
+"""The bench's modes, each a list of timed requests against one client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bench.clients import RequestResult
+from bench.prompts import CONVERSATION, PROMPTS, chat
+
+
+async def concurrent(
+    client, concurrency: int, requests: int, max_tokens: int
+) -> tuple[list[RequestResult], float]:
+    """`requests` prompts with at most `concurrency` in flight; returns results and wall time."""
+    gate = asyncio.Semaphore(concurrency)
+    mode = f"concurrency-{concurrency}"
+
+    async def one(i: int) -> RequestResult:
+        async with gate:
+            # Tagged: a server's prompt cache must not serve one mode (or client) from another.
+            prompt = f"({client.name}, {mode}) {PROMPTS[i % len(PROMPTS)]}"
+            return await client.chat(chat(prompt), max_tokens, mode, i)
+
+    start = time.perf_counter()
+    results = await asyncio.gather(*(one(i) for i in range(requests)))
+    return list(results), time.perf_counter() - start
+
+
+async def multi_turn(client, max_tokens: int, session: str = "") -> list[RequestResult]:
+    """A growing conversation: each turn resends the history plus one new question."""
+    messages: list[dict] = []
+    results = []
+    for turn, question in enumerate(CONVERSATION, start=1):
+        messages.append({"role": "user", "content": question})
+        result = await client.chat(messages, max_tokens, "multi-turn", turn, session=session)
+        results.append(result)
+        messages.append({"role": "assistant", "content": result.text})
+    return results
+
+
+async def warm_up(client) -> None:
+    """Load the model before timing anything (the cold start is measured on its own)."""
+    await client.chat(chat("Hello!"), 4, "warm-up", 0)
+
+
+async def cold_start(client, started_at: float, max_tokens: int) -> tuple[RequestResult, float]:
+    """The first request after spawn; returns it and seconds from spawn to its first token."""
+    request_start = time.perf_counter()
+    result = await client.chat(chat(PROMPTS[0]), max_tokens, "cold-start", 0)
+    return result, request_start + result.ttft - started_at
