@@ -88,6 +88,8 @@ class RestClient:
             result.chars = len(result.text)
             result.ok = bool(parts)
             result.error = "" if parts else "empty reply"
+            if not result.completion_tokens:  # no usage in the stream (llama-cpp-python):
+                result.completion_tokens = len(parts)  # it sends one token per chunk
         except Exception as exc:  # a failed request is a result, not a crash of the bench
             result.total = time.perf_counter() - start
             result.error = f"{type(exc).__name__}: {exc}"[:300]

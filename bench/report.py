@@ -141,6 +141,10 @@ def chart(run: dict, path: Path) -> None:
         ttft = [modes.get(f"concurrency-{c}", {}).get("ttft_p50", 0) for c in levels]
         axes[0].bar(xs, agg, width, label=target)
         axes[1].bar(xs, ttft, width, label=target)
+        for x, level, height in zip(xs, levels, agg, strict=True):
+            failed = modes.get(f"concurrency-{level}", {}).get("failed", 0)
+            if failed:  # a server that drops requests must not look fast
+                axes[0].text(x, height, f"{failed}\nfailed", ha="center", va="bottom", fontsize=7)
     for ax, title in ((axes[0], "aggregate completion tokens/s"), (axes[1], "TTFT p50 (s)")):
         ax.set_xticks([j + width * (len(targets) - 1) / 2 for j in range(len(levels))])
         ax.set_xticklabels([f"{c} streams" for c in levels])

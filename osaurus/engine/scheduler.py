@@ -93,7 +93,7 @@ class ModelScheduler:
             if r.finish_reason is not None:  # the generator dropped it and hands back its cache
                 seq.on_token(r.token, r.finish_reason)
                 del self._sequences[r.uid]
-                self.store.checkin(seq.lease, r.all_tokens, r.prompt_cache)
+                self.store.checkin(seq.lease, list(r.all_tokens), r.prompt_cache)
             elif seq.on_token(r.token, None):  # a stop string
                 finished.append(r.uid)
         if finished:
