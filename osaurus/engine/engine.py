@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from osaurus.chat.template import TRANSCRIPT_STOPS
+from osaurus.engine.constraints import compile_constraint
 from osaurus.engine.kv_store import KVCacheStore, Session
 from osaurus.engine.loaded_model import LoadedModel, load_model
 from osaurus.engine.precision import Float32Policy
@@ -289,6 +290,9 @@ class Engine:
             max_tokens = request.max_tokens or self.options.default_max_tokens
             if context:
                 max_tokens = min(max_tokens, context - len(prompt))
+            constraint = None
+            if request.response_format is not None:
+                constraint = compile_constraint(request.response_format, lm.grammar_tokenizer)
             stops = list(request.stop)
             if rendered is not None and rendered.used_fallback:
                 stops += TRANSCRIPT_STOPS
@@ -302,6 +306,7 @@ class Engine:
                 emit=_logging_finish(emit),
                 cancelled=cancelled,
                 received_at=received_at,
+                constraint=constraint,
             )
             self._scheduler(lm).add(sequence)
         except OsaurusError as exc:

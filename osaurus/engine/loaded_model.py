@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,13 @@ class LoadedModel:
     stop_token_ids: set[int]
     load_seconds: float
     precision: Precision
+
+    @functools.cached_property
+    def grammar_tokenizer(self) -> Any:
+        """llguidance's tokenizer, for constrained decoding; built on first use (~0.3 s)."""
+        from osaurus.engine.constraints import make_llg_tokenizer
+
+        return make_llg_tokenizer(self.tokenizer._tokenizer, self.stop_token_ids)
 
     @property
     def context_length(self) -> int:

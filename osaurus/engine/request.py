@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from osaurus.chat.messages import Message
 
@@ -20,6 +21,15 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class ResponseFormat:
+    """The reply must be JSON: any object ("json_object"), or valid against `schema`."""
+
+    type: str  # "json_object" | "json_schema"
+    schema: dict[str, Any] | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     model: str
     messages: list[Message] | None = None  # a chat, rendered with the model's template...
@@ -28,6 +38,7 @@ class GenerationRequest:
     max_tokens: int | None = None
     stop: list[str] = field(default_factory=list)
     session_id: str = ""
+    response_format: ResponseFormat | None = None  # enforced by constrained decoding
 
 
 @dataclass(frozen=True)

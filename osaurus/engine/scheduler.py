@@ -68,7 +68,7 @@ class ModelScheduler:
                 caches=[seq.lease.cache],
                 all_tokens=[seq.prompt[:reused]],
                 samplers=[make_request_sampler(seq.request.sampling)],
-                logits_processors=[make_request_processors(seq.request.sampling)],
+                logits_processors=[self._processors(seq)],
             )
         except Exception:
             self.store.checkin(seq.lease, [], None)  # give the session back
@@ -76,6 +76,12 @@ class ModelScheduler:
         seq.lease.cache = None  # the generator owns it now
         self._sequences[seq.uid] = seq
         seq.emit(Started(self.lm.info.id, len(seq.prompt), cached_tokens=reused))
+
+    @staticmethod
+    def _processors(seq: Sequence) -> list:
+        """The request's sampling processors, then its grammar mask (response_format)."""
+        processors = make_request_processors(seq.request.sampling)
+        return [*processors, seq.constraint] if seq.constraint else processors
 
     def step(self) -> None:
         """Drop cancelled sequences, then run one decode step (plus one prefill chunk)."""

@@ -23,6 +23,7 @@ from osaurus.engine.request import (
     Timings,
     Usage,
 )
+from osaurus.engine.sampling import LogitsProcessor
 
 Emit = Callable[[GenerationEvent | BaseException], None]
 
@@ -39,6 +40,7 @@ class Sequence:
     cancelled: threading.Event
     received_at: float  # time.perf_counter() when the request arrived
     lease: Lease | None = None
+    constraint: LogitsProcessor | None = None  # constrained decoding (response_format)
     uid: int | None = None  # the batch generator's id
     generated: int = 0
     first_token_at: float | None = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Any
 
 import grpc
 
@@ -11,6 +13,7 @@ from osaurus.engine.engine import Engine
 from osaurus.engine.request import (
     Finished,
     GenerationRequest,
+    ResponseFormat,
     SamplingParams,
     Started,
     TextChunk,
@@ -104,6 +107,23 @@ def request_from_proto(request: pb.GenerateRequest) -> GenerationRequest:
         max_tokens=request.max_tokens if request.HasField("max_tokens") else None,
         stop=list(request.stop),
         session_id=request.session_id,
+        response_format=response_format_from_proto(request),
+    )
+
+
+def response_format_from_proto(request: pb.GenerateRequest) -> ResponseFormat | None:
+    if not request.HasField("response_format"):
+        return None
+    which = request.response_format.WhichOneof("format")
+    if which == "json_object":
+        return ResponseFormat(type="json_object")
+    if which == "json_schema":
+        spec = request.response_format.json_schema
+        return ResponseFormat(
+            type="json_schema", schema=parse_json_schema(spec.schema), name=spec.name
+        )
+    raise InvalidArgument(
+        "response_format must set json_object or json_schema", field="response_format"
     )
 
 
@@ -166,3 +186,19 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         )
         count, context_length = await self.engine.count_tokens(generation)
         return pb.CountTokensResponse(token_count=count, context_length=context_length)
+
+
+def parse_json_schema(text: str) -> dict[str, Any]:
+    """The schema travels as JSON text (proto has no JSON value type that keeps integers)."""
+    try:
+        schema = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(
+            f"response_format.json_schema.schema is not valid JSON: {exc}",
+            field="response_format",
+        ) from exc
+    if not isinstance(schema, dict):
+        raise InvalidArgument(
+            "response_format.json_schema.schema must be a JSON object", field="response_format"
+        )
+    return schema

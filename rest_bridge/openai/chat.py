@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -43,6 +44,14 @@ def to_generate_request(body: ChatCompletionRequest, session_id: str | None) -> 
         stop=body.stop_list(),
         session_id=body.session_id or session_id or "",
     )
+    fmt = body.response_format
+    if fmt is not None and fmt.type == "json_object":
+        request.response_format.json_object.SetInParent()
+    elif fmt is not None and fmt.type == "json_schema" and fmt.json_schema is not None:
+        spec = fmt.json_schema
+        request.response_format.json_schema.name = spec.name
+        request.response_format.json_schema.schema = json.dumps(spec.schema_)
+        request.response_format.json_schema.strict = bool(spec.strict)
     max_tokens = body.max_completion_tokens or body.max_tokens
     if max_tokens is not None:
         request.max_tokens = max_tokens

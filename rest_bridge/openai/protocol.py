@@ -39,6 +39,29 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class JsonSchemaSpec(BaseModel):
+    model_config = _REQUEST_CONFIG
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    model_config = _REQUEST_CONFIG
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaSpec | None = None
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema_for_json_schema(
+        cls, spec: JsonSchemaSpec | None, info: ValidationInfo
+    ) -> JsonSchemaSpec | None:
+        if info.data.get("type") == "json_schema" and spec is None:
+            raise ValueError("json_schema is required when type is json_schema")
+        return spec
+
+
 class ChatCompletionRequest(BaseModel):
     model_config = _REQUEST_CONFIG
 
@@ -57,6 +80,7 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
+    response_format: ResponseFormat | None = None
     # osaurus extension: keep this conversation's KV cache between requests.
     session_id: str | None = None
 
