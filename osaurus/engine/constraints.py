@@ -2,7 +2,7 @@
 
 We use llguidance (the library behind Guidance, also used by llama.cpp and vLLM): it compiles a
 JSON schema to a grammar and, at each step, computes which tokens of the vocabulary may come next
-in ~0.1 ms, with no per-token Python loop over the vocabulary. It was picked over xgrammar and
+in native code, with no Python loop over the vocabulary. It was picked over xgrammar and
 outlines-core because it takes a Hugging Face fast tokenizer as is, validates a schema up front
 with an error message we can show the user, and needs no GPU (its MLX helper is Metal-only, so
 the mask is applied here with `mx.where`, which works on every MLX device).

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 _REQUEST_CONFIG = ConfigDict(extra="ignore", strict=True)
 
@@ -52,14 +59,11 @@ class ResponseFormat(BaseModel):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaSpec | None = None
 
-    @field_validator("json_schema")
-    @classmethod
-    def _schema_for_json_schema(
-        cls, spec: JsonSchemaSpec | None, info: ValidationInfo
-    ) -> JsonSchemaSpec | None:
-        if info.data.get("type") == "json_schema" and spec is None:
+    @model_validator(mode="after")
+    def _schema_for_json_schema(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
             raise ValueError("json_schema is required when type is json_schema")
-        return spec
+        return self
 
 
 class ChatCompletionRequest(BaseModel):
