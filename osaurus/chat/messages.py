@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from osaurus.chat.tools import ToolCall
+
 ROLES = ("system", "user", "assistant", "tool")
 
 
@@ -12,3 +14,5 @@ class Message:
     role: str
     content: str
     name: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()  # an assistant message's calls
+    tool_call_id: str = ""  # a tool message's call

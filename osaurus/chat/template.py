@@ -8,11 +8,13 @@ has no template, or its template refuses the conversation, a plain transcript is
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from osaurus.chat.messages import Message
+from osaurus.chat.tools import Tool, tools_prompt
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +29,14 @@ class RenderedPrompt:
     used_fallback: bool
 
 
-def normalize_messages(messages: list[Message]) -> list[dict[str, Any]]:
+def normalize_messages(
+    messages: list[Message], tools: list[Tool] | None = None, native_tools: bool = False
+) -> list[dict[str, Any]]:
+    """One system message first; tool calls and results in the template's terms when it knows
+    tools (`native_tools`), else as text (calls as the JSON we ask for, results as user turns)."""
     system = "\n\n".join(m.content for m in messages if m.role == "system")
+    if tools and not native_tools:
+        system = "\n\n".join(part for part in (system, tools_prompt(tools)) if part)
     rest = []
     for m in messages:
         if m.role == "system":
@@ -36,8 +44,36 @@ def normalize_messages(messages: list[Message]) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"role": m.role, "content": m.content}
         if m.name:
             entry["name"] = m.name
+        if m.tool_calls and native_tools:
+            entry["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": json.loads(c.arguments or "{}")},
+                }
+                for c in m.tool_calls
+            ]
+        elif m.tool_calls:
+            calls = [
+                json.dumps({"name": c.name, "arguments": json.loads(c.arguments or "{}")})
+                for c in m.tool_calls
+            ]
+            entry["content"] = "\n".join(part for part in (m.content, *calls) if part)
+        if m.role == "tool" and native_tools:
+            entry["tool_call_id"] = m.tool_call_id
+        elif m.role == "tool":
+            entry = {
+                "role": "user",
+                "content": f"Result of tool call {m.tool_call_id}: {m.content}",
+            }
         rest.append(entry)
     return ([{"role": "system", "content": system}] if system else []) + rest
+
+
+def template_knows_tools(tokenizer: Any) -> bool:
+    template = getattr(tokenizer, "chat_template", None)
+    text = template if isinstance(template, str) else str(template or "")
+    return "tools" in text
 
 
 def transcript(messages: list[dict[str, Any]]) -> str:
@@ -45,13 +81,18 @@ def transcript(messages: list[dict[str, Any]]) -> str:
     return "\n".join([*lines, "Assistant:"])
 
 
-def render_chat(tokenizer: Any, messages: list[Message]) -> RenderedPrompt:
-    """`tokenizer` is a transformers tokenizer (or mlx-lm's wrapper around one)."""
-    normalized = normalize_messages(messages)
+def render_chat(
+    tokenizer: Any, messages: list[Message], tools: list[Tool] | None = None
+) -> RenderedPrompt:
+    """`tokenizer` is a transformers tokenizer (or mlx-lm's wrapper around one). Templates that
+    take `tools` get them natively; for the others the tools are described in the system prompt."""
+    native = bool(tools) and template_knows_tools(tokenizer)
+    normalized = normalize_messages(messages, tools, native)
     if getattr(tokenizer, "chat_template", None):
         try:
+            extra = {"tools": [t.openai() for t in tools]} if native and tools else {}
             text = tokenizer.apply_chat_template(
-                normalized, add_generation_prompt=True, tokenize=False
+                normalized, add_generation_prompt=True, tokenize=False, **extra
             )
             return RenderedPrompt(text=text, used_fallback=False)
         except Exception as exc:  # a template may raise anything (jinja errors, raise_exception)

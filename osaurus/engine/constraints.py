@@ -13,6 +13,7 @@ grammar is complete it allows only the end-of-sequence token, so generation stop
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import llguidance
@@ -21,6 +22,7 @@ import mlx.core as mx
 import numpy as np
 from llguidance import LLMatcher
 
+from osaurus.chat.tools import Tool, ToolChoice
 from osaurus.engine.request import ResponseFormat
 from osaurus.errors import InternalError, InvalidArgument
 
@@ -34,6 +36,49 @@ def json_grammar(response_format: ResponseFormat) -> str:
             f"response_format.json_schema.schema is not a JSON schema: {exc}",
             field="response_format",
         ) from exc
+
+
+def strict_arguments(schema: dict[str, Any]) -> dict[str, Any]:
+    """A forced call's arguments take only the declared properties unless the schema says
+    otherwise (OpenAI's strict mode makes the same demand): left open, a small model keeps
+    inventing keys until max_tokens."""
+    schema = dict(schema or {"type": "object", "properties": {}})
+    if schema.get("type") == "object" and "additionalProperties" not in schema:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def tool_call_grammar(tools: list[Tool], choice: ToolChoice) -> str:
+    """A Lark grammar whose only sentences are `{"name": "NAME", "arguments": ARGS}` with NAME a
+    declared tool (the named one, for a named choice) and ARGS valid against its schema. The
+    wrapper is fixed text, so a streaming reader can split header from arguments (tool_stream)."""
+    chosen = [t for t in tools if choice.mode != "function" or t.name == choice.name]
+    rules = []
+    for i, tool in enumerate(chosen):
+        header = json.dumps(f'{{"name": {json.dumps(tool.name)}, "arguments": ')
+        schema = strict_arguments(tool.parameters)
+        rules.append(f'call_{i}: {header} args_{i} "}}"\nargs_{i}: %json {json.dumps(schema)}')
+    start = "start: " + " | ".join(f"call_{i}" for i in range(len(chosen)))
+    try:
+        return LLMatcher.grammar_from_lark("\n".join([start, *rules]))
+    except ValueError as exc:
+        raise InvalidArgument(
+            f"tools: cannot enforce the tool schemas: {exc}", field="tools"
+        ) from exc
+
+
+def check_tool_schemas(tools: list[Tool], tokenizer: llguidance.LLTokenizer) -> None:
+    """A tool whose parameters are not an enforceable JSON schema is a bad request."""
+    error = LLMatcher.validate_grammar(tool_call_grammar(tools, ToolChoice("required")), tokenizer)
+    if error:
+        raise InvalidArgument(f"tools: a parameters schema is invalid: {error}", field="tools")
+
+
+def compile_tool_constraint(
+    tools: list[Tool], choice: ToolChoice, tokenizer: llguidance.LLTokenizer
+) -> GrammarConstraint:
+    grammar = tool_call_grammar(tools, choice)
+    return GrammarConstraint(LLMatcher(tokenizer, grammar, log_level=0), tokenizer.vocab_size)
 
 
 def make_llg_tokenizer(hf_tokenizer: Any, eos_token_ids: set[int]) -> llguidance.LLTokenizer:

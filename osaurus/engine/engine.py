@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from osaurus.chat.template import TRANSCRIPT_STOPS
-from osaurus.engine.constraints import compile_constraint
+from osaurus.chat.tool_stream import AutoCallStream, ForcedCallStream
+from osaurus.chat.tools import validate_tool_request
+from osaurus.engine.constraints import (
+    check_tool_schemas,
+    compile_constraint,
+    compile_tool_constraint,
+)
 from osaurus.engine.kv_store import KVCacheStore, Session
 from osaurus.engine.loaded_model import LoadedModel, load_model
 from osaurus.engine.precision import Float32Policy
@@ -290,9 +296,7 @@ class Engine:
             max_tokens = request.max_tokens or self.options.default_max_tokens
             if context:
                 max_tokens = min(max_tokens, context - len(prompt))
-            constraint = None
-            if request.response_format is not None:
-                constraint = compile_constraint(request.response_format, lm.grammar_tokenizer)
+            constraint, tool_calls = self._output_rules(request, lm)
             stops = list(request.stop)
             if rendered is not None and rendered.used_fallback:
                 stops += TRANSCRIPT_STOPS
@@ -307,6 +311,7 @@ class Engine:
                 cancelled=cancelled,
                 received_at=received_at,
                 constraint=constraint,
+                tool_calls=tool_calls,
             )
             self._scheduler(lm).add(sequence)
         except OsaurusError as exc:
@@ -314,6 +319,28 @@ class Engine:
         except Exception as exc:
             log.exception("admitting a request failed")
             emit(InternalError(f"generation failed: {exc}"))
+
+    @staticmethod
+    def _output_rules(request: GenerationRequest, lm: LoadedModel) -> tuple[Any, Any]:
+        """The grammar the reply must follow (response_format, forced tool calls) and how tool
+        calls are read out of it."""
+        tools, choice = request.tools, request.tool_choice
+        validate_tool_request(tools, choice, request.messages or [])
+        if tools:  # every declared schema must compile, whatever the choice
+            check_tool_schemas(tools, lm.grammar_tokenizer)
+        if tools and choice.forced:
+            constraint = compile_tool_constraint(tools, choice, lm.grammar_tokenizer)
+            return constraint, ForcedCallStream()
+        constraint = None
+        if request.response_format is not None:
+            constraint = compile_constraint(request.response_format, lm.grammar_tokenizer)
+        if tools and choice.mode == "auto":
+            tokenizer = lm.tokenizer
+            parser = tokenizer.tool_parser if tokenizer.has_tool_calling else None
+            marker = tokenizer.tool_call_start if parser else None
+            end = tokenizer.tool_call_end if parser else None
+            return constraint, AutoCallStream(tools, marker, parser, end)
+        return constraint, None
 
     def _scheduler(self, lm: LoadedModel) -> ModelScheduler:
         scheduler = self._schedulers.get(lm.info.id)

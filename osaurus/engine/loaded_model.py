@@ -38,7 +38,8 @@ class LoadedModel:
     def prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], RenderedPrompt | None]:
         """Tokens of the request's prompt (its chat rendered through the template, or raw text)."""
         if request.messages is not None:
-            rendered = render_chat(self.tokenizer, request.messages)
+            tools = request.tools if request.tool_choice.mode != "none" else None
+            rendered = render_chat(self.tokenizer, request.messages, tools)
             return encode_prompt(self.tokenizer, rendered.text), rendered
         return encode_prompt(self.tokenizer, request.prompt or ""), None
 

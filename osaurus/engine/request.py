@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from osaurus.chat.messages import Message
+from osaurus.chat.tools import Tool, ToolChoice
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class GenerationRequest:
     stop: list[str] = field(default_factory=list)
     session_id: str = ""
     response_format: ResponseFormat | None = None  # enforced by constrained decoding
+    tools: list[Tool] = field(default_factory=list)
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)
 
 
 @dataclass(frozen=True)
@@ -74,11 +77,21 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class ToolCallChunk:
+    """A piece of a tool call: the first for a call has id and name, later ones argument text."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
 class Finished:
-    finish_reason: str  # "stop" | "length" | "cancelled"
+    finish_reason: str  # "stop" | "length" | "cancelled" | "tool_calls"
     usage: Usage
     timings: Timings
     model: str
 
 
-GenerationEvent = Started | TextChunk | Finished
+GenerationEvent = Started | TextChunk | ToolCallChunk | Finished

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from osaurus.chat.stopping import StopStringFilter
+from osaurus.chat.tool_stream import AutoCallStream, CallDelta, ForcedCallStream, Piece
 from osaurus.engine.kv_store import Lease
 from osaurus.engine.request import (
     Finished,
@@ -21,6 +22,7 @@ from osaurus.engine.request import (
     GenerationRequest,
     TextChunk,
     Timings,
+    ToolCallChunk,
     Usage,
 )
 from osaurus.engine.sampling import LogitsProcessor
@@ -40,7 +42,8 @@ class Sequence:
     cancelled: threading.Event
     received_at: float  # time.perf_counter() when the request arrived
     lease: Lease | None = None
-    constraint: LogitsProcessor | None = None  # constrained decoding (response_format)
+    constraint: LogitsProcessor | None = None  # constrained decoding (response_format, tools)
+    tool_calls: ForcedCallStream | AutoCallStream | None = None  # when the request has tools
     uid: int | None = None  # the batch generator's id
     generated: int = 0
     first_token_at: float | None = None
@@ -76,9 +79,20 @@ class Sequence:
         return False
 
     def _send(self, text: str, force: bool = False) -> None:
-        if text or (force and self._pending_ids):
+        if self.tool_calls is not None:
+            self._send_pieces(self.tool_calls.feed(text) if text else [])
+        elif text or (force and self._pending_ids):
             self.emit(TextChunk(text=text, token_ids=self._pending_ids))
             self._pending_ids = []
+
+    def _send_pieces(self, pieces: list[Piece]) -> None:
+        """Content and tool-call pieces from the tool-call stream (token ids go with text)."""
+        for piece in pieces:
+            if isinstance(piece, CallDelta):
+                self.emit(ToolCallChunk(piece.index, piece.id, piece.name, piece.arguments))
+            else:
+                self.emit(TextChunk(text=piece, token_ids=self._pending_ids))
+                self._pending_ids = []
 
     def _flush(self) -> None:
         """Send the text held back for a stop string that never completed, and any bytes the
@@ -91,6 +105,10 @@ class Sequence:
         if self.done:
             return True
         self.done = True
+        if self.tool_calls is not None and reason != "cancelled":
+            self._send_pieces(self.tool_calls.finish())
+            if self.tool_calls.calls and reason == "stop":
+                reason = "tool_calls"
         end = time.perf_counter()
         first = self.first_token_at or end
         generated = self.generated

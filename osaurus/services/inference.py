@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 
 from osaurus.chat.messages import Message
+from osaurus.chat.tools import Tool, ToolCall, ToolChoice
 from osaurus.engine.engine import Engine
 from osaurus.engine.request import (
     Finished,
@@ -17,6 +18,7 @@ from osaurus.engine.request import (
     SamplingParams,
     Started,
     TextChunk,
+    ToolCallChunk,
 )
 from osaurus.errors import InvalidArgument
 from osaurus.services.status import maps_errors
@@ -33,6 +35,13 @@ _FINISH = {
     "stop": pb.FINISH_REASON_STOP,
     "length": pb.FINISH_REASON_LENGTH,
     "cancelled": pb.FINISH_REASON_CANCELLED,
+    "tool_calls": pb.FINISH_REASON_TOOL_CALLS,
+}
+_TOOL_CHOICE_MODES = {
+    pb.TOOL_CHOICE_MODE_UNSPECIFIED: "auto",
+    pb.TOOL_CHOICE_MODE_AUTO: "auto",
+    pb.TOOL_CHOICE_MODE_NONE: "none",
+    pb.TOOL_CHOICE_MODE_REQUIRED: "required",
 }
 
 
@@ -48,8 +57,33 @@ def messages_from_proto(chat: pb.Chat, field: str = "chat") -> list[Message]:
                 f"{field}.messages[{i}].role must be one of SYSTEM, USER, ASSISTANT, TOOL",
                 field=f"{field}.messages[{i}].role",
             )
-        messages.append(Message(role=_ROLES[m.role], content=m.content, name=m.name))
+        calls = tuple(ToolCall(c.id, c.name, c.arguments or "{}") for c in m.tool_calls)
+        messages.append(
+            Message(
+                role=_ROLES[m.role],
+                content=m.content,
+                name=m.name,
+                tool_calls=calls,
+                tool_call_id=m.tool_call_id,
+            )
+        )
     return messages
+
+
+def tools_from_proto(request: pb.GenerateRequest) -> tuple[list[Tool], ToolChoice]:
+    tools = []
+    for i, t in enumerate(request.tools):
+        parameters = (
+            parse_json_object(t.parameters, f"tools[{i}].parameters") if t.parameters else {}
+        )
+        tools.append(Tool(name=t.name, description=t.description, parameters=parameters))
+    choice = ToolChoice()
+    which = request.tool_choice.WhichOneof("choice") if request.HasField("tool_choice") else None
+    if which == "mode":
+        choice = ToolChoice(mode=_TOOL_CHOICE_MODES.get(request.tool_choice.mode, "auto"))
+    elif which == "function_name":
+        choice = ToolChoice(mode="function", name=request.tool_choice.function_name)
+    return tools, choice
 
 
 def _check_range(
@@ -99,6 +133,7 @@ def request_from_proto(request: pb.GenerateRequest) -> GenerationRequest:
         raise InvalidArgument("max_tokens must be at least 1", field="max_tokens")
     if any(not s for s in request.stop):
         raise InvalidArgument("stop strings must not be empty", field="stop")
+    tools, choice = tools_from_proto(request)
     return GenerationRequest(
         model=request.model,
         messages=messages_from_proto(request.chat) if which == "chat" else None,
@@ -108,6 +143,8 @@ def request_from_proto(request: pb.GenerateRequest) -> GenerationRequest:
         stop=list(request.stop),
         session_id=request.session_id,
         response_format=response_format_from_proto(request),
+        tools=tools,
+        tool_choice=choice,
     )
 
 
@@ -120,7 +157,9 @@ def response_format_from_proto(request: pb.GenerateRequest) -> ResponseFormat | 
     if which == "json_schema":
         spec = request.response_format.json_schema
         return ResponseFormat(
-            type="json_schema", schema=parse_json_schema(spec.schema), name=spec.name
+            type="json_schema",
+            schema=parse_json_object(spec.schema, "response_format"),
+            name=spec.name,
         )
     raise InvalidArgument(
         "response_format must set json_object or json_schema", field="response_format"
@@ -159,6 +198,15 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                     yield pb.GenerateResponse(
                         delta=pb.TextDelta(text=event.text, token_ids=event.token_ids)
                     )
+                elif isinstance(event, ToolCallChunk):
+                    yield pb.GenerateResponse(
+                        tool_call=pb.ToolCallDelta(
+                            index=event.index,
+                            id=event.id,
+                            name=event.name,
+                            arguments=event.arguments,
+                        )
+                    )
                 elif isinstance(event, Started):
                     started = pb.GenerationStarted(
                         model=event.model,
@@ -188,17 +236,12 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         return pb.CountTokensResponse(token_count=count, context_length=context_length)
 
 
-def parse_json_schema(text: str) -> dict[str, Any]:
-    """The schema travels as JSON text (proto has no JSON value type that keeps integers)."""
+def parse_json_object(text: str, field: str) -> dict[str, Any]:
+    """Schemas travel as JSON text (proto has no JSON value type that keeps integers)."""
     try:
-        schema = json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidArgument(
-            f"response_format.json_schema.schema is not valid JSON: {exc}",
-            field="response_format",
-        ) from exc
-    if not isinstance(schema, dict):
-        raise InvalidArgument(
-            "response_format.json_schema.schema must be a JSON object", field="response_format"
-        )
-    return schema
+        raise InvalidArgument(f"{field} is not valid JSON: {exc}", field=field) from exc
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{field} must be a JSON object", field=field)
+    return value

@@ -17,10 +17,16 @@ _ROLES = {
     "assistant": pb.ROLE_ASSISTANT,
     "tool": pb.ROLE_TOOL,
 }
+_TOOL_CHOICE_MODES = {
+    "auto": pb.TOOL_CHOICE_MODE_AUTO,
+    "none": pb.TOOL_CHOICE_MODE_NONE,
+    "required": pb.TOOL_CHOICE_MODE_REQUIRED,
+}
 FINISH_REASONS = {
     pb.FINISH_REASON_STOP: "stop",
     pb.FINISH_REASON_LENGTH: "length",
     pb.FINISH_REASON_CANCELLED: "stop",
+    pb.FINISH_REASON_TOOL_CALLS: "tool_calls",
 }
 
 
@@ -36,7 +42,16 @@ def to_generate_request(body: ChatCompletionRequest, session_id: str | None) -> 
         model=body.model,
         chat=pb.Chat(
             messages=[
-                pb.ChatMessage(role=_ROLES[m.role], content=m.text(), name=m.name or "")
+                pb.ChatMessage(
+                    role=_ROLES[m.role],
+                    content=m.text(),
+                    name=m.name or "",
+                    tool_calls=[
+                        pb.ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
+                        for c in m.tool_calls or []
+                    ],
+                    tool_call_id=m.tool_call_id or "",
+                )
                 for m in body.messages
             ]
         ),
@@ -44,6 +59,17 @@ def to_generate_request(body: ChatCompletionRequest, session_id: str | None) -> 
         stop=body.stop_list(),
         session_id=body.session_id or session_id or "",
     )
+    for tool in body.tools or []:
+        f = tool.function
+        request.tools.add(
+            name=f.name,
+            description=f.description or "",
+            parameters=json.dumps(f.parameters) if f.parameters is not None else "",
+        )
+    if isinstance(body.tool_choice, str):
+        request.tool_choice.mode = _TOOL_CHOICE_MODES[body.tool_choice]
+    elif body.tool_choice is not None:
+        request.tool_choice.function_name = body.tool_choice.function.name
     fmt = body.response_format
     if fmt is not None and fmt.type == "json_object":
         request.response_format.json_object.SetInParent()
@@ -103,12 +129,48 @@ def done_usage(done: pb.GenerationDone) -> dict[str, Any]:
     return usage_json(u.prompt_tokens, u.completion_tokens, u.cached_tokens)
 
 
-def completion(ids: CompletionIds, text: str, done: pb.GenerationDone) -> dict[str, Any]:
+def tool_call_delta(delta: pb.ToolCallDelta) -> dict[str, Any]:
+    """OpenAI's streamed call piece: the first carries id, type and name; later ones only
+    argument text."""
+    out: dict[str, Any] = {"index": delta.index}
+    if delta.id:
+        out["id"] = delta.id
+        out["type"] = "function"
+        out["function"] = {"name": delta.name, "arguments": delta.arguments}
+    else:
+        out["function"] = {"arguments": delta.arguments}
+    return out
+
+
+class ToolCallsAccumulator:
+    """Joins streamed call pieces into whole calls, for the non-stream answer."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def add(self, delta: pb.ToolCallDelta) -> None:
+        if delta.id:
+            function = {"name": delta.name, "arguments": delta.arguments}
+            self.calls.append({"id": delta.id, "type": "function", "function": function})
+        elif self.calls:
+            self.calls[delta.index]["function"]["arguments"] += delta.arguments
+
+
+def completion(
+    ids: CompletionIds,
+    text: str,
+    done: pb.GenerationDone,
+    tool_calls: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     out = ids.envelope("chat.completion")
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+        message["content"] = text or None  # OpenAI: null content when the answer is only calls
     out["choices"] = [
         {
             "index": 0,
-            "message": {"role": "assistant", "content": text, "refusal": None},
+            "message": message,
             "logprobs": None,
             "finish_reason": FINISH_REASONS.get(done.finish_reason, "stop"),
         }

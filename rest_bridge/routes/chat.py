@@ -16,9 +16,11 @@ from rest_bridge.grpc_client import clients
 from rest_bridge.openai.chat import (
     FINISH_REASONS,
     CompletionIds,
+    ToolCallsAccumulator,
     chunk,
     completion,
     to_generate_request,
+    tool_call_delta,
     usage_chunk,
 )
 from rest_bridge.openai.protocol import ChatCompletionRequest
@@ -60,11 +62,14 @@ async def create_chat_completion(
 
 async def _collect(call: grpc.aio.UnaryStreamCall, ids: CompletionIds) -> dict:
     text: list[str] = []
+    calls = ToolCallsAccumulator()
     async for message in _events(call):
         if message.HasField("delta"):
             text.append(message.delta.text)
+        elif message.HasField("tool_call"):
+            calls.add(message.tool_call)
         elif message.HasField("done"):
-            return completion(ids, "".join(text), message.done)
+            return completion(ids, "".join(text), message.done, calls.calls)
     raise OpenAIError("the gRPC stream ended without a final event", 502)
 
 
@@ -82,6 +87,8 @@ async def _stream(
         async for message in _events(call):
             if message.HasField("delta") and message.delta.text:
                 yield content_chunk({"content": message.delta.text})
+            elif message.HasField("tool_call"):
+                yield content_chunk({"tool_calls": [tool_call_delta(message.tool_call)]})
             elif message.HasField("done"):
                 reason = FINISH_REASONS.get(message.done.finish_reason, "stop")
                 yield content_chunk({}, reason)
