@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from osaurus.chat.reasoning import ReasoningSplitter
 from osaurus.chat.template import TRANSCRIPT_STOPS
 from osaurus.chat.tool_stream import AutoCallStream, ForcedCallStream
 from osaurus.chat.tools import validate_tool_request
@@ -312,6 +313,7 @@ class Engine:
                 received_at=received_at,
                 constraint=constraint,
                 tool_calls=tool_calls,
+                reasoning=_reasoning_splitter(lm, request, rendered),
             )
             self._scheduler(lm).add(sequence)
         except OsaurusError as exc:
@@ -350,6 +352,19 @@ class Engine:
             )
             self._schedulers[lm.info.id] = scheduler
         return scheduler
+
+
+def _reasoning_splitter(
+    lm: LoadedModel, request: GenerationRequest, rendered: Any
+) -> ReasoningSplitter | None:
+    """For models that think between markers (mlx-lm knows them); the reply starts inside the
+    thinking block when the prompt opened one it did not close (templates with thinking on)."""
+    tokenizer = lm.tokenizer
+    if not getattr(tokenizer, "has_thinking", False):
+        return None
+    prompt = rendered.text if rendered is not None else request.prompt or ""
+    inside = prompt.rfind(tokenizer.think_start) > prompt.rfind(tokenizer.think_end)
+    return ReasoningSplitter(tokenizer.think_start, tokenizer.think_end, inside)
 
 
 def _logging_finish(

@@ -77,6 +77,13 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class ReasoningChunk:
+    """Text the model wrote while thinking (between its reasoning markers)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class ToolCallChunk:
     """A piece of a tool call: the first for a call has id and name, later ones argument text."""
 
@@ -94,4 +101,4 @@ class Finished:
     model: str
 
 
-GenerationEvent = Started | TextChunk | ToolCallChunk | Finished
+GenerationEvent = Started | TextChunk | ReasoningChunk | ToolCallChunk | Finished

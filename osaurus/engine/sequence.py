@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from osaurus.chat.reasoning import REASONING, ReasoningSplitter
 from osaurus.chat.stopping import StopStringFilter
 from osaurus.chat.tool_stream import AutoCallStream, CallDelta, ForcedCallStream, Piece
 from osaurus.engine.kv_store import Lease
@@ -20,6 +21,7 @@ from osaurus.engine.request import (
     Finished,
     GenerationEvent,
     GenerationRequest,
+    ReasoningChunk,
     TextChunk,
     Timings,
     ToolCallChunk,
@@ -44,6 +46,7 @@ class Sequence:
     lease: Lease | None = None
     constraint: LogitsProcessor | None = None  # constrained decoding (response_format, tools)
     tool_calls: ForcedCallStream | AutoCallStream | None = None  # when the request has tools
+    reasoning: ReasoningSplitter | None = None  # when the model thinks between markers
     uid: int | None = None  # the batch generator's id
     generated: int = 0
     first_token_at: float | None = None
@@ -79,6 +82,19 @@ class Sequence:
         return False
 
     def _send(self, text: str, force: bool = False) -> None:
+        if self.reasoning is None:
+            return self._send_content(text, force)
+        parts = self.reasoning.feed(text) + (self.reasoning.flush() if force else [])
+        for kind, piece in parts:
+            if kind == REASONING:
+                self.emit(ReasoningChunk(piece))
+                self._pending_ids = []  # token ids travel with content only
+            else:
+                self._send_content(piece)
+        if force:
+            self._send_content("", force=True)
+
+    def _send_content(self, text: str, force: bool = False) -> None:
         if self.tool_calls is not None:
             self._send_pieces(self.tool_calls.feed(text) if text else [])
         elif text or (force and self._pending_ids):

@@ -14,6 +14,7 @@ from osaurus.engine.engine import Engine
 from osaurus.engine.request import (
     Finished,
     GenerationRequest,
+    ReasoningChunk,
     ResponseFormat,
     SamplingParams,
     Started,
@@ -198,6 +199,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                     yield pb.GenerateResponse(
                         delta=pb.TextDelta(text=event.text, token_ids=event.token_ids)
                     )
+                elif isinstance(event, ReasoningChunk):
+                    yield pb.GenerateResponse(reasoning=pb.ReasoningDelta(text=event.text))
                 elif isinstance(event, ToolCallChunk):
                     yield pb.GenerateResponse(
                         tool_call=pb.ToolCallDelta(

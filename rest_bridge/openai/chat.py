@@ -161,9 +161,12 @@ def completion(
     text: str,
     done: pb.GenerationDone,
     tool_calls: list[dict[str, Any]] | None = None,
+    reasoning: str = "",
 ) -> dict[str, Any]:
     out = ids.envelope("chat.completion")
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    if reasoning:  # the field reasoning servers (vLLM, DeepSeek's API) use
+        message["reasoning_content"] = reasoning
     if tool_calls:
         message["tool_calls"] = tool_calls
         message["content"] = text or None  # OpenAI: null content when the answer is only calls

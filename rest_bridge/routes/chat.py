@@ -63,13 +63,16 @@ async def create_chat_completion(
 async def _collect(call: grpc.aio.UnaryStreamCall, ids: CompletionIds) -> dict:
     text: list[str] = []
     calls = ToolCallsAccumulator()
+    reasoning: list[str] = []
     async for message in _events(call):
         if message.HasField("delta"):
             text.append(message.delta.text)
         elif message.HasField("tool_call"):
             calls.add(message.tool_call)
+        elif message.HasField("reasoning"):
+            reasoning.append(message.reasoning.text)
         elif message.HasField("done"):
-            return completion(ids, "".join(text), message.done, calls.calls)
+            return completion(ids, "".join(text), message.done, calls.calls, "".join(reasoning))
     raise OpenAIError("the gRPC stream ended without a final event", 502)
 
 
@@ -89,6 +92,8 @@ async def _stream(
                 yield content_chunk({"content": message.delta.text})
             elif message.HasField("tool_call"):
                 yield content_chunk({"tool_calls": [tool_call_delta(message.tool_call)]})
+            elif message.HasField("reasoning") and message.reasoning.text:
+                yield content_chunk({"reasoning_content": message.reasoning.text})
             elif message.HasField("done"):
                 reason = FINISH_REASONS.get(message.done.finish_reason, "stop")
                 yield content_chunk({}, reason)

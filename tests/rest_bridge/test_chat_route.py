@@ -18,7 +18,8 @@ from rest_bridge.grpc_client import GrpcClients
 
 
 class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
-    """`model` picks the behaviour: "ok", "abort-<CODE>", "midstream" (a delta, then INTERNAL)."""
+    """`model` picks the behaviour: "ok", "abort-<CODE>", "midstream" (a delta, then INTERNAL),
+    "thinker" (reasoning deltas before the answer)."""
 
     def __init__(self) -> None:
         self.requests: list[pb.GenerateRequest] = []
@@ -33,6 +34,9 @@ class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
         yield pb.GenerateResponse(
             started=pb.GenerationStarted(model="served-model", prompt_tokens=4)
         )
+        if request.model == "thinker":
+            for piece in ("Let me ", "think."):
+                yield pb.GenerateResponse(reasoning=pb.ReasoningDelta(text=piece))
         yield pb.GenerateResponse(delta=pb.TextDelta(text="Hi", token_ids=[1]))
         if request.model == "midstream":
             await context.abort(grpc.StatusCode.INTERNAL, "the engine fell over")
@@ -150,3 +154,23 @@ async def test_request_translation(bridge) -> None:
         "/v1/chat/completions", headers={"X-Session-Id": "h"}, json=_body("ok", session_id="body")
     )
     assert fake.requests[-1].session_id == "body"
+
+
+async def test_reasoning_goes_to_reasoning_content_never_to_content(bridge) -> None:
+    client, _ = bridge
+    whole = (await client.post("/v1/chat/completions", json=_body("thinker"))).json()
+    message = whole["choices"][0]["message"]
+    assert message["reasoning_content"] == "Let me think." and message["content"] == "Hi"
+
+    plain = (await client.post("/v1/chat/completions", json=_body("ok"))).json()
+    assert "reasoning_content" not in plain["choices"][0]["message"]
+
+    r = await client.post("/v1/chat/completions", json=_body("thinker", stream=True))
+    deltas = [
+        json.loads(line[6:])["choices"][0]["delta"]
+        for line in r.text.splitlines()
+        if line.startswith("data: {")
+    ]
+    assert "".join(d.get("reasoning_content", "") for d in deltas) == "Let me think."
+    assert "".join(d.get("content") or "" for d in deltas) == "Hi"
+    assert all(not ("reasoning_content" in d and d.get("content")) for d in deltas)

@@ -11,7 +11,16 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from osaurus.engine.request import Finished, GenerationRequest, Started, TextChunk, Timings, Usage
+from osaurus.engine.request import (
+    Finished,
+    GenerationRequest,
+    ReasoningChunk,
+    Started,
+    TextChunk,
+    Timings,
+    ToolCallChunk,
+    Usage,
+)
 from osaurus.errors import ContextLengthExceeded, ModelNotFound
 from osaurus.services.inference import InferenceServicer
 from osaurus.v1 import inference_pb2 as pb
@@ -35,6 +44,13 @@ class FakeEngine:
                 while True:
                     yield TextChunk("x", [1])
                     await asyncio.sleep(0.01)
+            if request.model == "thinker":
+                yield ReasoningChunk("Hmm.")
+            if request.model == "caller":
+                yield ToolCallChunk(0, "call_1", "get_time")
+                yield ToolCallChunk(0, arguments='{"tz": "UTC"}')
+                yield Finished("tool_calls", Usage(5, 3), Timings(0.1, 50.0, 20.0, 0.2), "caller")
+                return
             yield TextChunk("Hel", [10])
             yield TextChunk("lo", [11, 12])
             yield Finished("stop", Usage(5, 3), Timings(0.1, 50.0, 20.0, 0.2), request.model)
@@ -157,3 +173,56 @@ async def test_count_tokens(stub_and_engine) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.CountTokens(pb.CountTokensRequest(model="m"))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_reasoning_and_tool_call_events_become_their_own_messages(stub_and_engine) -> None:
+    stub, _ = stub_and_engine
+    events = [e async for e in stub.Generate(pb.GenerateRequest(model="thinker", chat=_chat()))]
+    assert [e.WhichOneof("event") for e in events] == [
+        "started",
+        "reasoning",
+        "delta",
+        "delta",
+        "done",
+    ]
+    assert events[1].reasoning.text == "Hmm."
+
+    events = [e async for e in stub.Generate(pb.GenerateRequest(model="caller", chat=_chat()))]
+    calls = [e.tool_call for e in events if e.HasField("tool_call")]
+    assert (calls[0].id, calls[0].name, calls[1].arguments) == (
+        "call_1",
+        "get_time",
+        '{"tz": "UTC"}',
+    )
+    assert events[-1].done.finish_reason == pb.FINISH_REASON_TOOL_CALLS
+
+
+async def test_tools_and_tool_choice_reach_the_engine(stub_and_engine) -> None:
+    stub, engine = stub_and_engine
+    request = pb.GenerateRequest(
+        model="m",
+        chat=pb.Chat(
+            messages=[
+                pb.ChatMessage(role=pb.ROLE_USER, content="time?"),
+                pb.ChatMessage(
+                    role=pb.ROLE_ASSISTANT,
+                    tool_calls=[pb.ToolCall(id="call_1", name="get_time", arguments="{}")],
+                ),
+                pb.ChatMessage(role=pb.ROLE_TOOL, content="12:00", tool_call_id="call_1"),
+            ]
+        ),
+        tools=[pb.Tool(name="get_time", parameters='{"type": "object"}')],
+        tool_choice=pb.ToolChoice(mode=pb.TOOL_CHOICE_MODE_REQUIRED),
+    )
+    [e async for e in stub.Generate(request)]
+    seen = engine.requests[-1]
+    assert [t.name for t in seen.tools] == ["get_time"] and seen.tools[0].parameters == {
+        "type": "object"
+    }
+    assert seen.tool_choice.mode == "required"
+    assert seen.messages[1].tool_calls[0].name == "get_time"
+    assert seen.messages[2].tool_call_id == "call_1"
+
+    request.tools[0].parameters = "[not json"
+    code, _, _, metadata = await _error(stub.Generate(request))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and metadata["field"] == "tools[0].parameters"
