@@ -4,9 +4,9 @@ in what a model wrote.
 Models with a tool-call format of their own (Qwen/Hermes `<tool_call>`, Mistral `[TOOL_CALLS]`,
 ...) are parsed by mlx-lm's per-family parsers. Every other model is told, in its prompt, to
 answer with `{"name": ..., "arguments": {...}}`; `parse_tool_calls` finds such objects wherever a
-model puts them: alone, in a list, inside code fences, after an "assistant:" prefix, with
-`arguments` as an object or a JSON string, or `parameters` in its place. A name that was not
-declared stays text.
+model puts them: alone, in a list, inside code fences, after an "assistant:" prefix or a family's
+marker (`<|python_tag|>`, `[TOOL_CALLS]`, `<tool_call>`), with `arguments` as an object or a JSON
+string, or `parameters` in its place. A name that was not declared stays text.
 """
 
 from __future__ import annotations
@@ -101,6 +101,11 @@ def tools_prompt(tools: list[Tool]) -> str:
     return "\n".join(lines)
 
 
+# Wrappers model families put around calls (Llama 3.1, Mistral, Hermes/Qwen, functionary...):
+# dropped from what is left once the calls inside are taken out.
+_MARKERS = re.compile(
+    r"<\|python_tag\|>|\[TOOL_CALLS\]|</?tool_call>|</?function_call>|<\|eom_id\|>|functools"
+)
 _FENCE = re.compile(r"```(?:json|tool_call|tool_code)?\s*(.*?)```", re.DOTALL)
 _DECODER = json.JSONDecoder()
 
@@ -159,7 +164,7 @@ def parse_tool_calls(text: str, tools: list[Tool]) -> tuple[str, list[ToolCall]]
     if not calls:
         return text, []
     kept.append(source[last:])
-    rest = "".join(kept)
+    rest = _MARKERS.sub("", "".join(kept))
     rest = re.sub(r"^\s*(?:assistant|Assistant|ASSISTANT)\s*:\s*", "", rest).strip()
     return rest, calls
 

@@ -63,6 +63,33 @@ CORPUS = [
     ('Let me check.\n{"name": "get_time", "arguments": {}}', [("get_time", {})], "Let me check."),
     ('{ "name" : "get_time" ,\n   "arguments" : { } }', [("get_time", {})], ""),  # loose spacing
 ]
+# What model families write when they call (formats from their chat templates and docs).
+FAMILIES = [
+    # Llama 3.1 / 3.2 (JSON-based tool calling, optional python tag)
+    '<|python_tag|>{"name": "get_weather", "parameters": {"city": "Paris", "unit": "celsius"}}',
+    '{"type": "function", "name": "get_weather", "parameters": {"city": "Paris", '
+    '"unit": "celsius"}}',
+    # Mistral / Mixtral
+    '[TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}]',
+    # Hermes 2 Pro / Qwen 2.5 / Qwen 3
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n'
+    "</tool_call>",
+    # Functionary-style and generic chat models
+    'functools[{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}]',
+    '<function_call>{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}'
+    "</function_call>",
+    'Sure! Here is the call:\n```json\n{\n  "name": "get_weather",\n  "arguments": {\n'
+    '    "city": "Paris",\n    "unit": "celsius"\n  }\n}\n```',
+]
+
+
+@pytest.mark.parametrize("text", FAMILIES)
+def test_family_formats_leave_no_markers_behind(text) -> None:
+    rest, found = parse_tool_calls(text, TOOLS)
+    assert [(c.name, json.loads(c.arguments)) for c in found] == [("get_weather", WEATHER)]
+    assert rest in ("", "Sure! Here is the call:")
+
+
 NOT_CALLS = [
     "The capital of France is Paris.",
     '{"name": "delete_everything", "arguments": {}}',  # not a declared tool: stays text
