@@ -1,14 +1,13 @@
 """Streaming a reply that may hold tool calls: text out as content, calls out as call deltas.
 
-Two cases:
-- Forced (`tool_choice` required or a named function): constrained decoding makes the reply
-  exactly `{"name": "NAME", "arguments": ARGS}`. So the call's header (index, id, name) goes out as
-  soon as the name is complete, and the arguments go out fragment by fragment as they are
-  generated; only the wrapper's closing brace is held back.
-- Auto: the model may answer in text or call tools. Text streams as content until something that
-  may start a call appears (`{`, a code fence, the model's own tool-call marker); from there the
-  reply is held and parsed at the end. Calls found go out as a header delta then an arguments
-  delta each; anything else goes out as content.
+The model may answer in text or call tools; with a forced `tool_choice`, constrained decoding
+makes it write only calls, in the format below. Text streams as content until something that may
+start a call appears (`{`, a code fence, the model's own tool-call marker). A call in the format
+the prompt asks for (`{"name": ..., "arguments": {...}}`, one per line) streams as it is written:
+a header delta (index, id, name) as soon as the name is complete, then argument fragments. Any
+other shape (fenced, a list, string arguments, a family's own markers) is held and parsed when
+the reply ends, and its calls go out as a header delta and an arguments delta each; what is not a
+call goes out as content.
 """
 
 from __future__ import annotations
@@ -31,41 +30,6 @@ class CallDelta:
 
 Piece = str | CallDelta  # content text, or a piece of a tool call
 
-_FORCED_HEADER = re.compile(r'^\{"name": "((?:[^"\\]|\\.)*)", "arguments": ')
-
-
-class ForcedCallStream:
-    def __init__(self) -> None:
-        self._buffer = ""
-        self._sent = 0  # characters of the buffer already sent as arguments
-        self._started = False
-        self.calls = 0
-
-    def feed(self, text: str) -> list[Piece]:
-        self._buffer += text
-        out: list[Piece] = []
-        if not self._started:
-            match = _FORCED_HEADER.match(self._buffer)
-            if match is None:
-                return out
-            self._started = True
-            self.calls = 1
-            self._buffer = self._buffer[match.end() :]
-            out.append(CallDelta(0, new_call_id(), match.group(1)))
-        end = len(self._buffer) - 1  # the last character may be the wrapper's closing brace
-        if end > self._sent:
-            out.append(CallDelta(0, arguments=self._buffer[self._sent : end]))
-            self._sent = end
-        return out
-
-    def finish(self) -> list[Piece]:
-        if not self._started:  # cut short before the name was complete (max_tokens)
-            return []
-        rest = self._buffer[self._sent :]
-        if rest.endswith("}"):
-            rest = rest[:-1]
-        return [CallDelta(0, arguments=rest)] if rest else []
-
 
 class AutoCallStream:
     def __init__(
@@ -78,37 +42,80 @@ class AutoCallStream:
         self.tools = tools
         self._triggers = ["{", "```"] + ([model_marker] if model_marker else [])
         self._marker, self._marker_end, self._parser = model_marker, model_marker_end, model_parser
-        self._held = ""  # text that may be the start of a trigger, or everything after one
-        self._holding = False
+        self._declared = {t.name for t in tools}
+        self._held = ""  # text not yet sent: a possible trigger, a held call, arguments...
+        self._state = "text"  # text | held | arguments | closing
+        self._after_call = False
+        self._scanner = _ObjectScanner()
         self.calls = 0
 
     def feed(self, text: str) -> list[Piece]:
-        if self._holding:
-            self._held += text
-            return []
-        text = self._held + text
-        self._held = ""
+        out: list[Piece] = []
+        self._held += text
+        while self._held:
+            before = (self._state, len(self._held))
+            out += getattr(self, f"_on_{self._state}")()
+            if (self._state, len(self._held)) == before:
+                break  # waiting for more text
+        return out
+
+    def _on_text(self) -> list[Piece]:
+        text, self._held = self._held, ""
+        if self._after_call:  # the whitespace between calls is not content
+            text = text.lstrip()
+            self._after_call = not text
         starts = [i for i in (text.find(t) for t in self._triggers) if i >= 0]
         if starts:
             cut = min(starts)
-            self._holding = True
-            self._held = text[cut:]
+            self._state, self._held = "held", text[cut:]
             return [text[:cut]] if cut else []
         keep = _partial_trigger_suffix(text, self._triggers)
         self._held = text[len(text) - keep :] if keep else ""
         sent = text[: len(text) - keep]
         return [sent] if sent else []
 
+    def _on_held(self) -> list[Piece]:
+        """A call in the format we ask for streams as it is written; anything else waits for
+        the end of the reply and the full parser."""
+        match = _AUTO_HEAD.match(self._held)
+        if match is None or match.group(1) not in self._declared:
+            return []
+        self._state, self._held = "arguments", self._held[match.end() :]
+        self._scanner = _ObjectScanner()
+        return [CallDelta(self.calls, new_call_id(), match.group(1))]
+
+    def _on_arguments(self) -> list[Piece]:
+        end = self._scanner.feed(self._held)
+        fragment = self._held if end is None else self._held[:end]
+        self._held = "" if end is None else self._held[end:]
+        out: list[Piece] = [CallDelta(self.calls, arguments=fragment)] if fragment else []
+        if end is not None:
+            self._state = "closing"
+        return out
+
+    def _on_closing(self) -> list[Piece]:
+        rest = self._held.lstrip()
+        if not rest:
+            return []
+        self._held = rest[1:] if rest.startswith("}") else rest  # the wrapper's closing brace
+        self.calls += 1
+        self._state, self._after_call = "text", True
+        return []
+
     def finish(self) -> list[Piece]:
         held, self._held = self._held, ""
-        if not held:
+        state, self._state = self._state, "text"
+        if state in ("arguments", "closing"):  # cut short (max_tokens) or ended after a call
+            self.calls += 1
             return []
+        if state == "text":
+            return [held] if held and not (self._after_call and not held.strip()) else []
         rest, calls = self._parse(held)
         out: list[Piece] = [rest] if rest else []
-        for index, call in enumerate(calls):
-            out.append(CallDelta(index, call.id, call.name))
-            out.append(CallDelta(index, arguments=call.arguments))
-        self.calls = len(calls)
+        for call in calls:
+            out.append(CallDelta(self.calls, call.id, call.name))
+            out.append(CallDelta(self.calls, arguments=call.arguments))
+            self.calls += 1
         return out
 
     def _parse(self, text: str):
@@ -130,6 +137,39 @@ class AutoCallStream:
             if calls and all(c.name in declared for c in calls):
                 return rest.strip(), calls
         return parse_tool_calls(text, self.tools)
+
+
+_AUTO_HEAD = re.compile(r'^\{\s*"name"\s*:\s*"([^"\\]*)"\s*,\s*"arguments"\s*:\s*(?=\{)')
+
+
+class _ObjectScanner:
+    """Finds where a JSON object ends in text that arrives in pieces (strings and escapes
+    respected), so its characters can be sent on as they come."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.in_string = False
+        self.escaped = False
+
+    def feed(self, text: str) -> int | None:
+        """Offset just past the object's closing brace in `text`, or None if it goes on."""
+        for i, ch in enumerate(text):
+            if self.in_string:
+                if self.escaped:
+                    self.escaped = False
+                elif ch == "\\":
+                    self.escaped = True
+                elif ch == '"':
+                    self.in_string = False
+            elif ch == '"':
+                self.in_string = True
+            elif ch in "{[":
+                self.depth += 1
+            elif ch in "}]":
+                self.depth -= 1
+                if self.depth == 0:
+                    return i + 1
+        return None
 
 
 def _partial_trigger_suffix(text: str, triggers: list[str]) -> int:

@@ -48,19 +48,21 @@ def strict_arguments(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def tool_call_grammar(tools: list[Tool], choice: ToolChoice) -> str:
-    """A Lark grammar whose only sentences are `{"name": "NAME", "arguments": ARGS}` with NAME a
-    declared tool (the named one, for a named choice) and ARGS valid against its schema. The
-    wrapper is fixed text, so a streaming reader can split header from arguments (tool_stream)."""
+def tool_call_grammar(tools: list[Tool], choice: ToolChoice, parallel: bool = False) -> str:
+    """A Lark grammar whose sentences are `{"name": "NAME", "arguments": ARGS}` with NAME a
+    declared tool (the named one, for a named choice) and ARGS valid against its schema; with
+    `parallel`, one or more such calls, one per line. The wrapper is fixed text, so the streaming
+    reader can send the header as soon as the name is complete (tool_stream)."""
     chosen = [t for t in tools if choice.mode != "function" or t.name == choice.name]
     rules = []
     for i, tool in enumerate(chosen):
         header = json.dumps(f'{{"name": {json.dumps(tool.name)}, "arguments": ')
         schema = strict_arguments(tool.parameters)
         rules.append(f'call_{i}: {header} args_{i} "}}"\nargs_{i}: %json {json.dumps(schema)}')
-    start = "start: " + " | ".join(f"call_{i}" for i in range(len(chosen)))
+    one = "one: " + " | ".join(f"call_{i}" for i in range(len(chosen)))
+    start = 'start: one ("\\n" one)*' if parallel else "start: one"
     try:
-        return LLMatcher.grammar_from_lark("\n".join([start, *rules]))
+        return LLMatcher.grammar_from_lark("\n".join([start, one, *rules]))
     except ValueError as exc:
         raise InvalidArgument(
             f"tools: cannot enforce the tool schemas: {exc}", field="tools"
@@ -75,9 +77,9 @@ def check_tool_schemas(tools: list[Tool], tokenizer: llguidance.LLTokenizer) -> 
 
 
 def compile_tool_constraint(
-    tools: list[Tool], choice: ToolChoice, tokenizer: llguidance.LLTokenizer
+    tools: list[Tool], choice: ToolChoice, parallel: bool, tokenizer: llguidance.LLTokenizer
 ) -> GrammarConstraint:
-    grammar = tool_call_grammar(tools, choice)
+    grammar = tool_call_grammar(tools, choice, parallel and choice.mode == "required")
     return GrammarConstraint(LLMatcher(tokenizer, grammar, log_level=0), tokenizer.vocab_size)
 
 

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from osaurus.chat.reasoning import ReasoningSplitter
 from osaurus.chat.template import TRANSCRIPT_STOPS
-from osaurus.chat.tool_stream import AutoCallStream, ForcedCallStream
+from osaurus.chat.tool_stream import AutoCallStream
 from osaurus.chat.tools import validate_tool_request
 from osaurus.engine.constraints import (
     check_tool_schemas,
@@ -330,9 +330,11 @@ class Engine:
         validate_tool_request(tools, choice, request.messages or [])
         if tools:  # every declared schema must compile, whatever the choice
             check_tool_schemas(tools, lm.grammar_tokenizer)
-        if tools and choice.forced:
-            constraint = compile_tool_constraint(tools, choice, lm.grammar_tokenizer)
-            return constraint, ForcedCallStream()
+        if tools and choice.forced:  # the grammar writes calls in the format the reader streams
+            constraint = compile_tool_constraint(
+                tools, choice, request.parallel_tool_calls, lm.grammar_tokenizer
+            )
+            return constraint, AutoCallStream(tools)
         constraint = None
         if request.response_format is not None:
             constraint = compile_constraint(request.response_format, lm.grammar_tokenizer)

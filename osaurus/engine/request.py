@@ -42,6 +42,7 @@ class GenerationRequest:
     response_format: ResponseFormat | None = None  # enforced by constrained decoding
     tools: list[Tool] = field(default_factory=list)
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
+    parallel_tool_calls: bool = True  # "required" may make several calls (OpenAI's default)
 
 
 @dataclass(frozen=True)

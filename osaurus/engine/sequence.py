@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from osaurus.chat.reasoning import REASONING, ReasoningSplitter
 from osaurus.chat.stopping import StopStringFilter
-from osaurus.chat.tool_stream import AutoCallStream, CallDelta, ForcedCallStream, Piece
+from osaurus.chat.tool_stream import AutoCallStream, CallDelta, Piece
 from osaurus.engine.kv_store import Lease
 from osaurus.engine.request import (
     Finished,
@@ -45,7 +45,7 @@ class Sequence:
     received_at: float  # time.perf_counter() when the request arrived
     lease: Lease | None = None
     constraint: LogitsProcessor | None = None  # constrained decoding (response_format, tools)
-    tool_calls: ForcedCallStream | AutoCallStream | None = None  # when the request has tools
+    tool_calls: AutoCallStream | None = None  # when the request has tools
     reasoning: ReasoningSplitter | None = None  # when the model thinks between markers
     uid: int | None = None  # the batch generator's id
     generated: int = 0

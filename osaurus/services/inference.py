@@ -146,6 +146,9 @@ def request_from_proto(request: pb.GenerateRequest) -> GenerationRequest:
         response_format=response_format_from_proto(request),
         tools=tools,
         tool_choice=choice,
+        parallel_tool_calls=(
+            request.parallel_tool_calls if request.HasField("parallel_tool_calls") else True
+        ),
     )
 
 

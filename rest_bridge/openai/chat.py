@@ -66,6 +66,8 @@ def to_generate_request(body: ChatCompletionRequest, session_id: str | None) -> 
             description=f.description or "",
             parameters=json.dumps(f.parameters) if f.parameters is not None else "",
         )
+    if body.parallel_tool_calls is not None:
+        request.parallel_tool_calls = body.parallel_tool_calls
     if isinstance(body.tool_choice, str):
         request.tool_choice.mode = _TOOL_CHOICE_MODES[body.tool_choice]
     elif body.tool_choice is not None:

@@ -55,15 +55,32 @@ def create(client, model_id, **kwargs):
     return client.chat.completions.create(**{**options, "temperature": 0, **kwargs})
 
 
-def test_required_gives_a_valid_call_and_null_content(client, model_id) -> None:
-    choice = create(client, model_id, tool_choice="required").choices[0]
-    assert choice.finish_reason == "tool_calls"
-    assert choice.message.content is None
-    (call,) = choice.message.tool_calls
+def assert_valid(call) -> None:
     assert call.type == "function" and call.id.startswith("call_")
     assert call.function.name in {"get_weather", "get_time"}
     if call.function.name == "get_weather":
         jsonschema.validate(json.loads(call.function.arguments), WEATHER_PARAMS)
+
+
+def test_required_gives_valid_calls_and_null_content(client, model_id) -> None:
+    choice = create(client, model_id, tool_choice="required").choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    assert choice.message.tool_calls
+    for call in choice.message.tool_calls:
+        assert_valid(call)
+    assert len({c.id for c in choice.message.tool_calls}) == len(choice.message.tool_calls)
+
+
+def test_parallel_calls_when_asked_and_one_when_not(client, model_id) -> None:
+    both = [{"role": "user", "content": "What is the weather in Paris and the time in Tokyo?"}]
+    parallel = create(client, model_id, messages=both, tool_choice="required").choices[0]
+    assert [c.function.name for c in parallel.message.tool_calls] == ["get_weather", "get_time"]
+    single = create(
+        client, model_id, messages=both, tool_choice="required", parallel_tool_calls=False
+    ).choices[0]
+    assert len(single.message.tool_calls) == 1
+    assert_valid(single.message.tool_calls[0])
 
 
 def test_a_named_function_is_the_one_called(client, model_id) -> None:
@@ -80,19 +97,21 @@ def test_the_stream_helper_accumulates_exactly_the_non_stream_result(client, mod
         deltas = [e for e in stream if e.type == "chunk"]
         final = stream.get_final_completion().choices[0]
     assert final.finish_reason == "tool_calls"
-    (streamed,) = final.message.tool_calls
-    (expected,) = whole.tool_calls
-    assert (streamed.function.name, streamed.function.arguments) == (
-        expected.function.name,
-        expected.function.arguments,
-    )
+    assert [(c.function.name, c.function.arguments) for c in final.message.tool_calls] == [
+        (c.function.name, c.function.arguments) for c in whole.tool_calls
+    ]
     pieces = [
         c.chunk.choices[0].delta.tool_calls[0]
         for c in deltas
         if c.chunk.choices and c.chunk.choices[0].delta.tool_calls
     ]
-    assert pieces[0].id and pieces[0].function.name  # the header first...
-    assert len(pieces) > 3 and all(p.id is None for p in pieces[1:])  # ...then fragments
+    by_call: dict[int, list] = {}
+    for piece in pieces:
+        by_call.setdefault(piece.index, []).append(piece)
+    assert sorted(by_call) == list(range(len(whole.tool_calls)))
+    for header, *fragments in by_call.values():
+        assert header.id and header.function.name  # the header first...
+        assert len(fragments) > 2 and all(f.id is None for f in fragments)  # ...then fragments
     # No empty content deltas while the call streams.
     assert not any(c.chunk.choices and c.chunk.choices[0].delta.content for c in deltas)
 

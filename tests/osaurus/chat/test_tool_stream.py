@@ -8,11 +8,12 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from osaurus.chat.tool_stream import AutoCallStream, CallDelta, ForcedCallStream
+from osaurus.chat.tool_stream import AutoCallStream, CallDelta
 from osaurus.chat.tools import Tool
 
 ARGS = {"city": "Paris", "unit": "celsius", "note": 'a "quoted" }'}
-FORCED = json.dumps({"name": "get_weather", "arguments": ARGS})
+FORCED = json.dumps({"name": "get_weather", "arguments": ARGS})  # what a forced choice writes
+TOOLS = [Tool("get_weather")]
 
 
 def split(text: str, cuts: list[int]) -> list[str]:
@@ -28,8 +29,8 @@ def run(stream, chunks: list[str]) -> list:
 
 
 @given(st.lists(st.integers(min_value=0), max_size=12))
-def test_a_forced_call_streams_header_then_argument_fragments(cuts) -> None:
-    pieces = run(ForcedCallStream(), split(FORCED, cuts))
+def test_a_call_streams_header_then_argument_fragments(cuts) -> None:
+    pieces = run(AutoCallStream(TOOLS), split(FORCED, cuts))
     assert all(isinstance(p, CallDelta) for p in pieces)
     header, *rest = pieces
     assert header.id.startswith("call_") and header.name == "get_weather"
@@ -37,14 +38,11 @@ def test_a_forced_call_streams_header_then_argument_fragments(cuts) -> None:
     assert json.loads("".join(p.arguments for p in rest)) == ARGS
 
 
-def test_forced_arguments_flow_before_the_call_is_complete() -> None:
-    stream = ForcedCallStream()
+def test_arguments_flow_before_the_call_is_complete() -> None:
+    stream = AutoCallStream(TOOLS)
     early = stream.feed(FORCED[: FORCED.index("Paris")])
     assert [p.name for p in early if p.name] == ["get_weather"]
     assert "city" in "".join(p.arguments for p in early)
-
-
-TOOLS = [Tool("get_weather")]
 
 
 @given(st.lists(st.integers(min_value=0), max_size=12))
@@ -55,8 +53,34 @@ def test_auto_text_streams_and_a_trailing_call_is_parsed(cuts) -> None:
     content = "".join(p for p in pieces if isinstance(p, str))
     calls = [p for p in pieces if isinstance(p, CallDelta)]
     assert content.strip() == "Let me look that up."
-    assert calls[0].name == "get_weather" and json.loads(calls[1].arguments) == ARGS
+    assert calls[0].name == "get_weather" and calls[0].id.startswith("call_")
+    assert json.loads("".join(p.arguments for p in calls[1:])) == ARGS
     assert stream.calls == 1
+
+
+def test_an_auto_call_in_the_asked_format_streams_as_it_is_written() -> None:
+    call = json.dumps({"name": "get_weather", "arguments": ARGS})
+    stream = AutoCallStream(TOOLS)
+    early = stream.feed("On it.\n" + call[: call.index("celsius")])
+    assert early[0] == "On it.\n"
+    assert early[1].name == "get_weather"
+    assert "city" in "".join(p.arguments for p in early[2:])
+
+
+@given(st.lists(st.integers(min_value=0), max_size=16))
+def test_several_auto_calls_one_per_line(cuts) -> None:
+    first = json.dumps({"name": "get_weather", "arguments": ARGS})
+    second = json.dumps({"name": "get_weather", "arguments": {"city": "Oslo"}})
+    stream = AutoCallStream(TOOLS)
+    pieces = run(stream, split(f"{first}\n{second}\n", cuts))
+    assert not [p for p in pieces if isinstance(p, str)]  # no stray content
+    by_call: dict[int, list[CallDelta]] = {}
+    for p in pieces:
+        by_call.setdefault(p.index, []).append(p)
+    assert sorted(by_call) == [0, 1] and stream.calls == 2
+    args = [json.loads("".join(p.arguments for p in by_call[i])) for i in (0, 1)]
+    assert args == [ARGS, {"city": "Oslo"}]
+    assert len({by_call[i][0].id for i in (0, 1)}) == 2
 
 
 @given(st.lists(st.integers(min_value=0), max_size=12))
