@@ -93,10 +93,14 @@ def test_a_named_function_is_the_one_called(client, model_id) -> None:
 def test_the_stream_helper_accumulates_exactly_the_non_stream_result(client, model_id) -> None:
     whole = create(client, model_id, tool_choice="required").choices[0].message
     options = {"model": model_id, "messages": ASK, "tools": TOOLS, "max_tokens": 80}
-    with client.chat.completions.stream(**options, temperature=0, tool_choice="required") as stream:
+    usage = {"include_usage": True}
+    with client.chat.completions.stream(
+        **options, temperature=0, tool_choice="required", stream_options=usage
+    ) as stream:
         deltas = [e for e in stream if e.type == "chunk"]
         final = stream.get_final_completion().choices[0]
     assert final.finish_reason == "tool_calls"
+    assert deltas[-1].chunk.usage.completion_tokens > 0  # the usage chunk still comes
     assert [(c.function.name, c.function.arguments) for c in final.message.tool_calls] == [
         (c.function.name, c.function.arguments) for c in whole.tool_calls
     ]

@@ -9,6 +9,7 @@ from transformers import AutoTokenizer
 
 from osaurus.chat.messages import Message
 from osaurus.chat.template import encode_prompt, render_chat
+from osaurus.chat.tools import Tool, ToolCall
 
 
 @pytest.fixture
@@ -60,3 +61,38 @@ def test_bos_is_never_doubled(tokenizer) -> None:
     text = render_chat(tokenizer, [Message("user", "hello")]).text
     ids = encode_prompt(tokenizer, text)
     assert ids.count(bos_id) == 1 and ids[0] == bos_id
+
+
+WEATHER = Tool("get_weather", "Weather in a city", {"type": "object", "properties": {"city": {}}})
+CALL = ToolCall("call_1", "get_weather", '{"city": "Paris"}')
+TOOL_TURNS = [
+    Message("user", "Weather in Paris?"),
+    Message("assistant", "", tool_calls=(CALL,)),
+    Message("tool", '{"celsius": 21}', tool_call_id="call_1"),
+]
+
+# The shape of a tools-aware template (Qwen, Llama 3.1, Hermes...), reduced to what we check.
+NATIVE = (
+    "{% if tools %}<tools>{% for t in tools %}{{ t.function.name }};{% endfor %}</tools>{% endif %}"
+    "{% for m in messages %}[{{ m.role }}]{{ m.content }}"
+    "{% for c in m.tool_calls or [] %}<call {{ c.id }} {{ c.function.name }} "
+    "{{ c.function.arguments.city }}>{% endfor %}"
+    "{% if m.tool_call_id %}<result of {{ m.tool_call_id }}>{% endif %}{% endfor %}"
+)
+
+
+def test_a_template_that_takes_tools_gets_them_natively(tokenizer) -> None:
+    tokenizer.chat_template = NATIVE
+    text = render_chat(tokenizer, TOOL_TURNS, [WEATHER]).text
+    assert text.startswith("<tools>get_weather;</tools>")
+    assert "<call call_1 get_weather Paris>" in text  # arguments passed as an object
+    assert "[tool]{&#34;celsius&#34;: 21}" in text or '[tool]{"celsius": 21}' in text
+    assert "<result of call_1>" in text
+
+
+def test_a_template_without_tools_gets_a_tools_block_and_text_turns(tokenizer) -> None:
+    text = render_chat(tokenizer, TOOL_TURNS, [WEATHER]).text
+    system = text[: text.index("<|im_end|>")]
+    assert '"name": "get_weather"' in system and '{"name": "<tool name>"' in system
+    assert '{"name": "get_weather", "arguments": {"city": "Paris"}}' in text  # the call as text
+    assert '<|im_start|>user\nResult of tool call call_1: {"celsius": 21}' in text

@@ -98,11 +98,12 @@ def test_auto_text_that_only_looks_like_a_call_is_returned_as_text() -> None:
 
 
 def test_a_model_family_parser_is_used_between_its_markers() -> None:
-    def hermes(text, tools):  # what mlx-lm's json_tools parser does
-        return json.loads(text.strip())
+    from mlx_lm.tool_parsers import json_tools  # Hermes / Qwen's <tool_call> format
 
     body = json.dumps({"name": "get_weather", "arguments": ARGS})
-    stream = AutoCallStream(TOOLS, "<tool_call>", hermes, "</tool_call>")
+    stream = AutoCallStream(
+        TOOLS, json_tools.tool_call_start, json_tools.parse_tool_call, json_tools.tool_call_end
+    )
     pieces = run(stream, ["Checking.", f"<tool_call>\n{body}\n</tool_call>"])
     assert pieces[0] == "Checking."
     assert pieces[1].name == "get_weather" and json.loads(pieces[2].arguments) == ARGS
