@@ -30,6 +30,29 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("OSU_CACHE_DIR", f"{base}/osaurus")).expanduser()
 
 
+def parse_duration(value: str | float) -> float:
+    """Seconds from "300", "90s", "5m", "1h" or a number (Ollama's keep_alive style); negative
+    means forever."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = value.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600}
+    scale = units.get(text[-1:])
+    try:
+        return float(text[:-1]) * scale if scale else float(text)
+    except ValueError:
+        raise InvalidArgument(
+            f"not a duration: {value!r} (use seconds, or a number with s, m or h)"
+        ) from None
+
+
+def default_model_memory_mb() -> int:
+    """Three quarters of RAM for loaded models' weights; the rest for KV caches and the system."""
+    import psutil
+
+    return psutil.virtual_memory().total * 3 // 4 >> 20
+
+
 def default_kv_cache_mb() -> int:
     """An eighth of RAM, at most 8 GiB: room for many chats without crowding the weights."""
     import psutil
@@ -69,6 +92,20 @@ class Settings:
         default_factory=lambda: int(os.environ.get("OSU_KV_CACHE_MB", str(default_kv_cache_mb())))
     )
     prefix_cache: bool = field(default_factory=lambda: _env_bool("OSU_PREFIX_CACHE", True))
+    # Idle time before a model unloads (seconds; negative: never), like Ollama's keep_alive.
+    keep_alive: float = field(
+        default_factory=lambda: parse_duration(os.environ.get("OSU_KEEP_ALIVE", "5m"))
+    )
+    # Memory for loaded models' weights; loading past it unloads the least recently used.
+    model_memory_mb: int = field(
+        default_factory=lambda: int(
+            os.environ.get("OSU_MODEL_MEMORY_MB", str(default_model_memory_mb()))
+        )
+    )
+    # At most this many models loaded at once (0: as many as fit; 1: one at a time).
+    max_loaded_models: int = field(
+        default_factory=lambda: int(os.environ.get("OSU_MAX_LOADED_MODELS", "0"))
+    )
 
     def __post_init__(self) -> None:
         self.models_dir = Path(self.models_dir).expanduser()
@@ -81,8 +118,8 @@ class Settings:
             raise InvalidArgument(
                 f"float32 must be one of {', '.join(FLOAT32_POLICIES)}, not {self.float32!r}"
             )
-        for name in ("max_batch_size", "kv_cache_mb"):
+        for name in ("max_batch_size", "kv_cache_mb", "model_memory_mb"):
             if getattr(self, name) < 1:
                 raise InvalidArgument(f"{name} must be at least 1")
-        if self.max_queue < 0:
-            raise InvalidArgument("max_queue must be 0 or more")
+        if self.max_queue < 0 or self.max_loaded_models < 0:
+            raise InvalidArgument("max_queue and max_loaded_models must be 0 or more")

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from osaurus.config import parse_duration
+from osaurus.errors import OsaurusError
 from osaurus.v1 import (
     inference_pb2,
     inference_pb2_grpc,
@@ -130,6 +133,30 @@ class Ctl:
             return _print_json({})
         console.print(f"deleted session {args.id}")
 
+    def ps(self, args: argparse.Namespace) -> None:
+        """Loaded models: what they compute in, their memory, and when they unload."""
+        loaded = [
+            m for m in self.models.ListModels(model_pb2.ListModelsRequest()).models if m.loaded
+        ]
+        if self.as_json:
+            return _print_json([_dict(m) for m in loaded])
+        if not loaded:
+            console.print("no model loaded")
+            return
+        table = Table()
+        table.add_column("ID", no_wrap=True)
+        for column in ("PRECISION", "MEMORY", "UNLOADS"):
+            table.add_column(column, no_wrap=True)
+        now = time.time()
+        for m in loaded:
+            if m.HasField("expire_time"):
+                left = max(0, m.expire_time.ToNanoseconds() / 1e9 - now)
+                unloads = f"in {left / 60:.0f} min" if left >= 90 else f"in {left:.0f} s"
+            else:
+                unloads = "when unloaded (or busy)"
+            table.add_row(m.id, m.precision, _size(m.memory_bytes), unloads)
+        console.print(table)
+
     def models_list(self, args: argparse.Namespace) -> None:
         response = self.models.ListModels(model_pb2.ListModelsRequest())
         if self.as_json:
@@ -147,7 +174,10 @@ class Ctl:
             console.print(f"{key}: {value}")
 
     def models_load(self, args: argparse.Namespace) -> None:
-        r = self.models.LoadModel(model_pb2.LoadModelRequest(id=args.id))
+        request = model_pb2.LoadModelRequest(id=args.id)
+        if args.keep_alive is not None:
+            request.keep_alive_seconds = parse_duration(args.keep_alive)
+        r = self.models.LoadModel(request)
         if self.as_json:
             return _print_json(_dict(r))
         console.print(f"loaded {r.model.id} in {r.load_seconds:.1f}s")
@@ -278,6 +308,10 @@ def _parser() -> argparse.ArgumentParser:
         ("rm", "models_rm", "delete a model from disk"),
     ):
         add(msub, name, handler, help_text).add_argument("id")
+    msub.choices["load"].add_argument(
+        "--keep-alive", help="idle time before it unloads: 300, 5m, 1h; negative: never"
+    )
+    add(sub, "ps", "ps", "loaded models: precision, memory, when they unload")
     imp = add(msub, "import", "models_import", "import a llama-architecture GGUF file")
     imp.add_argument("file")
     imp.add_argument("--name", help="model id to create (default: the file name, lower-cased)")
@@ -325,6 +359,9 @@ def main(argv: list[str] | None = None) -> None:
             errors.print(
                 f"osaurus-ctl: {exc.details()} ({code.name})", highlight=False, markup=False
             )
+        sys.exit(1)
+    except OsaurusError as exc:  # a bad argument caught before calling the server
+        errors.print(f"osaurus-ctl: {exc.message}", highlight=False, markup=False)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

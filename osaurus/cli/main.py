@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from osaurus import __version__
-from osaurus.config import Settings
+from osaurus.config import Settings, parse_duration
 from osaurus.errors import OsaurusError
 
 log = logging.getLogger("osaurus")
@@ -71,6 +71,23 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not reuse KV caches across requests without a session id (env OSU_PREFIX_CACHE=0)",
     )
+    serve.add_argument(
+        "--keep-alive",
+        help="idle time before a model unloads: seconds, or 90s, 5m, 1h; negative: never "
+        "(env OSU_KEEP_ALIVE, default 5m)",
+    )
+    serve.add_argument(
+        "--model-memory-mb",
+        type=int,
+        help="memory for loaded models; loading past it unloads the least recently used "
+        "(env OSU_MODEL_MEMORY_MB, default 3/4 of RAM)",
+    )
+    serve.add_argument(
+        "--max-loaded-models",
+        type=int,
+        help="models loaded at once, 0 for no limit, 1 for one at a time "
+        "(env OSU_MAX_LOADED_MODELS, default 0)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     bridge = sub.add_parser("bridge", help="run the REST bridge alone, pointed at a gRPC server")
@@ -97,7 +114,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     settings.default_model = settings.default_model and not args.no_default_model
     settings.use_openblas = settings.use_openblas and not args.no_openblas
     settings.prefix_cache = settings.prefix_cache and not args.no_prefix_cache
-    for name in ("float32", "max_batch_size", "max_queue", "kv_cache_mb"):
+    if args.keep_alive is not None:
+        settings.keep_alive = parse_duration(args.keep_alive)
+    names = ("float32", "max_batch_size", "max_queue", "kv_cache_mb", "model_memory_mb")
+    for name in (*names, "max_loaded_models"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
     settings.validate()
@@ -181,6 +201,9 @@ def engine_options(settings: Settings):
         max_queue=settings.max_queue,
         kv_cache_bytes=settings.kv_cache_mb << 20,
         prefix_cache=settings.prefix_cache,
+        keep_alive=None if settings.keep_alive < 0 else settings.keep_alive,
+        model_memory_bytes=settings.model_memory_mb << 20,
+        max_loaded_models=settings.max_loaded_models,
     )
 
 

@@ -34,12 +34,14 @@ from osaurus.engine.constraints import (
 )
 from osaurus.engine.kv_store import KVCacheStore, Session
 from osaurus.engine.loaded_model import LoadedModel, load_model
-from osaurus.engine.precision import Float32Policy
+from osaurus.engine.precision import Float32Policy, estimate_memory
 from osaurus.engine.request import Finished, GenerationEvent, GenerationRequest
+from osaurus.engine.residency import Residency, ResidencyPolicy, keep_alive_seconds
 from osaurus.engine.scheduler import ModelScheduler
 from osaurus.engine.sequence import Sequence
 from osaurus.errors import (
     ContextLengthExceeded,
+    FailedPrecondition,
     InternalError,
     InvalidArgument,
     NotFound,
@@ -51,6 +53,7 @@ from osaurus.models.registry import ModelRegistry, describe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_UNSET: Any = object()
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class EngineOptions:
     kv_cache_bytes: int = 2 << 30  # budget for caches kept between requests
     prefix_cache: bool = True
     prefill_step: int | None = None  # None: by device (see scheduler.default_prefill_step)
+    keep_alive: float | None = 300.0  # seconds idle before a model unloads; None: never
+    model_memory_bytes: int = 16 << 30  # budget for loaded models' weights
+    max_loaded_models: int = 0  # 0: as many as the memory budget allows
 
 
 def _deliver(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
@@ -78,6 +84,10 @@ class Engine:
         self._models: dict[str, LoadedModel] = {}
         self._models_lock = threading.Lock()  # _models is read from the event loop too
         self._schedulers: dict[str, ModelScheduler] = {}  # engine thread only
+        self._residency: dict[str, Residency] = {}  # keep-alive bookkeeping (engine thread)
+        self._policy = ResidencyPolicy(
+            self.options.model_memory_bytes, self.options.max_loaded_models
+        )
         self._commands: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._outstanding = 0  # requests admitted and not finished (event loop only)
         self._thread = threading.Thread(target=self._run, name="osaurus-engine", daemon=True)
@@ -88,7 +98,7 @@ class Engine:
     def _run(self) -> None:
         while True:
             busy = any(len(s) for s in self._schedulers.values())
-            for command in self._take_commands(wait=not busy):
+            for command in self._take_commands(wait=not busy, timeout=self._idle_timeout()):
                 if command is None:  # shutdown
                     self._close()
                     return
@@ -100,17 +110,39 @@ class Engine:
                     except Exception as exc:  # keep the thread alive; fail only this batch
                         log.exception("a batch step failed")
                         scheduler.fail_all(InternalError(f"generation failed: {exc}"))
+            self._update_residency()
 
-    def _take_commands(self, wait: bool) -> list[Callable[[], None] | None]:
-        """Every command waiting now; when idle (`wait`), block until there is one."""
+    def _take_commands(
+        self, wait: bool, timeout: float | None = None
+    ) -> list[Callable[[], None] | None]:
+        """Every command waiting now; when idle (`wait`), block until there is one or until
+        `timeout` (the next keep-alive expiry)."""
         commands = []
         try:
-            commands.append(self._commands.get(block=wait))
+            commands.append(self._commands.get(block=wait, timeout=timeout if wait else None))
             while True:
                 commands.append(self._commands.get_nowait())
         except queue.Empty:
             pass
         return commands
+
+    def _idle_timeout(self) -> float | None:
+        deadline = self._policy.next_deadline(self._residency)
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+    def _update_residency(self) -> None:
+        """Mark models busy or idle (idle time counts from the last request's end) and unload
+        those idle past their keep-alive."""
+        now = time.monotonic()
+        for model_id, residency in self._residency.items():
+            scheduler = self._schedulers.get(model_id)
+            busy = bool(scheduler and len(scheduler))
+            if residency.busy and not busy:
+                residency.last_used = now
+            residency.busy = busy
+        for model_id in self._policy.expired(self._residency, now):
+            log.info("unloading %s: idle past its keep-alive", model_id)
+            self._unload(model_id)
 
     def _close(self) -> None:
         for scheduler in self._schedulers.values():
@@ -151,16 +183,31 @@ class Engine:
         with self._models_lock:
             return self._models.get(model_id)
 
+    def residency(self, model_id: str) -> tuple[int, float | None] | None:
+        """A loaded model's memory and when it unloads if it stays idle (epoch seconds; None:
+        not scheduled), or None when it is not loaded."""
+        residency = self._residency.get(model_id)
+        if residency is None:
+            return None
+        deadline = residency.expires_at()
+        expires = None if deadline is None else time.time() + (deadline - time.monotonic())
+        return residency.memory_bytes, expires
+
     def _ensure_loaded(self, model_id: str) -> LoadedModel:
         with self._models_lock:  # a loaded model is served without reading the disk
             loaded = self._models.get(model_id.strip().lower())
         if loaded is not None:
+            self._touch(loaded.info.id)
             return loaded
         resolved, path = self.registry.resolve(model_id)
         with self._models_lock:
             if resolved in self._models:
                 return self._models[resolved]
         info = describe(resolved, path)
+        estimate = estimate_memory(info, self.options.float32)
+        for victim in self._policy.make_room(info.id, estimate, self._residency):
+            log.info("unloading %s to make room for %s", victim, info.id)
+            self._unload(victim)
         log.info("loading model %s from %s", info.id, info.path)
         lm = load_model(info, self.options.float32)
         log.info(
@@ -171,11 +218,31 @@ class Engine:
         )
         with self._models_lock:
             self._models[resolved] = lm
+        self._residency[resolved] = Residency(lm.memory_bytes, self.options.keep_alive)
         return lm
+
+    def _touch(self, model_id: str, keep_alive: float | None = _UNSET) -> None:
+        residency = self._residency.get(model_id)
+        if residency is not None:
+            residency.last_used = time.monotonic()
+            if keep_alive is not _UNSET:
+                residency.keep_alive = keep_alive
+
+    def _unload_idle(self, model_id: str) -> bool:
+        """Unload on request (UnloadModel, DeleteModel): never from under running requests."""
+        scheduler = self._schedulers.get(model_id)
+        if scheduler is not None and len(scheduler):
+            raise FailedPrecondition(
+                f"model {model_id!r} is generating for {len(scheduler)} request(s); "
+                "cancel them or retry when they finish",
+                field="id",
+            )
+        return self._unload(model_id)
 
     def _unload(self, model_id: str) -> bool:
         import mlx.core as mx
 
+        self._residency.pop(model_id, None)
         scheduler = self._schedulers.pop(model_id, None)
         if scheduler is not None:
             scheduler.fail_all(Unavailable(f"model {model_id!r} was unloaded", field="model"))
@@ -187,19 +254,25 @@ class Engine:
             mx.clear_cache()  # the model's arrays are freed with the last reference; drop the cache
         return was_loaded
 
-    async def load(self, model_id: str) -> LoadedModel:
-        return await self.call(self._ensure_loaded, model_id)
+    async def load(self, model_id: str, keep_alive: float | None = None) -> LoadedModel:
+        def load_and_keep() -> LoadedModel:
+            lm = self._ensure_loaded(model_id)
+            if keep_alive is not None:
+                self._touch(lm.info.id, keep_alive_seconds(keep_alive, None))
+            return lm
+
+        return await self.call(load_and_keep)
 
     async def unload(self, model_id: str) -> bool:
         resolved, _ = self.registry.resolve(model_id)
-        return await self.call(self._unload, resolved)
+        return await self.call(self._unload_idle, resolved)
 
     async def delete(self, model_id: str) -> int:
         """Unload (on the engine thread, so no generation is using it) and remove from disk."""
         resolved, _ = self.registry.resolve(model_id)
 
         def unload_and_delete() -> int:
-            self._unload(resolved)
+            self._unload_idle(resolved)
             return self.registry.delete(resolved)
 
         return await self.call(unload_and_delete)
@@ -283,6 +356,8 @@ class Engine:
             return
         try:
             lm = self._ensure_loaded(request.model)
+            if request.keep_alive is not None:
+                self._touch(lm.info.id, keep_alive_seconds(request.keep_alive, None))
             prompt, rendered = lm.prompt_tokens(request)
             field = "messages" if request.messages is not None else "prompt"
             if not prompt:

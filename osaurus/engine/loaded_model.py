@@ -23,6 +23,7 @@ class LoadedModel:
     stop_token_ids: set[int]
     load_seconds: float
     precision: Precision
+    memory_bytes: int = 0  # the weights as loaded
 
     @functools.cached_property
     def grammar_tokenizer(self) -> Any:
@@ -47,6 +48,7 @@ class LoadedModel:
 def load_model(info: ModelInfo, float32: Float32Policy = Float32Policy.AUTO) -> LoadedModel:
     """Load weights and tokenizer with mlx-lm, then apply the CPU float32 policy. Call on the
     engine thread only."""
+    from mlx.utils import tree_flatten
     from mlx_lm import load
 
     start = time.perf_counter()
@@ -64,4 +66,5 @@ def load_model(info: ModelInfo, float32: Float32Policy = Float32Policy.AUTO) -> 
         stop_token_ids=end_of_turn_ids(tokenizer),
         load_seconds=time.perf_counter() - start,
         precision=precision,
+        memory_bytes=sum(p.nbytes for _, p in tree_flatten(model.parameters())),
     )

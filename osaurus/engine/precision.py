@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,3 +82,19 @@ def apply_precision_policy(model: Any, policy: Float32Policy) -> Precision:
     model.set_dtype(mx.float32)
     mx.eval(model.parameters())
     return Precision("float32", converted_from=stored)
+
+
+def estimate_memory(info: Any, policy: Float32Policy) -> int:
+    """Memory a model will take once loaded, before loading it (to make room first): its size on
+    disk, times the float32 expansion when the policy would apply on this device."""
+    size = info.size_bytes
+    match = re.match(r"(\d+)-bit \(group (\d+)\)", info.quantization)  # or "none": floats
+    # A quantized weight also carries a float16 scale and bias per group.
+    bits = int(match[1]) + 32 / int(match[2]) if match else 16
+    on_cpu = mx.default_device() == mx.cpu
+    expanded = int(size * 32 / bits)
+    if policy is Float32Policy.ALWAYS or (
+        policy is Float32Policy.AUTO and should_use_float32(expanded // 4, policy, on_cpu)
+    ):
+        return expanded
+    return size

@@ -43,6 +43,7 @@ class GenerationRequest:
     tools: list[Tool] = field(default_factory=list)
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     parallel_tool_calls: bool = True  # "required" may make several calls (OpenAI's default)
+    keep_alive: float | None = None  # seconds the model stays loaded when idle; <0 forever
 
 
 @dataclass(frozen=True)

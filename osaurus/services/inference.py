@@ -149,6 +149,7 @@ def request_from_proto(request: pb.GenerateRequest) -> GenerationRequest:
         parallel_tool_calls=(
             request.parallel_tool_calls if request.HasField("parallel_tool_calls") else True
         ),
+        keep_alive=(request.keep_alive_seconds if request.HasField("keep_alive_seconds") else None),
     )
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from osaurus.engine.engine import Engine
 from osaurus.errors import InvalidArgument
 from osaurus.models.gguf_import import import_gguf
 from osaurus.models.registry import ModelInfo
 from osaurus.services.status import maps_errors
+from osaurus.services.timestamps import to_timestamp
 from osaurus.v1 import model_pb2 as pb
 from osaurus.v1 import model_pb2_grpc
 
@@ -27,9 +27,8 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         self.engine = engine
 
     def _to_proto(self, info: ModelInfo) -> pb.Model:
-        modified = Timestamp()
-        modified.FromNanoseconds(int(info.modified_time * 1e9))
         loaded = self.engine.loaded(info.id)
+        residency = self.engine.residency(info.id)
         return pb.Model(
             id=info.id,
             path=str(info.path),
@@ -38,8 +37,10 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
             quantization=info.quantization,
             context_length=info.context_length,
             loaded=loaded is not None,
-            modified_time=modified,
+            modified_time=to_timestamp(info.modified_time),
             precision=loaded.precision.describe() if loaded else "",
+            memory_bytes=residency[0] if residency else 0,
+            expire_time=to_timestamp(residency[1]) if residency and residency[1] else None,
         )
 
     @maps_errors
@@ -56,7 +57,8 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
 
     @maps_errors
     async def LoadModel(self, request: pb.LoadModelRequest, context: grpc.aio.ServicerContext):
-        lm = await self.engine.load(_require_id(request.id))
+        keep_alive = request.keep_alive_seconds if request.HasField("keep_alive_seconds") else None
+        lm = await self.engine.load(_require_id(request.id), keep_alive)
         return pb.LoadModelResponse(model=self._to_proto(lm.info), load_seconds=lm.load_seconds)
 
     @maps_errors

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from osaurus.engine.engine import Engine
 from osaurus.engine.kv_store import Session
 from osaurus.errors import InvalidArgument
 from osaurus.services.status import maps_errors
+from osaurus.services.timestamps import to_timestamp
 from osaurus.v1 import session_pb2 as pb
 from osaurus.v1 import session_pb2_grpc
-
-
-def _timestamp(seconds: float) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
 
 
 def _to_proto(session: Session) -> pb.Session:
@@ -26,8 +20,8 @@ def _to_proto(session: Session) -> pb.Session:
         cached_tokens=len(session.tokens),
         size_bytes=session.nbytes,
         in_use=session.in_use,
-        create_time=_timestamp(session.created),
-        update_time=_timestamp(session.last_used),
+        create_time=to_timestamp(session.created),
+        update_time=to_timestamp(session.last_used),
     )
 
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16osaurus/v1/model.proto\x12\nosaurus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x01\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x04\x12\x14\n\x0c\x61rchitecture\x18\x04 \x01(\t\x12\x14\n\x0cquantization\x18\x05 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x06 \x01(\r\x12\x0e\n\x06loaded\x18\x07 \x01(\x08\x12\x31\n\rmodified_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tprecision\x18\t \x01(\t\"\x13\n\x11ListModelsRequest\"7\n\x12ListModelsResponse\x12!\n\x06models\x18\x01 \x03(\x0b\x32\x11.osaurus.v1.Model\"\x1d\n\x0fGetModelRequest\x12\n\n\x02id\x18\x01 \x01(\t\"4\n\x10GetModelResponse\x12 \n\x05model\x18\x01 \x01(\x0b\x32\x11.osaurus.v1.Model\"\x1e\n\x10LoadModelRequest\x12\n\n\x02id\x18\x01 \x01(\t\"K\n\x11LoadModelResponse\x12 \n\x05model\x18\x01 \x01(\x0b\x32\x11.osaurus.v1.Model\x12\x14\n\x0cload_seconds\x18\x02 \x01(\x01\" \n\x12UnloadModelRequest\x12\n\n\x02id\x18\x01 \x01(\t\")\n\x13UnloadModelResponse\x12\x12\n\nwas_loaded\x18\x01 \x01(\x08\" \n\x12\x44\x65leteModelRequest\x12\n\n\x02id\x18\x01 \x01(\t\"*\n\x13\x44\x65leteModelResponse\x12\x13\n\x0b\x66reed_bytes\x18\x01 \x01(\x04\"5\n\x12ImportModelRequest\x12\x11\n\tgguf_path\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"7\n\x13ImportModelResponse\x12 \n\x05model\x18\x01 \x01(\x0b\x32\x11.osaurus.v1.Model2\xdc\x03\n\x0cModelService\x12K\n\nListModels\x12\x1d.osaurus.v1.ListModelsRequest\x1a\x1e.osaurus.v1.ListModelsResponse\x12\x45\n\x08GetModel\x12\x1b.osaurus.v1.GetModelRequest\x1a\x1c.osaurus.v1.GetModelResponse\x12H\n\tLoadModel\x12\x1c.osaurus.v1.LoadModelRequest\x1a\x1d.osaurus.v1.LoadModelResponse\x12N\n\x0bUnloadModel\x12\x1e.osaurus.v1.UnloadModelRequest\x1a\x1f.osaurus.v1.UnloadModelResponse\x12N\n\x0b\x44\x65leteModel\x12\x1e.osaurus.v1.DeleteModelRequest\x1a\x1f.osaurus.v1.DeleteModelResponse\x12N\n\x0bImportModel\x12\x1e.osaurus.v1.ImportModelRequest\x1a\x1f.osaurus.v1.ImportModelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16osaurus/v1/model.proto\x12\nosaurus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x96\x02\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x04\x12\x14\n\x0c\x61rchitecture\x18\x04 \x01(\t\x12\x14\n\x0cquantization\x18\x05 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x06 \x01(\r\x12\x0e\n\x06loaded\x18\x07 \x01(\x08\x12\x31\n\rmodified_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tprecision\x18\t \x01(\t\x12\x14\n\x0cmemory_bytes\x18\n \x01(\x04\x12/\n\x0b\x65xpire_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x13\n\x11ListModelsRequest\"7\n\x12ListModelsResponse\x12!\n\x06models\x18\x01 \x03(\x0b\x32\x11.osaurus.v1.Model\"\x1d\n\x0fGetModelRequest\x12\n\n\x02id\x18\x01 \x01(\t\"4\n\x10GetModelResponse\x12 \n\x05model\x18\x01 \x01(\x0b\x32\x11.osaurus.v1.Model\"V\n\x10LoadModelRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1f\n\x12keep_alive_seconds\x18\x02 \x01(\x01H\x00\x88\x01\x01\x42\x15\n\x13_keep_alive_seconds\"K\n\x11LoadModelResponse\x12 \n\x05model\x18\x01 \x01(\x0b\x32\x11.osaurus.v1.Model\x12\x14\n\x0cload_seconds\x18\x02 \x01(\x01\" \n\x12UnloadModelRequest\x12\n\n\x02id\x18\x01 \x01(\t\")\n\x13UnloadModelResponse\x12\x12\n\nwas_loaded\x18\x01 \x01(\x08\" \n\x12\x44\x65leteModelRequest\x12\n\n\x02id\x18\x01 \x01(\t\"*\n\x13\x44\x65leteModelResponse\x12\x13\n\x0b\x66reed_bytes\x18\x01 \x01(\x04\"5\n\x12ImportModelRequest\x12\x11\n\tgguf_path\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"7\n\x13ImportModelResponse\x12 \n\x05model\x18\x01 \x01(\x0b\x32\x11.osaurus.v1.Model2\xdc\x03\n\x0cModelService\x12K\n\nListModels\x12\x1d.osaurus.v1.ListModelsRequest\x1a\x1e.osaurus.v1.ListModelsResponse\x12\x45\n\x08GetModel\x12\x1b.osaurus.v1.GetModelRequest\x1a\x1c.osaurus.v1.GetModelResponse\x12H\n\tLoadModel\x12\x1c.osaurus.v1.LoadModelRequest\x1a\x1d.osaurus.v1.LoadModelResponse\x12N\n\x0bUnloadModel\x12\x1e.osaurus.v1.UnloadModelRequest\x1a\x1f.osaurus.v1.UnloadModelResponse\x12N\n\x0b\x44\x65leteModel\x12\x1e.osaurus.v1.DeleteModelRequest\x1a\x1f.osaurus.v1.DeleteModelResponse\x12N\n\x0bImportModel\x12\x1e.osaurus.v1.ImportModelRequest\x1a\x1f.osaurus.v1.ImportModelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,31 +33,31 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'osaurus.v1.model_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODEL']._serialized_start=72
-  _globals['_MODEL']._serialized_end=279
-  _globals['_LISTMODELSREQUEST']._serialized_start=281
-  _globals['_LISTMODELSREQUEST']._serialized_end=300
-  _globals['_LISTMODELSRESPONSE']._serialized_start=302
-  _globals['_LISTMODELSRESPONSE']._serialized_end=357
-  _globals['_GETMODELREQUEST']._serialized_start=359
-  _globals['_GETMODELREQUEST']._serialized_end=388
-  _globals['_GETMODELRESPONSE']._serialized_start=390
-  _globals['_GETMODELRESPONSE']._serialized_end=442
-  _globals['_LOADMODELREQUEST']._serialized_start=444
-  _globals['_LOADMODELREQUEST']._serialized_end=474
-  _globals['_LOADMODELRESPONSE']._serialized_start=476
-  _globals['_LOADMODELRESPONSE']._serialized_end=551
-  _globals['_UNLOADMODELREQUEST']._serialized_start=553
-  _globals['_UNLOADMODELREQUEST']._serialized_end=585
-  _globals['_UNLOADMODELRESPONSE']._serialized_start=587
-  _globals['_UNLOADMODELRESPONSE']._serialized_end=628
-  _globals['_DELETEMODELREQUEST']._serialized_start=630
-  _globals['_DELETEMODELREQUEST']._serialized_end=662
-  _globals['_DELETEMODELRESPONSE']._serialized_start=664
-  _globals['_DELETEMODELRESPONSE']._serialized_end=706
-  _globals['_IMPORTMODELREQUEST']._serialized_start=708
-  _globals['_IMPORTMODELREQUEST']._serialized_end=761
-  _globals['_IMPORTMODELRESPONSE']._serialized_start=763
-  _globals['_IMPORTMODELRESPONSE']._serialized_end=818
-  _globals['_MODELSERVICE']._serialized_start=821
-  _globals['_MODELSERVICE']._serialized_end=1297
+  _globals['_MODEL']._serialized_end=350
+  _globals['_LISTMODELSREQUEST']._serialized_start=352
+  _globals['_LISTMODELSREQUEST']._serialized_end=371
+  _globals['_LISTMODELSRESPONSE']._serialized_start=373
+  _globals['_LISTMODELSRESPONSE']._serialized_end=428
+  _globals['_GETMODELREQUEST']._serialized_start=430
+  _globals['_GETMODELREQUEST']._serialized_end=459
+  _globals['_GETMODELRESPONSE']._serialized_start=461
+  _globals['_GETMODELRESPONSE']._serialized_end=513
+  _globals['_LOADMODELREQUEST']._serialized_start=515
+  _globals['_LOADMODELREQUEST']._serialized_end=601
+  _globals['_LOADMODELRESPONSE']._serialized_start=603
+  _globals['_LOADMODELRESPONSE']._serialized_end=678
+  _globals['_UNLOADMODELREQUEST']._serialized_start=680
+  _globals['_UNLOADMODELREQUEST']._serialized_end=712
+  _globals['_UNLOADMODELRESPONSE']._serialized_start=714
+  _globals['_UNLOADMODELRESPONSE']._serialized_end=755
+  _globals['_DELETEMODELREQUEST']._serialized_start=757
+  _globals['_DELETEMODELREQUEST']._serialized_end=789
+  _globals['_DELETEMODELRESPONSE']._serialized_start=791
+  _globals['_DELETEMODELRESPONSE']._serialized_end=833
+  _globals['_IMPORTMODELREQUEST']._serialized_start=835
+  _globals['_IMPORTMODELREQUEST']._serialized_end=888
+  _globals['_IMPORTMODELRESPONSE']._serialized_start=890
+  _globals['_IMPORTMODELRESPONSE']._serialized_end=945
+  _globals['_MODELSERVICE']._serialized_start=948
+  _globals['_MODELSERVICE']._serialized_end=1424
 # @@protoc_insertion_point(module_scope)

@@ -84,7 +84,8 @@ class ModelServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def LoadModel(self, request, context):
-        """Loads a model into memory now (models otherwise load on first use and stay loaded).
+        """Loads a model into memory now (models otherwise load on first use). A loaded model unloads
+        after its keep-alive of idleness, or to make room for another (least recently used first).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any
 
+from osaurus.config import parse_duration
 from osaurus.v1 import inference_pb2 as pb
 from rest_bridge.openai.protocol import ChatCompletionRequest, usage_json
 
@@ -66,6 +67,8 @@ def to_generate_request(body: ChatCompletionRequest, session_id: str | None) -> 
             description=f.description or "",
             parameters=json.dumps(f.parameters) if f.parameters is not None else "",
         )
+    if body.keep_alive is not None:
+        request.keep_alive_seconds = parse_duration(body.keep_alive)
     if body.parallel_tool_calls is not None:
         request.parallel_tool_calls = body.parallel_tool_calls
     if isinstance(body.tool_choice, str):

@@ -18,6 +18,9 @@ from pydantic import (
     model_validator,
 )
 
+from osaurus.config import parse_duration
+from osaurus.errors import InvalidArgument
+
 _REQUEST_CONFIG = ConfigDict(extra="ignore", strict=True)
 
 
@@ -128,8 +131,20 @@ class ChatCompletionRequest(BaseModel):
     tools: list[FunctionTool] | None = None
     tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
+    # Ollama's keep_alive: how long the model stays loaded once idle ("5m", 300, -1 forever).
+    keep_alive: str | int | float | None = None
     # osaurus extension: keep this conversation's KV cache between requests.
     session_id: str | None = None
+
+    @field_validator("keep_alive")
+    @classmethod
+    def _duration(cls, value: str | float | None) -> str | float | None:
+        if value is not None:
+            try:
+                parse_duration(value)
+            except InvalidArgument as exc:
+                raise ValueError(exc.message) from None
+        return value
 
     @field_validator("n")
     @classmethod

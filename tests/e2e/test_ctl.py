@@ -55,6 +55,16 @@ def test_sessions_list_show_and_rm(server, model_id) -> None:
     assert gone.returncode == 1 and "NOT_FOUND" in gone.stderr and "ctl-session" in gone.stderr
 
 
+def test_ps_shows_loaded_models_with_memory_and_expiry(server, model_id) -> None:
+    assert ctl(server, "models", "load", model_id, "--keep-alive", "10m").returncode == 0
+    table = ctl(server, "ps").stdout
+    assert model_id in table and "float32" in table and "MB" in table and "in 10 min" in table
+    (loaded,) = [m for m in json.loads(ctl(server, "ps", "--json").stdout) if m["id"] == model_id]
+    assert int(loaded["memory_bytes"]) > 100 << 20 and loaded["expire_time"]
+    bad = ctl(server, "models", "load", model_id, "--keep-alive", "soon")
+    assert bad.returncode == 1 and "not a duration" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_system_samples(server) -> None:
     result = ctl(server, "system", "--count", "2", "--interval", "0.2", "--json")
     samples = [json.loads(line) for line in result.stdout.splitlines()]

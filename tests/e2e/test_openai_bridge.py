@@ -252,3 +252,23 @@ def test_client_disconnect_mid_stream_frees_the_engine(server, model_id) -> None
     # Were the disconnect ignored, 1000 tokens at ~20 tokens/s would keep it running ~50 s.
     with grpc.insecure_channel(server.grpc_target) as channel:
         assert wait_until_idle(channel, within=10)
+
+
+def test_keep_alive_zero_unloads_the_model_after_the_request(client, server, model_id) -> None:
+    from osaurus.v1 import model_pb2, model_pb2_grpc
+
+    client.chat.completions.create(
+        model=model_id, messages=QUESTION, max_tokens=2, extra_body={"keep_alive": 0}
+    )
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        models = model_pb2_grpc.ModelServiceStub(channel)
+        for _ in range(50):
+            if not models.GetModel(model_pb2.GetModelRequest(id=model_id)).model.loaded:
+                break
+            time.sleep(0.1)
+        assert not models.GetModel(model_pb2.GetModelRequest(id=model_id)).model.loaded
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model=model_id, messages=QUESTION, max_tokens=2, extra_body={"keep_alive": "soon"}
+        )
+    assert info.value.body["param"] == "keep_alive"
