@@ -53,7 +53,10 @@ async def create_chat_completion(
     ids = CompletionIds(first.started.model)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return EventSourceResponse(_stream(call, ids, include_usage, request), sep="\n", ping=15)
+        # With tools the reply may be only calls: no empty content in the first delta then.
+        first_content = None if body.tools else ""
+        events = _stream(call, ids, include_usage, request, first_content)
+        return EventSourceResponse(events, sep="\n", ping=15)
     try:
         return JSONResponse(await _collect(call, ids))
     finally:
@@ -77,7 +80,11 @@ async def _collect(call: grpc.aio.UnaryStreamCall, ids: CompletionIds) -> dict:
 
 
 async def _stream(
-    call: grpc.aio.UnaryStreamCall, ids: CompletionIds, include_usage: bool, request: Request
+    call: grpc.aio.UnaryStreamCall,
+    ids: CompletionIds,
+    include_usage: bool,
+    request: Request,
+    first_content: str | None = "",
 ) -> AsyncIterator[dict]:
     def data(payload: dict) -> dict:
         return {"data": json.dumps(payload, separators=(",", ":"))}
@@ -86,7 +93,7 @@ async def _stream(
         return data(chunk(ids, delta, finish_reason, with_usage_field=include_usage))
 
     try:
-        yield content_chunk({"role": "assistant", "content": ""})
+        yield content_chunk({"role": "assistant", "content": first_content})
         async for message in _events(call):
             if message.HasField("delta") and message.delta.text:
                 yield content_chunk({"content": message.delta.text})

@@ -33,7 +33,8 @@ def test_non_stream_answers_and_usage_adds_up(client, model_id) -> None:
     u = r.usage
     assert u.prompt_tokens > 20 and u.completion_tokens == 7
     assert u.total_tokens == u.prompt_tokens + u.completion_tokens
-    assert u.prompt_tokens_details.cached_tokens == 0
+    # Earlier requests may have left the shared system prompt in the prefix cache, never all.
+    assert 0 <= u.prompt_tokens_details.cached_tokens < u.prompt_tokens
 
 
 def test_stream_matches_non_stream_and_reports_usage(client, model_id) -> None:

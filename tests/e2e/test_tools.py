@@ -116,8 +116,8 @@ def test_the_stream_helper_accumulates_exactly_the_non_stream_result(client, mod
     for header, *fragments in by_call.values():
         assert header.id and header.function.name  # the header first...
         assert len(fragments) > 2 and all(f.id is None for f in fragments)  # ...then fragments
-    # No empty content deltas while the call streams.
-    assert not any(c.chunk.choices and c.chunk.choices[0].delta.content for c in deltas)
+    # No content deltas at all, not even an empty one, in a reply that is only calls.
+    assert all(c.chunk.choices[0].delta.content is None for c in deltas if c.chunk.choices)
 
 
 def test_the_tool_result_round_trip_ends_in_a_text_answer(client, model_id) -> None:
