@@ -71,6 +71,11 @@ class ResourceExhausted(OsaurusError):
     reason = "RESOURCE_EXHAUSTED"
 
 
+class PermissionDenied(OsaurusError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
+
+
 class Unavailable(OsaurusError):
     code = grpc.StatusCode.UNAVAILABLE
     reason = "UNAVAILABLE"

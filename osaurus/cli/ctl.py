@@ -133,6 +133,59 @@ class Ctl:
             return _print_json({})
         console.print(f"deleted session {args.id}")
 
+    def models_search(self, args: argparse.Namespace) -> None:
+        request = model_pb2.SearchModelsRequest(query=args.query or "", limit=args.limit)
+        found = self.models.SearchModels(request)
+        if self.as_json:
+            return _print_json(_dict(found))
+        table = Table()
+        table.add_column("REPO", no_wrap=True)
+        for column in ("SIZE", "DOWNLOADS", "MLX", "HERE"):
+            table.add_column(column)
+        for m in found.models:
+            table.add_row(
+                m.repo_id,
+                _size(m.size_bytes),
+                str(m.downloads),
+                "yes" if m.mlx_compatible else "no",
+                "yes" if m.downloaded else "",
+            )
+        console.print(table)
+        console.print("suggested: " + ", ".join(found.suggestions), highlight=False)
+
+    def pull(self, args: argparse.Namespace) -> None:
+        """Download with a live progress bar; Ctrl-C cancels the pull on the server too."""
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        call = self.models.PullModel(model_pb2.PullModelRequest(repo_id=args.repo))
+        columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+        done = None
+        try:
+            with Progress(*columns, console=errors, disable=self.as_json) as bar:
+                task = bar.add_task(args.repo, total=None)
+                for event in call:
+                    if event.HasField("progress"):
+                        p = event.progress
+                        bar.update(task, completed=p.bytes_done, total=p.bytes_total)
+                    else:
+                        done = event.done
+        except KeyboardInterrupt:
+            call.cancel()
+            errors.print(f"osaurus-ctl: pull of {args.repo} cancelled", highlight=False)
+            sys.exit(130)
+        if self.as_json:
+            return _print_json(_dict(done))
+        if done.already_present:
+            console.print(f"{done.model.id} is already here ({done.model.path})")
+        else:
+            console.print(f"pulled {done.model.id} ({_size(done.model.size_bytes)})")
+
     def ps(self, args: argparse.Namespace) -> None:
         """Loaded models: what they compute in, their memory, and when they unload."""
         loaded = [
@@ -312,6 +365,11 @@ def _parser() -> argparse.ArgumentParser:
         "--keep-alive", help="idle time before it unloads: 300, 5m, 1h; negative: never"
     )
     add(sub, "ps", "ps", "loaded models: precision, memory, when they unload")
+    search = add(msub, "search", "models_search", "search Hugging Face (mlx-community)")
+    search.add_argument("query", nargs="?")
+    search.add_argument("--limit", type=int, default=20)
+    add(sub, "pull", "pull", "download a model from Hugging Face").add_argument("repo")
+    add(sub, "rm", "models_rm", "delete a model from disk").add_argument("id")
     imp = add(msub, "import", "models_import", "import a llama-architecture GGUF file")
     imp.add_argument("file")
     imp.add_argument("--name", help="model id to create (default: the file name, lower-cased)")

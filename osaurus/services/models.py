@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
 from pathlib import Path
 
 import grpc
 
 from osaurus.engine.engine import Engine
 from osaurus.errors import InvalidArgument
+from osaurus.models import hub
 from osaurus.models.gguf_import import import_gguf
 from osaurus.models.registry import ModelInfo
 from osaurus.services.status import maps_errors
@@ -20,6 +24,13 @@ def _require_id(model_id: str) -> str:
     if not model_id:
         raise InvalidArgument("id is required", field="id")
     return model_id
+
+
+_SORTS = {
+    pb.SEARCH_SORT_DOWNLOADS: "downloads",
+    pb.SEARCH_SORT_LIKES: "likes",
+    pb.SEARCH_SORT_RECENT: "last_modified",
+}
 
 
 class ModelServicer(model_pb2_grpc.ModelServiceServicer):
@@ -53,6 +64,83 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
     async def GetModel(self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext):
         return pb.GetModelResponse(
             model=self._to_proto(self.engine.registry.get(_require_id(request.id)))
+        )
+
+    @maps_errors
+    async def SearchModels(
+        self, request: pb.SearchModelsRequest, context: grpc.aio.ServicerContext
+    ):
+        found = await asyncio.to_thread(
+            hub.search,
+            request.query,
+            self.engine.registry.models_dir,
+            request.author or hub.DEFAULT_AUTHOR,
+            _SORTS.get(request.sort, "downloads"),
+            request.limit or 20,
+        )
+        return pb.SearchModelsResponse(
+            models=[
+                pb.HubModel(
+                    repo_id=m.repo_id,
+                    local_id=m.local_id,
+                    size_bytes=m.size_bytes,
+                    mlx_compatible=m.mlx_compatible,
+                    downloaded=m.downloaded,
+                    downloads=m.downloads,
+                    likes=m.likes,
+                    last_modified_time=to_timestamp(m.last_modified) if m.last_modified else None,
+                )
+                for m in found
+            ],
+            suggestions=hub.SUGGESTED,
+        )
+
+    @maps_errors
+    async def PullModel(self, request: pb.PullModelRequest, context: grpc.aio.ServicerContext):
+        if not request.repo_id:
+            raise InvalidArgument("repo_id is required", field="repo_id")
+        loop = asyncio.get_running_loop()
+        progress: asyncio.Queue[hub.PullProgress] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def report(p: hub.PullProgress) -> None:
+            loop.call_soon_threadsafe(progress.put_nowait, p)
+
+        task = asyncio.ensure_future(
+            asyncio.to_thread(
+                hub.pull,
+                request.repo_id,
+                self.engine.registry.models_dir,
+                report,
+                cancelled,
+                request.revision or None,
+            )
+        )
+        try:
+            while not task.done() or not progress.empty():
+                getter = asyncio.ensure_future(progress.get())
+                await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    p = getter.result()
+                    yield pb.PullModelResponse(
+                        progress=pb.PullProgress(
+                            bytes_done=p.bytes_done,
+                            bytes_total=p.bytes_total,
+                            current_file=p.current_file,
+                            bytes_per_second=p.bytes_per_second,
+                            eta_seconds=p.eta_seconds,
+                        )
+                    )
+                else:
+                    getter.cancel()
+            _, already = task.result()
+        finally:
+            cancelled.set()  # the client went away (or we are done): stop the download
+            with contextlib.suppress(BaseException):
+                await task
+        info = self.engine.registry.get(hub.local_id(request.repo_id))
+        yield pb.PullModelResponse(
+            done=pb.PullDone(model=self._to_proto(info), already_present=already)
         )
 
     @maps_errors

@@ -2,12 +2,24 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class SearchSort(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEARCH_SORT_UNSPECIFIED: _ClassVar[SearchSort]
+    SEARCH_SORT_DOWNLOADS: _ClassVar[SearchSort]
+    SEARCH_SORT_LIKES: _ClassVar[SearchSort]
+    SEARCH_SORT_RECENT: _ClassVar[SearchSort]
+SEARCH_SORT_UNSPECIFIED: SearchSort
+SEARCH_SORT_DOWNLOADS: SearchSort
+SEARCH_SORT_LIKES: SearchSort
+SEARCH_SORT_RECENT: SearchSort
 
 class Model(_message.Message):
     __slots__ = ("id", "path", "size_bytes", "architecture", "quantization", "context_length", "loaded", "modified_time", "precision", "memory_bytes", "expire_time")
@@ -110,3 +122,81 @@ class ImportModelResponse(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     model: Model
     def __init__(self, model: _Optional[_Union[Model, _Mapping]] = ...) -> None: ...
+
+class SearchModelsRequest(_message.Message):
+    __slots__ = ("query", "author", "sort", "limit")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    SORT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    author: str
+    sort: SearchSort
+    limit: int
+    def __init__(self, query: _Optional[str] = ..., author: _Optional[str] = ..., sort: _Optional[_Union[SearchSort, str]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class HubModel(_message.Message):
+    __slots__ = ("repo_id", "local_id", "size_bytes", "mlx_compatible", "downloaded", "downloads", "likes", "last_modified_time")
+    REPO_ID_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MLX_COMPATIBLE_FIELD_NUMBER: _ClassVar[int]
+    DOWNLOADED_FIELD_NUMBER: _ClassVar[int]
+    DOWNLOADS_FIELD_NUMBER: _ClassVar[int]
+    LIKES_FIELD_NUMBER: _ClassVar[int]
+    LAST_MODIFIED_TIME_FIELD_NUMBER: _ClassVar[int]
+    repo_id: str
+    local_id: str
+    size_bytes: int
+    mlx_compatible: bool
+    downloaded: bool
+    downloads: int
+    likes: int
+    last_modified_time: _timestamp_pb2.Timestamp
+    def __init__(self, repo_id: _Optional[str] = ..., local_id: _Optional[str] = ..., size_bytes: _Optional[int] = ..., mlx_compatible: _Optional[bool] = ..., downloaded: _Optional[bool] = ..., downloads: _Optional[int] = ..., likes: _Optional[int] = ..., last_modified_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SearchModelsResponse(_message.Message):
+    __slots__ = ("models", "suggestions")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTIONS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[HubModel]
+    suggestions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, models: _Optional[_Iterable[_Union[HubModel, _Mapping]]] = ..., suggestions: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PullModelRequest(_message.Message):
+    __slots__ = ("repo_id", "revision")
+    REPO_ID_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    repo_id: str
+    revision: str
+    def __init__(self, repo_id: _Optional[str] = ..., revision: _Optional[str] = ...) -> None: ...
+
+class PullProgress(_message.Message):
+    __slots__ = ("bytes_done", "bytes_total", "current_file", "bytes_per_second", "eta_seconds")
+    BYTES_DONE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FILE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    ETA_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    bytes_done: int
+    bytes_total: int
+    current_file: str
+    bytes_per_second: float
+    eta_seconds: float
+    def __init__(self, bytes_done: _Optional[int] = ..., bytes_total: _Optional[int] = ..., current_file: _Optional[str] = ..., bytes_per_second: _Optional[float] = ..., eta_seconds: _Optional[float] = ...) -> None: ...
+
+class PullDone(_message.Message):
+    __slots__ = ("model", "already_present")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_PRESENT_FIELD_NUMBER: _ClassVar[int]
+    model: Model
+    already_present: bool
+    def __init__(self, model: _Optional[_Union[Model, _Mapping]] = ..., already_present: _Optional[bool] = ...) -> None: ...
+
+class PullModelResponse(_message.Message):
+    __slots__ = ("progress", "done")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    progress: PullProgress
+    done: PullDone
+    def __init__(self, progress: _Optional[_Union[PullProgress, _Mapping]] = ..., done: _Optional[_Union[PullDone, _Mapping]] = ...) -> None: ...

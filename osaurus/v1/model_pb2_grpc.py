@@ -45,6 +45,16 @@ class ModelServiceStub:
                 request_serializer=osaurus_dot_v1_dot_model__pb2.GetModelRequest.SerializeToString,
                 response_deserializer=osaurus_dot_v1_dot_model__pb2.GetModelResponse.FromString,
                 _registered_method=True)
+        self.SearchModels = channel.unary_unary(
+                '/osaurus.v1.ModelService/SearchModels',
+                request_serializer=osaurus_dot_v1_dot_model__pb2.SearchModelsRequest.SerializeToString,
+                response_deserializer=osaurus_dot_v1_dot_model__pb2.SearchModelsResponse.FromString,
+                _registered_method=True)
+        self.PullModel = channel.unary_stream(
+                '/osaurus.v1.ModelService/PullModel',
+                request_serializer=osaurus_dot_v1_dot_model__pb2.PullModelRequest.SerializeToString,
+                response_deserializer=osaurus_dot_v1_dot_model__pb2.PullModelResponse.FromString,
+                _registered_method=True)
         self.LoadModel = channel.unary_unary(
                 '/osaurus.v1.ModelService/LoadModel',
                 request_serializer=osaurus_dot_v1_dot_model__pb2.LoadModelRequest.SerializeToString,
@@ -79,6 +89,25 @@ class ModelServiceServicer:
 
     def GetModel(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchModels(self, request, context):
+        """Searches Hugging Face (mlx-community unless another author is given), with sizes, and a
+        curated list of suggestions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PullModel(self, request, context):
+        """Downloads a model repo from Hugging Face into the models directory: only the files a model
+        needs, through the user's Hugging Face cache (reused, and resumed after an interruption).
+        Streams progress, then the model. Cancelling the call stops the download; a cancelled or
+        failed pull leaves no model behind. Hub errors: NOT_FOUND (no such repo), PERMISSION_DENIED
+        (gated), UNAVAILABLE (unreachable).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -123,6 +152,16 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.GetModel,
                     request_deserializer=osaurus_dot_v1_dot_model__pb2.GetModelRequest.FromString,
                     response_serializer=osaurus_dot_v1_dot_model__pb2.GetModelResponse.SerializeToString,
+            ),
+            'SearchModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchModels,
+                    request_deserializer=osaurus_dot_v1_dot_model__pb2.SearchModelsRequest.FromString,
+                    response_serializer=osaurus_dot_v1_dot_model__pb2.SearchModelsResponse.SerializeToString,
+            ),
+            'PullModel': grpc.unary_stream_rpc_method_handler(
+                    servicer.PullModel,
+                    request_deserializer=osaurus_dot_v1_dot_model__pb2.PullModelRequest.FromString,
+                    response_serializer=osaurus_dot_v1_dot_model__pb2.PullModelResponse.SerializeToString,
             ),
             'LoadModel': grpc.unary_unary_rpc_method_handler(
                     servicer.LoadModel,
@@ -200,6 +239,60 @@ class ModelService:
             '/osaurus.v1.ModelService/GetModel',
             osaurus_dot_v1_dot_model__pb2.GetModelRequest.SerializeToString,
             osaurus_dot_v1_dot_model__pb2.GetModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/osaurus.v1.ModelService/SearchModels',
+            osaurus_dot_v1_dot_model__pb2.SearchModelsRequest.SerializeToString,
+            osaurus_dot_v1_dot_model__pb2.SearchModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PullModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/osaurus.v1.ModelService/PullModel',
+            osaurus_dot_v1_dot_model__pb2.PullModelRequest.SerializeToString,
+            osaurus_dot_v1_dot_model__pb2.PullModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,169 @@
+"""Hugging Face search and pull against a local server speaking the hub's protocol."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from fake_hub import FakeHub, repo_from_directory
+from helpers import ServerProcess, start_server, stop_server
+
+from osaurus.v1 import inference_pb2 as ipb
+from osaurus.v1 import inference_pb2_grpc, model_pb2, model_pb2_grpc
+
+REPO = "mlx-community/SmolLM2-135M-Instruct-4bit"
+GATED = "mlx-community/Gated-Model-4bit"
+
+
+@pytest.fixture(scope="module")
+def hub(models_dir: Path, model_id: str) -> Iterator[FakeHub]:
+    with FakeHub() as running:
+        running.add(repo_from_directory(REPO, models_dir / model_id, downloads=500, likes=7))
+        running.add(repo_from_directory(GATED, models_dir / model_id, gated=True))
+        running.add(repo_from_directory("someone/not-mlx", models_dir / model_id, tags=[]))
+        yield running
+
+
+@pytest.fixture
+def hub_server(hub: FakeHub, tmp_path: Path) -> Iterator[ServerProcess]:
+    os.environ["HF_ENDPOINT"] = hub.endpoint  # the server inherits these
+    os.environ["HF_HUB_CACHE"] = str(tmp_path / "hf-cache")
+    os.environ.pop("HF_HUB_OFFLINE", None)
+    try:
+        server = start_server(tmp_path / "models", tmp_path / "server.log", "--no-default-model")
+    finally:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        del os.environ["HF_ENDPOINT"], os.environ["HF_HUB_CACHE"]
+    yield server
+    stop_server(server)
+
+
+def stub(server: ServerProcess) -> model_pb2_grpc.ModelServiceStub:
+    return model_pb2_grpc.ModelServiceStub(grpc.insecure_channel(server.grpc_target))
+
+
+def test_search_reports_sizes_compatibility_and_suggestions(hub_server, models_dir, model_id):
+    found = stub(hub_server).SearchModels(model_pb2.SearchModelsRequest(query="smollm2"))
+    (model,) = found.models
+    expected = sum(p.stat().st_size for p in (models_dir / model_id).iterdir())
+    assert (model.repo_id, model.local_id) == (REPO, REPO.lower())
+    assert model.size_bytes == expected and model.mlx_compatible and not model.downloaded
+    assert model.downloads == 500 and model.likes == 7
+    assert found.suggestions and all(s.startswith("mlx-community/") for s in found.suggestions)
+
+
+def test_pull_streams_progress_then_the_model_generates(hub_server, hub) -> None:
+    hub.bytes_per_second = 40e6  # a few progress events
+    try:
+        events = list(stub(hub_server).PullModel(model_pb2.PullModelRequest(repo_id=REPO)))
+    finally:
+        hub.bytes_per_second = None
+    progress = [e.progress for e in events if e.HasField("progress")]
+    assert len(progress) >= 2
+    assert [p.bytes_done for p in progress] == sorted(p.bytes_done for p in progress)
+    assert progress[-1].bytes_done == progress[-1].bytes_total > 90_000_000
+    done = events[-1].done
+    assert done.model.id == REPO.lower() and not done.already_present
+
+    inference = inference_pb2_grpc.InferenceServiceStub(
+        grpc.insecure_channel(hub_server.grpc_target)
+    )
+    request = ipb.GenerateRequest(
+        model=REPO.lower(),
+        chat=ipb.Chat(
+            messages=[ipb.ChatMessage(role=ipb.ROLE_USER, content="What is the capital of France?")]
+        ),
+        max_tokens=12,
+    )
+    text = "".join(e.delta.text for e in inference.Generate(request) if e.HasField("delta"))
+    assert "Paris" in text
+
+    again = list(stub(hub_server).PullModel(model_pb2.PullModelRequest(repo_id=REPO)))
+    assert again[-1].done.already_present and len(again) == 1
+
+
+def test_a_cancelled_pull_leaves_nothing_behind(hub_server, hub) -> None:
+    hub.bytes_per_second = 10e6  # ~10 s for the whole model
+    try:
+        call = stub(hub_server).PullModel(model_pb2.PullModelRequest(repo_id=REPO))
+        for event in call:
+            if event.HasField("progress") and event.progress.bytes_done > 20_000_000:
+                break
+        call.cancel()
+        time.sleep(1)
+        listed = stub(hub_server).ListModels(model_pb2.ListModelsRequest()).models
+        assert REPO.lower() not in [m.id for m in listed]
+        assert not (hub_server.models_dir / REPO).exists()
+        assert not [p for p in hub_server.models_dir.rglob("*") if p.is_file()]
+    finally:
+        hub.bytes_per_second = None
+
+
+def test_an_interrupted_download_resumes_where_it_stopped(hub_server, hub) -> None:
+    hub.cut_after = 30_000_000  # the connection drops once, 30 MB into the weights
+    hub.requests.clear()
+    events = list(stub(hub_server).PullModel(model_pb2.PullModelRequest(repo_id=REPO)))
+    assert events[-1].done.model.id == REPO.lower()
+    gets = [r for method, path, r in hub.requests if method == "GET" and "safetensors" in path]
+    assert len(gets) == 2 and gets[1] is not None and gets[1] != "bytes=0-"  # resumed, not redone
+
+
+@pytest.mark.parametrize(
+    ("repo", "code", "fragment"),
+    [
+        ("mlx-community/nope", grpc.StatusCode.NOT_FOUND, "no model"),
+        (GATED, grpc.StatusCode.PERMISSION_DENIED, "gated"),
+        ("someone/not-mlx", grpc.StatusCode.INVALID_ARGUMENT, "does not look like an MLX model"),
+        ("no-slash", grpc.StatusCode.INVALID_ARGUMENT, "org/name"),
+    ],
+)
+def test_hub_errors_have_their_codes(hub_server, repo, code, fragment) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        list(stub(hub_server).PullModel(model_pb2.PullModelRequest(repo_id=repo)))
+    assert info.value.code() == code and fragment in info.value.details()
+
+
+def test_an_unreachable_hub_is_unavailable(tmp_path: Path) -> None:
+    os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # nothing listens there
+    os.environ.pop("HF_HUB_OFFLINE", None)
+    try:
+        server = start_server(tmp_path / "models", tmp_path / "server.log", "--no-default-model")
+    finally:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        del os.environ["HF_ENDPOINT"]
+    try:
+        with pytest.raises(grpc.RpcError) as info:
+            stub(server).SearchModels(model_pb2.SearchModelsRequest(query="x"))
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "cannot reach Hugging Face" in info.value.details()
+    finally:
+        stop_server(server)
+
+
+def ctl(server: ServerProcess, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "osaurus.cli.ctl", "--target", server.grpc_target, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_the_cli_searches_pulls_and_explains_errors(hub_server) -> None:
+    found = json.loads(ctl(hub_server, "models", "search", "smollm2", "--json").stdout)
+    assert found["models"][0]["repo_id"] == REPO
+    table = ctl(hub_server, "models", "search", "smollm2").stdout
+    assert REPO in table and "suggested:" in table
+
+    pulled = ctl(hub_server, "pull", REPO)
+    assert pulled.returncode == 0 and f"pulled {REPO.lower()}" in pulled.stdout
+    again = ctl(hub_server, "pull", REPO)
+    assert "already here" in again.stdout
+
+    missing = ctl(hub_server, "pull", "mlx-community/nope")
+    assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    assert ctl(hub_server, "rm", REPO.lower()).returncode == 0
