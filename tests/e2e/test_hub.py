@@ -152,7 +152,7 @@ def ctl(server: ServerProcess, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
-def test_the_cli_searches_pulls_and_explains_errors(hub_server) -> None:
+def test_the_cli_searches_pulls_and_explains_errors(hub_server, hub) -> None:
     found = json.loads(ctl(hub_server, "models", "search", "smollm2", "--json").stdout)
     assert found["models"][0]["repo_id"] == REPO
     table = ctl(hub_server, "models", "search", "smollm2").stdout
@@ -162,6 +162,12 @@ def test_the_cli_searches_pulls_and_explains_errors(hub_server) -> None:
     assert pulled.returncode == 0 and f"pulled {REPO.lower()}" in pulled.stdout
     again = ctl(hub_server, "pull", REPO)
     assert "already here" in again.stdout
+
+    # Pulled again after rm: the files come from the Hugging Face cache, not the network.
+    assert ctl(hub_server, "rm", REPO.lower()).returncode == 0
+    hub.requests.clear()
+    assert ctl(hub_server, "pull", REPO).returncode == 0
+    assert not [p for m, p, _ in hub.requests if m == "GET" and "/resolve/" in p]
 
     missing = ctl(hub_server, "pull", "mlx-community/nope")
     assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
