@@ -9,51 +9,39 @@ marker) make the reply begin inside it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from mlx_lm.generate import TextStateMachine
 
 REASONING = "reasoning"
 CONTENT = "content"
 
 
 class ReasoningSplitter:
+    """mlx-lm's TextStateMachine matches the markers (held back while they may be partial) and
+    strips them; this adds only dropping the whitespace between the end marker and the answer."""
+
     def __init__(self, start: str, end: str, inside: bool = False):
-        self.start, self.end = start, end
-        self.inside = inside
-        self._held = ""  # text that may be the beginning of a marker
-        self._after_end = False  # drop the whitespace between the end marker and the answer
+        machine = TextStateMachine({CONTENT: [(start, REASONING)], REASONING: [(end, CONTENT)]})
+        self._state = machine.make_state(REASONING if inside else CONTENT)
+        self._last = REASONING if inside else CONTENT
+        self._after_end = False
 
     def feed(self, text: str) -> list[tuple[str, str]]:
-        return list(self._split(self._held + text, final=False))
+        self._state, segments = TextStateMachine.split(self._state, text)
+        return self._pieces(segments)
 
     def flush(self) -> list[tuple[str, str]]:
-        return list(self._split(self._held, final=True))
+        self._state, text, name = TextStateMachine.flush(self._state)
+        return self._pieces([(name, text)])
 
-    def _split(self, text: str, final: bool) -> Iterator[tuple[str, str]]:
-        self._held = ""
-        while text:
-            marker = self.end if self.inside else self.start
-            at = text.find(marker)
-            if at < 0:
-                keep = 0 if final else _partial_suffix(text, marker)
-                piece, self._held = text[: len(text) - keep], text[len(text) - keep :]
-                yield from self._emit(piece)
-                return
-            yield from self._emit(text[:at])
-            text = text[at + len(marker) :]
-            self._after_end = self.inside
-            self.inside = not self.inside
-
-    def _emit(self, piece: str) -> Iterator[tuple[str, str]]:
-        if self._after_end and not self.inside:
-            piece = piece.lstrip()
-            if piece:
-                self._after_end = False
-        if piece:
-            yield (REASONING if self.inside else CONTENT, piece)
-
-
-def _partial_suffix(text: str, marker: str) -> int:
-    for n in range(min(len(marker) - 1, len(text)), 0, -1):
-        if marker.startswith(text[-n:]):
-            return n
-    return 0
+    def _pieces(self, segments: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        out = []
+        for name, text in segments:
+            if name == CONTENT and self._last == REASONING:
+                self._after_end = True
+            self._last = name
+            if self._after_end and name == CONTENT:
+                text = text.lstrip()
+                self._after_end = not text
+            if text:
+                out.append((name, text))
+        return out

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mlx_lm.generate import TextStateMachine
+
 from osaurus.chat.tools import Tool, call_from_model_parser, new_call_id, parse_tool_calls
 
 
@@ -40,7 +42,12 @@ class AutoCallStream:
         model_marker_end: str | None = None,
     ):
         self.tools = tools
-        self._triggers = ["{", "```"] + ([model_marker] if model_marker else [])
+        # mlx-lm's TextStateMachine spots the triggers, holding back text that may begin one;
+        # each trigger is the name of the state it leads to.
+        triggers = ["{", "```"] + ([model_marker] if model_marker else [])
+        transitions = {"text": [(t, t) for t in triggers], **{t: [] for t in triggers}}
+        self._triggers = TextStateMachine(transitions)
+        self._scan = self._triggers.make_state("text")
         self._marker, self._marker_end, self._parser = model_marker, model_marker_end, model_parser
         self._declared = {t.name for t in tools}
         self._held = ""  # text not yet sent: a possible trigger, a held call, arguments...
@@ -64,14 +71,12 @@ class AutoCallStream:
         if self._after_call:  # the whitespace between calls is not content
             text = text.lstrip()
             self._after_call = not text
-        starts = [i for i in (text.find(t) for t in self._triggers) if i >= 0]
-        if starts:
-            cut = min(starts)
-            self._state, self._held = "held", text[cut:]
-            return [text[:cut]] if cut else []
-        keep = _partial_trigger_suffix(text, self._triggers)
-        self._held = text[len(text) - keep :] if keep else ""
-        sent = text[: len(text) - keep]
+        self._scan, segments = TextStateMachine.split(self._scan, text)
+        sent = segments[0][1]
+        if len(segments) > 1:  # a trigger: it and what follows wait for the call reader
+            trigger, rest = segments[1]
+            self._state, self._held = "held", trigger + rest
+            self._scan = self._triggers.make_state("text")
         return [sent] if sent else []
 
     def _on_held(self) -> list[Piece]:
@@ -108,7 +113,8 @@ class AutoCallStream:
         if state in ("arguments", "closing"):  # cut short (max_tokens) or ended after a call
             self.calls += 1
             return []
-        if state == "text":
+        if state == "text":  # what the trigger scanner still holds is text after all
+            self._scan, held, _ = TextStateMachine.flush(self._scan)
             return [held] if held and not (self._after_call and not held.strip()) else []
         rest, calls = self._parse(held)
         out: list[Piece] = [rest] if rest else []
@@ -170,14 +176,3 @@ class _ObjectScanner:
                 if self.depth == 0:
                     return i + 1
         return None
-
-
-def _partial_trigger_suffix(text: str, triggers: list[str]) -> int:
-    """Length of the longest end of `text` that could begin a trigger (held back, not sent)."""
-    best = 0
-    for trigger in triggers:
-        for n in range(min(len(trigger) - 1, len(text)), 0, -1):
-            if trigger.startswith(text[-n:]):
-                best = max(best, n)
-                break
-    return best

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlx_lm.utils import DEFAULT_ALLOW_PATTERNS
+
 from osaurus.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -29,19 +31,8 @@ from osaurus.errors import (
     Unavailable,
 )
 
-# What an MLX model needs (mlx-lm's DEFAULT_ALLOW_PATTERNS, kept here so search works without
-# importing MLX).
-NEEDED_FILES = [
-    "*.json",
-    "model*.safetensors",
-    "*.py",
-    "tokenizer.model",
-    "*.tiktoken",
-    "tiktoken.model",
-    "*.txt",
-    "*.jsonl",
-    "*.jinja",
-]
+# What an MLX model needs: mlx-lm's own list of file patterns.
+NEEDED_FILES = DEFAULT_ALLOW_PATTERNS
 DEFAULT_AUTHOR = "mlx-community"
 SUGGESTED = [
     "mlx-community/Llama-3.2-3B-Instruct-4bit",

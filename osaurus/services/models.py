@@ -100,11 +100,12 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         if not request.repo_id:
             raise InvalidArgument("repo_id is required", field="repo_id")
         loop = asyncio.get_running_loop()
-        progress: asyncio.Queue[hub.PullProgress] = asyncio.Queue()
+        # Progress reports from the download thread, then the finished task itself.
+        events: asyncio.Queue[hub.PullProgress | asyncio.Future] = asyncio.Queue()
         cancelled = threading.Event()
 
         def report(p: hub.PullProgress) -> None:
-            loop.call_soon_threadsafe(progress.put_nowait, p)
+            loop.call_soon_threadsafe(events.put_nowait, p)
 
         task = asyncio.ensure_future(
             asyncio.to_thread(
@@ -116,23 +117,18 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
                 request.revision or None,
             )
         )
+        task.add_done_callback(events.put_nowait)
         try:
-            while not task.done() or not progress.empty():
-                getter = asyncio.ensure_future(progress.get())
-                await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
-                if getter.done():
-                    p = getter.result()
-                    yield pb.PullModelResponse(
-                        progress=pb.PullProgress(
-                            bytes_done=p.bytes_done,
-                            bytes_total=p.bytes_total,
-                            current_file=p.current_file,
-                            bytes_per_second=p.bytes_per_second,
-                            eta_seconds=p.eta_seconds,
-                        )
+            while isinstance(p := await events.get(), hub.PullProgress):
+                yield pb.PullModelResponse(
+                    progress=pb.PullProgress(
+                        bytes_done=p.bytes_done,
+                        bytes_total=p.bytes_total,
+                        current_file=p.current_file,
+                        bytes_per_second=p.bytes_per_second,
+                        eta_seconds=p.eta_seconds,
                     )
-                else:
-                    getter.cancel()
+                )
             _, already = task.result()
         finally:
             cancelled.set()  # the client went away (or we are done): stop the download
