@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import httpx
@@ -65,3 +66,22 @@ def test_busy_ports_fail_fast_with_one_clear_line(server) -> None:
         assert result.returncode == 1
         assert f"cannot listen for {what}" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_bad_settings_fail_fast_naming_the_setting(tmp_path) -> None:
+    serve = ("serve", "--models-dir", str(tmp_path), "--no-default-model")
+    for extra, env, fragment in (
+        (("--keep-alive", "soon"), {}, "not a duration"),
+        (("--max-queue", "-1"), {}, "max_queue"),
+        ((), {"OSU_FLOAT32": "sometimes"}, "float32 must be one of"),
+        (("--max-batch-size", "0"), {}, "max_batch_size"),
+    ):
+        result = subprocess.run(
+            osaurus_command(*serve, *extra),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **env},
+        )
+        assert result.returncode == 1, (extra, env)
+        assert fragment in result.stderr and "Traceback" not in result.stderr
