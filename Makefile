@@ -7,15 +7,25 @@ PROTOS := $(wildcard proto/osaurus/v1/*.proto)
 
 .PHONY: setup serve test bench lint proto proto-check buf-lint check clean
 
-setup: $(STAMP)
+KERNEL := osaurus/engine/native/_kernels.mlx-version
+KERNEL_SRC := $(wildcard osaurus/engine/native/*.cpp osaurus/engine/native/*.h) \
+	osaurus/engine/native/CMakeLists.txt osaurus/engine/native/build.py
+
+setup: $(STAMP) $(KERNEL)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -e '.[dev,native]'
 	@# A real BLAS makes MLX's CPU backend ~30x faster at matmul (see README); best effort.
 	-@$(BIN)/python -m osaurus.engine.blas --install
 	touch $(STAMP)
+
+# The native CPU kernel (C++, an MLX extension), built from source for this machine. Without
+# a compiler the server still runs, on MLX's slower kernels, and says so in its log and status.
+$(KERNEL): $(STAMP) $(KERNEL_SRC)
+	$(BIN)/python -m osaurus.engine.native.build || \
+		echo "osaurus: the native kernel did not build (see above): quantized models will be slow"
 
 serve: setup
 	$(BIN)/osaurus serve
@@ -46,4 +56,5 @@ buf-lint:
 check: lint proto-check buf-lint
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache osaurus/engine/native/build
+	rm -f osaurus/engine/native/_kernels*.so $(KERNEL)

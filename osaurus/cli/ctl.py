@@ -91,6 +91,8 @@ class Ctl:
             return _print_json(_dict(s))
         console.print(f"osaurus {s.version} at {self.target}, up {s.uptime_seconds:.0f}s")
         console.print(f"device: {s.device} (MLX {s.mlx_version}), BLAS: {s.blas or 'n/a'}")
+        if s.cpu_kernel:
+            console.print(f"quantized matmul: {s.cpu_kernel}")
         console.print(f"models dir: {s.models_dir}")
         console.print(f"loaded: {', '.join(s.loaded_models) or 'none'}")
         console.print(f"requests: {s.active_requests} running or waiting (limit {s.request_limit})")

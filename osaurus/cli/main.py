@@ -131,6 +131,14 @@ def serve(settings: Settings, log_level: str = "info") -> None:
     blas = preload_blas(settings.use_openblas)
     if blas:
         log.info("using OpenBLAS at %s", blas)
+    import mlx.core as mx
+
+    from osaurus.engine.native import status as kernel_status
+
+    # On the CPU, say once which kernel multiplies quantized weights (status() itself warns
+    # when it is MLX's slow one, and why).
+    if mx.default_device() == mx.cpu and kernel_status().available:
+        log.info("quantized matmul on the CPU: %s", kernel_status().describe())
 
     from osaurus.models.default_model import ensure_default_model
     from osaurus.models.registry import ModelRegistry

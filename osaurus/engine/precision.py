@@ -1,11 +1,13 @@
-"""What the weights compute in once loaded: the CPU float32 policy.
+"""What the weights compute in once loaded: quantized on osaurus' kernel, or float32.
 
 On MLX's CPU backend a float32 matmul runs on the BLAS (OpenBLAS when preloaded), while quantized
-and half-precision matmuls run on MLX's own slow kernels: on our 2-core test machine the 4-bit
-test model decodes ~10 tokens/s and its float32 copy ~21 (and batched decoding only scales in
-float32). So on the CPU we dequantize models whose float32 copy fits comfortably in memory. The
-policy is a setting: auto (CPU and fits), always, never. On a GPU, auto keeps the weights as they
-are: Metal's quantized kernels are fast and memory bandwidth is what counts there.
+and half-precision matmuls run on MLX's own slow kernels. Quantized models whose layout osaurus'
+native kernel takes (affine, 4 or 8 bits, group 32/64/128) stay quantized on the CPU and run on
+that kernel (osaurus.engine.native): a fraction of the memory, and faster than float32. Others
+(half-precision weights, or any quantized model when the kernel is not built) are dequantized
+to float32 when the copy fits comfortably in memory. The policy is a setting: auto, always
+(float32 whatever the model), never (keep what is stored). On a GPU, auto keeps the weights as
+they are: Metal's quantized kernels are fast and memory bandwidth is what counts there.
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ from typing import Any
 import mlx.core as mx
 import psutil
 from mlx_lm.utils import dequantize_model, get_total_parameters
+
+from osaurus.engine.native import kernels
+from osaurus.engine.quantized_layers import (
+    SUPPORTED_BITS,
+    SUPPORTED_GROUP_SIZES,
+    use_native_kernels,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +45,17 @@ class Float32Policy(enum.StrEnum):
 @dataclass(frozen=True)
 class Precision:
     """How a loaded model computes: `dtype` is "float32", "float16", "bfloat16" or "4-bit" etc.;
-    `converted` says the server changed it from what is on disk (and from what)."""
+    `converted_from` says the server changed it from what is on disk (and from what); `kernel`
+    names the kernel of a quantized model's matmuls on the CPU ("osaurus avx2" or "mlx")."""
 
     dtype: str
     converted_from: str | None = None
+    kernel: str | None = None
 
     def describe(self) -> str:
-        return f"{self.dtype} (from {self.converted_from})" if self.converted_from else self.dtype
+        if self.converted_from:
+            return f"{self.dtype} (from {self.converted_from})"
+        return f"{self.dtype} ({self.kernel} kernel)" if self.kernel else self.dtype
 
 
 def stored_precision(model: Any) -> str:
@@ -57,10 +70,22 @@ def stored_precision(model: Any) -> str:
     return "unknown"
 
 
-def should_use_float32(n_params: int, policy: Float32Policy, on_cpu: bool) -> bool:
+def native_kernel_fits(bits: int | None, group_size: int | None) -> bool:
+    """Whether osaurus' CPU kernel is built here and takes this quantization."""
+    return kernels() is not None and bits in SUPPORTED_BITS and group_size in SUPPORTED_GROUP_SIZES
+
+
+def _first_quantized(model: Any) -> Any:
+    return next((m for _, m in model.named_modules() if hasattr(m, "scales")), None)
+
+
+def should_use_float32(
+    n_params: int, policy: Float32Policy, on_cpu: bool, native_kernel: bool = False
+) -> bool:
+    """`native_kernel`: the model is quantized in a layout osaurus' CPU kernel runs."""
     if policy is Float32Policy.ALWAYS:
         return True
-    if policy is Float32Policy.NEVER or not on_cpu:
+    if policy is Float32Policy.NEVER or not on_cpu or native_kernel:
         return False
     needed = 4 * n_params
     memory = psutil.virtual_memory()
@@ -76,8 +101,14 @@ def apply_precision_policy(model: Any, policy: Float32Policy) -> Precision:
     if stored == "float32":
         return Precision("float32")
     on_cpu = mx.default_device() == mx.cpu
-    if not should_use_float32(get_total_parameters(model), policy, on_cpu):
-        return Precision(stored)
+    quantized = _first_quantized(model)
+    native = quantized is not None and native_kernel_fits(quantized.bits, quantized.group_size)
+    if not should_use_float32(get_total_parameters(model), policy, on_cpu, native):
+        if quantized is None or not on_cpu:
+            return Precision(stored)
+        if native and use_native_kernels(model):
+            return Precision(stored, kernel=f"osaurus {kernels().simd()}")
+        return Precision(stored, kernel="mlx")
     dequantize_model(model)  # mlx-lm's: quantized layers become plain Linear/Embedding
     model.set_dtype(mx.float32)
     mx.eval(model.parameters())
@@ -93,8 +124,9 @@ def estimate_memory(info: Any, policy: Float32Policy) -> int:
     bits = int(match[1]) + 32 / int(match[2]) if match else 16
     on_cpu = mx.default_device() == mx.cpu
     expanded = int(size * 32 / bits)
+    native = bool(match) and native_kernel_fits(int(match[1]), int(match[2]))
     if policy is Float32Policy.ALWAYS or (
-        policy is Float32Policy.AUTO and should_use_float32(expanded // 4, policy, on_cpu)
+        policy is Float32Policy.AUTO and should_use_float32(expanded // 4, policy, on_cpu, native)
     ):
         return expanded
     return size

@@ -10,6 +10,7 @@ import grpc
 from osaurus import __version__
 from osaurus.engine.blas import blas_in_use
 from osaurus.engine.engine import Engine
+from osaurus.engine.native import status as kernel_status
 from osaurus.errors import InvalidArgument
 from osaurus.services.status import maps_errors
 from osaurus.system import SystemMonitor
@@ -41,6 +42,7 @@ class SystemServicer(system_pb2_grpc.SystemServiceServicer):
             request_limit=self.engine.request_limit,
             kv_cache_bytes=await self.engine.kv_cache_bytes(),
             kv_cache_budget_bytes=self.engine.kv_store.budget_bytes,
+            cpu_kernel=kernel_status().describe() if self.device == "cpu" else "",
         )
 
     @maps_errors

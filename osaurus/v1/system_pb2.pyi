@@ -11,7 +11,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("version", "uptime_seconds", "loaded_models", "device", "mlx_version", "models_dir", "blas", "active_requests", "request_limit", "kv_cache_bytes", "kv_cache_budget_bytes")
+    __slots__ = ("version", "uptime_seconds", "loaded_models", "device", "mlx_version", "models_dir", "blas", "active_requests", "request_limit", "kv_cache_bytes", "kv_cache_budget_bytes", "cpu_kernel")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LOADED_MODELS_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,7 @@ class GetStatusResponse(_message.Message):
     REQUEST_LIMIT_FIELD_NUMBER: _ClassVar[int]
     KV_CACHE_BYTES_FIELD_NUMBER: _ClassVar[int]
     KV_CACHE_BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CPU_KERNEL_FIELD_NUMBER: _ClassVar[int]
     version: str
     uptime_seconds: float
     loaded_models: _containers.RepeatedScalarFieldContainer[str]
@@ -34,7 +35,8 @@ class GetStatusResponse(_message.Message):
     request_limit: int
     kv_cache_bytes: int
     kv_cache_budget_bytes: int
-    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., loaded_models: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., mlx_version: _Optional[str] = ..., models_dir: _Optional[str] = ..., blas: _Optional[str] = ..., active_requests: _Optional[int] = ..., request_limit: _Optional[int] = ..., kv_cache_bytes: _Optional[int] = ..., kv_cache_budget_bytes: _Optional[int] = ...) -> None: ...
+    cpu_kernel: str
+    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., loaded_models: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., mlx_version: _Optional[str] = ..., models_dir: _Optional[str] = ..., blas: _Optional[str] = ..., active_requests: _Optional[int] = ..., request_limit: _Optional[int] = ..., kv_cache_bytes: _Optional[int] = ..., kv_cache_budget_bytes: _Optional[int] = ..., cpu_kernel: _Optional[str] = ...) -> None: ...
 
 class WatchSystemStatsRequest(_message.Message):
     __slots__ = ("interval_seconds",)

@@ -18,18 +18,19 @@ HUGE = psutil.virtual_memory().total  # its float32 copy would take 4x the RAM
 
 
 @pytest.mark.parametrize(
-    ("n_params", "policy", "on_cpu", "expected"),
+    ("n_params", "policy", "on_cpu", "native", "expected"),
     [
-        (SMALL, Float32Policy.AUTO, True, True),
-        (SMALL, Float32Policy.AUTO, False, False),  # a GPU keeps what is stored
-        (HUGE, Float32Policy.AUTO, True, False),  # does not fit
-        (HUGE, Float32Policy.ALWAYS, True, True),
-        (SMALL, Float32Policy.ALWAYS, False, True),
-        (SMALL, Float32Policy.NEVER, True, False),
+        (SMALL, Float32Policy.AUTO, True, False, True),  # half precision, or no native kernel
+        (SMALL, Float32Policy.AUTO, True, True, False),  # quantized, on osaurus' kernel
+        (SMALL, Float32Policy.AUTO, False, False, False),  # a GPU keeps what is stored
+        (HUGE, Float32Policy.AUTO, True, False, False),  # does not fit
+        (HUGE, Float32Policy.ALWAYS, True, True, True),
+        (SMALL, Float32Policy.ALWAYS, False, False, True),
+        (SMALL, Float32Policy.NEVER, True, False, False),
     ],
 )
-def test_when_a_model_goes_float32(n_params, policy, on_cpu, expected) -> None:
-    assert should_use_float32(n_params, policy, on_cpu) is expected
+def test_when_a_model_goes_float32(n_params, policy, on_cpu, native, expected) -> None:
+    assert should_use_float32(n_params, policy, on_cpu, native) is expected
 
 
 class Tiny(nn.Module):

@@ -1,0 +1,291 @@
+// The ops and primitives of quantized.h: argument checks, graph construction, and eval_cpu,
+// which hands our kernels to MLX's CPU command encoder.
+#include "quantized.h"
+
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+#include "kernels.h"
+#include "mlx/backend/common/utils.h"
+#include "mlx/backend/cpu/encoder.h"
+#include "mlx/utils.h"
+#include "parallel.h"
+
+namespace osaurus {
+
+namespace {
+
+// In "auto" mode, an x with at least this many rows (prompt processing) is multiplied by
+// dequantizing w to float32 and calling the BLAS: sgemm's blocking beats our row kernels once
+// there are enough rows to pay for writing the float32 copy (measured in bench/kernel.py).
+constexpr int64_t kBlasRows = 64;
+
+template <typename... Args>
+[[noreturn]] void fail(const char* op, Args&&... args) {
+  std::ostringstream msg;
+  msg << op << ": ";
+  (msg << ... << args);
+  throw std::invalid_argument(msg.str());
+}
+
+std::string shape_of(const mx::array& a) {
+  std::ostringstream s;
+  s << "(";
+  for (int i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
+  s << (a.ndim() == 1 ? ",)" : ")");
+  return s.str();
+}
+
+bool is_scale_dtype(mx::Dtype t) {
+  return t == mx::float32 || t == mx::float16 || t == mx::bfloat16;
+}
+
+// Checks w, scales and biases; returns the logical (rows, cols) of dequant(w).
+std::pair<int64_t, int64_t> check_weights(
+    const char* op, const mx::array& w, const mx::array& scales, const mx::array& biases,
+    int group_size, int bits) {
+  if (bits != 4 && bits != 8) fail(op, "bits must be 4 or 8, got ", bits);
+  if (group_size != 32 && group_size != 64 && group_size != 128)
+    fail(op, "group_size must be 32, 64 or 128, got ", group_size);
+  if (w.dtype() != mx::uint32) fail(op, "w must be uint32 (packed weights), got ", w.dtype());
+  if (w.ndim() != 2) fail(op, "w must be 2-D, got shape ", shape_of(w));
+  if (!is_scale_dtype(scales.dtype()) || scales.dtype() != biases.dtype())
+    fail(op, "scales and biases must share a float dtype (float32, float16 or bfloat16), got ",
+         scales.dtype(), " and ", biases.dtype());
+  const int64_t rows = w.shape(0), cols = int64_t(w.shape(1)) * 32 / bits;
+  if (scales.shape() != biases.shape() || scales.ndim() != 2 || scales.shape(0) != rows ||
+      int64_t(scales.shape(1)) * group_size != cols)
+    fail(op, "scales ", shape_of(scales), " and biases ", shape_of(biases), " do not fit w ",
+         shape_of(w), " with bits=", bits, " and group_size=", group_size, " (expected (", rows,
+         ", ", cols / group_size, "))");
+  return {rows, cols};
+}
+
+ScaleType scale_type(mx::Dtype t) {
+  return t == mx::float32 ? ScaleType::F32 : t == mx::float16 ? ScaleType::F16 : ScaleType::BF16;
+}
+
+// An input as contiguous bytes: its own buffer when it is already row-contiguous, else a copy
+// (rare: a weight is loaded contiguous; x may be a view).
+struct Contiguous {
+  const uint8_t* data;
+  std::vector<uint8_t> copy;
+
+  explicit Contiguous(const mx::array& a) {
+    if (a.flags().row_contiguous) {
+      data = a.data<uint8_t>();
+      return;
+    }
+    const size_t item = a.itemsize();
+    copy.resize(a.size() * item);
+    const uint8_t* src = a.data<uint8_t>();
+    for (size_t i = 0; i < a.size(); ++i)
+      std::memcpy(copy.data() + i * item, src + mx::elem_to_loc(int(i), a.shape(), a.strides()) * item, item);
+    data = copy.data();
+  }
+};
+
+// x's rows as float32 (a copy when x is half precision or not contiguous).
+std::vector<float> rows_as_float(const mx::array& x) {
+  Contiguous c(x);
+  std::vector<float> out(x.size());
+  if (x.dtype() == mx::float32) {
+    std::memcpy(out.data(), c.data, out.size() * sizeof(float));
+  } else {
+    const auto* h = reinterpret_cast<const uint16_t*>(c.data);
+    for (size_t i = 0; i < out.size(); ++i)
+      out[i] = x.dtype() == mx::float16 ? f16_to_float(h[i]) : bf16_to_float(h[i]);
+  }
+  return out;
+}
+
+void store(const std::vector<float>& acc, mx::array& out) {
+  if (out.dtype() == mx::float32) {
+    std::memcpy(out.data<float>(), acc.data(), acc.size() * sizeof(float));
+  } else if (out.dtype() == mx::float16) {
+    auto* o = out.data<mx::float16_t>();
+    for (size_t i = 0; i < acc.size(); ++i) o[i] = mx::float16_t(acc[i]);
+  } else {
+    auto* o = out.data<mx::bfloat16_t>();
+    for (size_t i = 0; i < acc.size(); ++i) o[i] = mx::bfloat16_t(acc[i]);
+  }
+}
+
+QuantizedMatrix matrix_of(
+    const Contiguous& w, const Contiguous& scales, const Contiguous& biases, mx::Dtype st,
+    int64_t rows, int64_t cols, int bits, int group_size) {
+  return QuantizedMatrix{w.data, scales.data, biases.data, scale_type(st), rows, cols, bits, group_size};
+}
+
+bool use_simd(KernelChoice k) { return OSU_HAVE_AVX2 && k != KernelChoice::Generic; }
+
+// out (M x N) = x (M x K) @ dequant(W).T, W being N x K.
+void matmul_transposed(
+    const std::vector<float>& x, int64_t M, const QuantizedMatrix& W, KernelChoice kernel,
+    std::vector<float>& out) {
+  const int64_t N = W.rows, K = W.cols;
+  const int64_t work = M * N * K;
+#if OSU_HAVE_AVX2
+  if (use_simd(kernel)) {
+    std::vector<float> xp(x.size()), xsum(M * W.groups());
+    pack_x(x.data(), M, K, W.bits, W.group_size, xp.data(), xsum.data());
+    parallel_rows(N, 8, work, [&](int64_t n0, int64_t n1) {
+      if (W.bits == 4)
+        qmm_t_avx2<4>(xp.data(), xsum.data(), M, W, n0, n1, out.data(), N);
+      else
+        qmm_t_avx2<8>(xp.data(), xsum.data(), M, W, n0, n1, out.data(), N);
+    });
+    return;
+  }
+#endif
+  parallel_rows(N, 8, work, [&](int64_t n0, int64_t n1) {
+    qmm_t_generic(x.data(), M, W, n0, n1, out.data(), N);
+  });
+}
+
+}  // namespace
+
+KernelChoice parse_kernel(const std::string& name) {
+  if (name == "auto") return KernelChoice::Auto;
+  if (name == "simd") return KernelChoice::Simd;
+  if (name == "generic") return KernelChoice::Generic;
+  fail("osaurus kernels", "kernel must be 'auto', 'simd' or 'generic', got '", name, "'");
+}
+
+std::string simd_name() { return OSU_HAVE_AVX2 ? "avx2" : "portable"; }
+
+int num_threads() { return max_threads(); }
+
+mx::array dequantize(
+    const mx::array& w, const mx::array& scales, const mx::array& biases, int group_size,
+    int bits, const std::string& kernel, mx::StreamOrDevice s) {
+  const auto choice = parse_kernel(kernel);
+  const auto [rows, cols] = check_weights("dequantize", w, scales, biases, group_size, bits);
+  auto stream = mx::to_stream(s);
+  if (stream.device != mx::Device::cpu)
+    return mx::dequantize(w, scales, biases, group_size, bits, "affine", std::nullopt, mx::float32, stream);
+  return mx::array(
+      {int(rows), int(cols)}, mx::float32,
+      std::make_shared<Dequantize>(stream, group_size, bits, choice), {w, scales, biases});
+}
+
+mx::array quantized_matmul(
+    const mx::array& x, const mx::array& w, const mx::array& scales, const mx::array& biases,
+    bool transpose, int group_size, int bits, const std::string& kernel, mx::StreamOrDevice s) {
+  const char* op = "quantized_matmul";
+  const auto choice = parse_kernel(kernel);
+  const auto [rows, cols] = check_weights(op, w, scales, biases, group_size, bits);
+  if (!is_scale_dtype(x.dtype()))
+    fail(op, "x must be float32, float16 or bfloat16, got ", x.dtype());
+  if (x.ndim() < 1) fail(op, "x must have at least one dimension");
+  const int64_t K = transpose ? cols : rows, N = transpose ? rows : cols;
+  if (x.shape(-1) != K)
+    fail(op, "x ", shape_of(x), " has ", x.shape(-1), " columns but w ", shape_of(w), " is a ",
+         rows, " x ", cols, " matrix at ", bits, " bits, so x needs ", K, " (transpose=",
+         transpose ? "True" : "False", ")");
+
+  auto stream = mx::to_stream(s);
+  if (stream.device != mx::Device::cpu)  // Metal and CUDA: MLX's own kernels are the fast path
+    return mx::quantized_matmul(x, w, scales, biases, transpose, group_size, bits, "affine", stream);
+
+  const int64_t M = x.size() / K;
+  if (choice == KernelChoice::Auto && M >= kBlasRows) {
+    auto wf = dequantize(w, scales, biases, group_size, bits, kernel, stream);
+    auto xf = mx::astype(x, mx::float32, stream);
+    auto y = mx::matmul(xf, transpose ? mx::transpose(wf, stream) : wf, stream);
+    return mx::astype(y, x.dtype(), stream);
+  }
+  auto shape = x.shape();
+  shape.back() = int(N);
+  return mx::array(
+      shape, x.dtype(), std::make_shared<QuantizedMatmul>(stream, transpose, group_size, bits, choice),
+      {x, w, scales, biases});
+}
+
+void QuantizedMatmul::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
+  out.set_data(mx::allocator::malloc(out.nbytes()));
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  for (const auto& a : inputs) encoder.set_input_array(a);
+  encoder.set_output_array(out);
+  encoder.dispatch([x = mx::array::unsafe_weak_copy(inputs[0]),
+                    w = mx::array::unsafe_weak_copy(inputs[1]),
+                    scales = mx::array::unsafe_weak_copy(inputs[2]),
+                    biases = mx::array::unsafe_weak_copy(inputs[3]),
+                    out = mx::array::unsafe_weak_copy(out), transpose = transpose_,
+                    group_size = group_size_, bits = bits_, kernel = kernel_]() mutable {
+    const Contiguous cw(w), cs(scales), cb(biases);
+    const int64_t rows = w.shape(0), cols = int64_t(w.shape(1)) * 32 / bits;
+    const auto W = matrix_of(cw, cs, cb, scales.dtype(), rows, cols, bits, group_size);
+    const int64_t K = transpose ? cols : rows, N = transpose ? rows : cols;
+    const int64_t M = x.size() / K;
+    const std::vector<float> xf = rows_as_float(x);
+    std::vector<float> acc(M * N);
+    if (transpose) {
+      matmul_transposed(xf, M, W, kernel, acc);
+    } else {
+      // Threads split the output columns, in whole groups.
+      parallel_rows(N, group_size, M * N * K, [&](int64_t n0, int64_t n1) {
+        qmm_n_generic(xf.data(), M, W, n0, n1, acc.data());
+      });
+    }
+    store(acc, out);
+  });
+}
+
+void Dequantize::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
+  out.set_data(mx::allocator::malloc(out.nbytes()));
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  for (const auto& a : inputs) encoder.set_input_array(a);
+  encoder.set_output_array(out);
+  encoder.dispatch([w = mx::array::unsafe_weak_copy(inputs[0]),
+                    scales = mx::array::unsafe_weak_copy(inputs[1]),
+                    biases = mx::array::unsafe_weak_copy(inputs[2]),
+                    out = mx::array::unsafe_weak_copy(out), group_size = group_size_,
+                    bits = bits_, kernel = kernel_]() mutable {
+    const Contiguous cw(w), cs(scales), cb(biases);
+    const int64_t rows = w.shape(0), cols = int64_t(w.shape(1)) * 32 / bits;
+    const auto W = matrix_of(cw, cs, cb, scales.dtype(), rows, cols, bits, group_size);
+    float* o = out.data<float>();
+    parallel_rows(rows, 8, rows * cols / 4, [&](int64_t r0, int64_t r1) {
+#if OSU_HAVE_AVX2
+      if (use_simd(kernel)) {
+        if (bits == 4)
+          dequantize_avx2<4>(W, r0, r1, o);
+        else
+          dequantize_avx2<8>(W, r0, r1, o);
+        return;
+      }
+#endif
+      dequantize_generic(W, r0, r1, o);
+    });
+  });
+}
+
+void QuantizedMatmul::eval_gpu(const std::vector<mx::array>&, mx::array&) {
+  throw std::runtime_error("OsaurusQuantizedMatmul runs on the CPU only");
+}
+
+void Dequantize::eval_gpu(const std::vector<mx::array>&, mx::array&) {
+  throw std::runtime_error("OsaurusDequantize runs on the CPU only");
+}
+
+bool QuantizedMatmul::is_equivalent(const mx::Primitive& other) const {
+  const auto& o = static_cast<const QuantizedMatmul&>(other);
+  return transpose_ == o.transpose_ && group_size_ == o.group_size_ && bits_ == o.bits_ &&
+         kernel_ == o.kernel_;
+}
+
+std::vector<mx::Shape> QuantizedMatmul::output_shapes(const std::vector<mx::array>& inputs) {
+  auto shape = inputs[0].shape();
+  const int64_t cols = int64_t(inputs[1].shape(1)) * 32 / bits_;
+  shape.back() = int(transpose_ ? inputs[1].shape(0) : cols);
+  return {shape};
+}
+
+bool Dequantize::is_equivalent(const mx::Primitive& other) const {
+  const auto& o = static_cast<const Dequantize&>(other);
+  return group_size_ == o.group_size_ && bits_ == o.bits_ && kernel_ == o.kernel_;
+}
+
+}  // namespace osaurus

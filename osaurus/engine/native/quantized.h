@@ -1,0 +1,73 @@
+// MLX ops backed by our CPU kernels (kernels.h): quantized matmul and dequantize for MLX's
+// affine quantization. Same arguments and results as mx.quantized_matmul / mx.dequantize.
+#pragma once
+
+#include <string>
+
+#include "mlx/ops.h"
+#include "mlx/primitives.h"
+
+namespace osaurus {
+
+namespace mx = mlx::core;
+
+// Which kernels run: "auto" (SIMD; many rows of x go through dequantize + the BLAS sgemm),
+// "simd" (SIMD kernels only) or "generic" (the portable kernels only). The last two are for
+// tests and benchmarks.
+enum class KernelChoice { Auto, Simd, Generic };
+
+KernelChoice parse_kernel(const std::string& name);
+
+// x @ dequant(w).T (transpose) or x @ dequant(w), for bits 4 or 8 and group size 32, 64 or 128.
+mx::array quantized_matmul(
+    const mx::array& x, const mx::array& w, const mx::array& scales, const mx::array& biases,
+    bool transpose, int group_size, int bits, const std::string& kernel = "auto",
+    mx::StreamOrDevice s = {});
+
+// dequant(w) as float32.
+mx::array dequantize(
+    const mx::array& w, const mx::array& scales, const mx::array& biases, int group_size,
+    int bits, const std::string& kernel = "auto", mx::StreamOrDevice s = {});
+
+// The instruction set the SIMD kernels were built for ("avx2" or "portable") and the threads
+// they use.
+std::string simd_name();
+int num_threads();
+
+class QuantizedMatmul : public mx::UnaryPrimitive {
+ public:
+  QuantizedMatmul(mx::Stream stream, bool transpose, int group_size, int bits, KernelChoice kernel)
+      : mx::UnaryPrimitive(stream),
+        transpose_(transpose),
+        group_size_(group_size),
+        bits_(bits),
+        kernel_(kernel) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override;
+  void eval_gpu(const std::vector<mx::array>& inputs, mx::array& out) override;
+  const char* name() const override { return "OsaurusQuantizedMatmul"; }
+  bool is_equivalent(const mx::Primitive& other) const override;
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override;
+
+ private:
+  bool transpose_;
+  int group_size_, bits_;
+  KernelChoice kernel_;
+};
+
+class Dequantize : public mx::UnaryPrimitive {
+ public:
+  Dequantize(mx::Stream stream, int group_size, int bits, KernelChoice kernel)
+      : mx::UnaryPrimitive(stream), group_size_(group_size), bits_(bits), kernel_(kernel) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override;
+  void eval_gpu(const std::vector<mx::array>& inputs, mx::array& out) override;
+  const char* name() const override { return "OsaurusDequantize"; }
+  bool is_equivalent(const mx::Primitive& other) const override;
+
+ private:
+  int group_size_, bits_;
+  KernelChoice kernel_;
+};
+
+}  // namespace osaurus

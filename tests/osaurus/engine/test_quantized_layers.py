@@ -1,0 +1,79 @@
+"""Quantized layers on osaurus' native kernel: which layers move to it, and that the model
+computes what it computed on MLX's kernel."""
+
+from __future__ import annotations
+
+import sys
+
+import mlx.core as mx
+import mlx.nn as nn
+import pytest
+
+from osaurus.engine.native import kernels
+from osaurus.engine.precision import Float32Policy, apply_precision_policy
+from osaurus.engine.quantized_layers import (
+    NativeQuantizedEmbedding,
+    NativeQuantizedLinear,
+    native_layer_count,
+)
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the native kernel serves MLX's CPU backend"
+)
+
+
+class TiedModel(nn.Module):
+    """An embedding whose weights are also the output head, as in the test model."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(256, 128)
+        self.proj = nn.Linear(128, 128, bias=True)
+
+    def __call__(self, tokens):
+        return self.embed.as_linear(self.proj(self.embed(tokens)))
+
+
+def quantized_model(bits: int = 4, group_size: int = 32) -> TiedModel:
+    mx.random.seed(0)
+    model = TiedModel()
+    nn.quantize(model, group_size=group_size, bits=bits)
+    return model
+
+
+def test_auto_keeps_a_quantized_model_quantized_on_the_native_kernel() -> None:
+    model = quantized_model()
+    tokens = mx.array([[1, 2, 3, 200]])
+    before = model(tokens)  # MLX's kernel
+
+    precision = apply_precision_policy(model, Float32Policy.AUTO)
+
+    assert precision.describe() == f"4-bit (osaurus {kernels().simd()} kernel)"
+    assert isinstance(model.proj, NativeQuantizedLinear)
+    assert isinstance(model.embed, NativeQuantizedEmbedding)
+    assert native_layer_count(model) == 2
+    assert model.proj.weight.dtype == mx.uint32  # the weights are the ones loaded
+    after = model(tokens)
+    scale = float(mx.abs(before).max())
+    assert float(mx.abs(after - before).max()) <= 1e-5 * scale
+
+
+def test_eight_bit_runs_natively_too() -> None:
+    model = quantized_model(bits=8, group_size=64)
+    assert "osaurus" in apply_precision_policy(model, Float32Policy.AUTO).describe()
+    assert native_layer_count(model) == 2
+
+
+def test_a_layout_the_kernel_does_not_take_stays_on_mlx() -> None:
+    model = quantized_model(bits=2, group_size=32)
+    assert apply_precision_policy(model, Float32Policy.NEVER).describe() == "2-bit (mlx kernel)"
+    assert native_layer_count(model) == 0
+    # auto: MLX's 2-bit kernel is slow on the CPU, so the float32 copy is used instead.
+    model = quantized_model(bits=2, group_size=32)
+    assert apply_precision_policy(model, Float32Policy.AUTO).describe() == "float32 (from 2-bit)"
+
+
+def test_always_still_means_float32() -> None:
+    model = quantized_model()
+    assert apply_precision_policy(model, Float32Policy.ALWAYS).describe() == "float32 (from 4-bit)"
+    assert native_layer_count(model) == 0
