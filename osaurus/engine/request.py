@@ -44,6 +44,7 @@ class GenerationRequest:
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     parallel_tool_calls: bool = True  # "required" may make several calls (OpenAI's default)
     keep_alive: float | None = None  # seconds the model stays loaded when idle; <0 forever
+    ignore_eos: bool = False  # generate past end-of-turn tokens, up to max_tokens
 
 
 @dataclass(frozen=True)

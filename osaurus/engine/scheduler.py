@@ -11,7 +11,7 @@ Runs on the engine thread only.
 from __future__ import annotations
 
 import mlx.core as mx
-from mlx_lm.generate import BatchGenerator
+from mlx_lm.generate import BatchGenerator, StopSequences
 
 from osaurus.engine.kv_store import KVCacheStore
 from osaurus.engine.loaded_model import LoadedModel
@@ -69,6 +69,8 @@ class ModelScheduler:
                 all_tokens=[seq.prompt[:reused]],
                 samplers=[make_request_sampler(seq.request.sampling)],
                 logits_processors=[self._processors(seq)],
+                # ignore_eos: no stop tokens for this sequence (max_tokens and stop strings end it).
+                stop_sequences=[StopSequences(None)] if seq.request.ignore_eos else None,
             )
         except Exception:
             self.store.checkin(seq.lease, [], None)  # give the session back

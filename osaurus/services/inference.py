@@ -150,6 +150,7 @@ def request_from_proto(request: pb.GenerateRequest) -> GenerationRequest:
             request.parallel_tool_calls if request.HasField("parallel_tool_calls") else True
         ),
         keep_alive=(request.keep_alive_seconds if request.HasField("keep_alive_seconds") else None),
+        ignore_eos=request.ignore_eos,
     )
 
 

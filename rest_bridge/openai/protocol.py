@@ -135,6 +135,8 @@ class ChatCompletionRequest(BaseModel):
     keep_alive: str | int | float | None = None
     # osaurus extension: keep this conversation's KV cache between requests.
     session_id: str | None = None
+    # vLLM's and llama.cpp's extension: generate past end-of-turn tokens, up to max_tokens.
+    ignore_eos: bool = False
 
     @field_validator("keep_alive")
     @classmethod

@@ -96,3 +96,17 @@ async def test_a_failing_step_fails_its_batch_and_the_engine_goes_on(models_dir,
         assert await engine.active_requests() == 0
     finally:
         engine.shutdown()
+
+
+async def test_ignore_eos_generates_past_the_end_of_turn(engine: Engine, model_id: str):
+    question = "What is the capital of France?"
+    normal = await run(engine, chat(model_id, question, max_tokens=40))
+    assert normal.finished.finish_reason == "stop" and len(normal.token_ids) < 40
+    # Beside a normal request in the same batch: ignore_eos is per sequence.
+    longer, again = await asyncio.gather(
+        run(engine, chat(model_id, question, max_tokens=40, ignore_eos=True)),
+        run(engine, chat(model_id, question, max_tokens=40)),
+    )
+    assert longer.finished.finish_reason == "length" and len(longer.token_ids) == 40
+    assert longer.text.startswith(normal.text.rstrip())
+    assert again.same_as == normal.same_as
