@@ -23,8 +23,11 @@ inline int max_threads() {
 #endif
 }
 
-// Calls fn(begin, end) over [0, n) in contiguous chunks that are multiples of `align`, one per
-// thread, when `work` (a rough count of multiply-adds) is worth the threads.
+// Calls fn(begin, end) over [0, n) in contiguous chunks that are multiples of `align`, on all
+// threads when `work` (a rough count of multiply-adds) is worth them. Threads take chunks as
+// they go (about 8 per thread) rather than one fixed share each: in a server other threads
+// (the event loop, gRPC) take cores too, and with fixed shares every matmul would wait for
+// whichever thread was descheduled.
 template <typename Fn>
 void parallel_rows(int64_t n, int64_t align, int64_t work, Fn&& fn) {
   constexpr int64_t kMinWorkPerThread = 1 << 17;
@@ -34,12 +37,12 @@ void parallel_rows(int64_t n, int64_t align, int64_t work, Fn&& fn) {
     return;
   }
   const int64_t units = (n + align - 1) / align;
+  const int64_t per_chunk = std::max<int64_t>(1, units / (8 * threads));
+  const int64_t chunks = (units + per_chunk - 1) / per_chunk;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(threads)
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t begin = std::min(n, units * t / nt * align);
-    const int64_t end = std::min(n, units * (t + 1) / nt * align);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t begin = c * per_chunk * align, end = std::min(n, (c + 1) * per_chunk * align);
     if (begin < end) fn(begin, end);
   }
 #else
