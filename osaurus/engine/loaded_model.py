@@ -9,6 +9,7 @@ from typing import Any
 
 from osaurus.chat.stopping import end_of_turn_ids
 from osaurus.chat.template import RenderedPrompt, encode_prompt, render_chat
+from osaurus.engine.fast_layers import use_native_fast_ops
 from osaurus.engine.precision import Float32Policy, Precision, apply_precision_policy
 from osaurus.engine.request import GenerationRequest
 from osaurus.errors import InvalidArgument, UnsupportedModel
@@ -59,6 +60,7 @@ def load_model(info: ModelInfo, float32: Float32Policy = Float32Policy.AUTO) -> 
     except FileNotFoundError as exc:
         raise InvalidArgument(f"model {info.id!r} is incomplete: {exc}", field="model") from exc
     precision = apply_precision_policy(model, float32)
+    use_native_fast_ops(model)  # on the CPU: norms and RoPE as one op each, whatever the precision
     return LoadedModel(
         info=info,
         model=model,

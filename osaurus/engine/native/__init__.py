@@ -3,7 +3,8 @@
 MLX's CPU kernel for quantized matmul is a scalar loop on one thread that reads every weight
 again for each row of x, so on the CPU a 4-bit model decodes slower than its float32 copy and
 batching gains nothing. `_kernels` (kernels.h, built by `make setup` through build.py) computes
-the same product with SIMD on all cores, reading each weight once per call.
+the same product with SIMD on all cores, reading each weight once per call. It also has RMS
+norm and RoPE as one primitive each (fast_ops.h), where MLX's CPU path builds a dozen small ops.
 
 A C++ extension binds to the MLX version it was compiled against, so it loads only when the
 installed mlx is that version; otherwise (or when it was never built) the server runs on MLX's

@@ -1,15 +1,18 @@
 // Python bindings of the osaurus CPU kernels (module osaurus.engine.native._kernels).
 #include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/variant.h>
 
+#include "fast_ops.h"
 #include "quantized.h"
 
 namespace nb = nanobind;
+namespace mx = mlx::core;
 using namespace nb::literals;
 
 NB_MODULE(_kernels, m) {
-  m.doc() = "CPU kernels for MLX's affine-quantized weights (see kernels.h)";
+  m.doc() = "CPU kernels for MLX: quantized matmul (kernels.h), RMS norm and RoPE (fast_ops.h)";
 
   m.def("quantized_matmul", &osaurus::quantized_matmul, "x"_a, "w"_a, "scales"_a, "biases"_a,
         "transpose"_a = true, "group_size"_a = 64, "bits"_a = 4, nb::kw_only(),
@@ -19,6 +22,21 @@ NB_MODULE(_kernels, m) {
   m.def("dequantize", &osaurus::dequantize, "w"_a, "scales"_a, "biases"_a,
         "group_size"_a = 64, "bits"_a = 4, nb::kw_only(), "kernel"_a = "auto",
         "stream"_a = nb::none(), "dequant(w) as float32.");
+  m.def("rms_norm", &osaurus::rms_norm, "x"_a, "weight"_a.none(), "eps"_a, nb::kw_only(),
+        "stream"_a = nb::none(), "As mx.fast.rms_norm, as one CPU primitive.");
+  m.def(
+      "rope",
+      [](const mx::array& x, int dims, bool traditional, std::optional<float> base, float scale,
+         const std::variant<int, mx::array>& offset, const std::optional<mx::array>& freqs,
+         mx::StreamOrDevice s) {
+        const mx::array off = std::holds_alternative<int>(offset)
+                                  ? mx::array(std::get<int>(offset))
+                                  : std::get<mx::array>(offset);
+        return osaurus::rope(x, dims, traditional, base, scale, off, freqs, s);
+      },
+      "x"_a, "dims"_a, nb::kw_only(), "traditional"_a, "base"_a.none(), "scale"_a, "offset"_a,
+      "freqs"_a = nb::none(), "stream"_a = nb::none(),
+      "As mx.fast.rope, as one CPU primitive.");
   m.def("simd", &osaurus::simd_name, "The instruction set the kernels were built for.");
   m.def("num_threads", &osaurus::num_threads, "Threads a large matmul is split over.");
 }

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "array_utils.h"
 #include "kernels.h"
 #include "mlx/backend/common/utils.h"
 #include "mlx/backend/cpu/encoder.h"
@@ -20,22 +21,6 @@ namespace {
 // dequantizing w to float32 and calling the BLAS: sgemm's blocking beats our row kernels once
 // there are enough rows to pay for writing the float32 copy (measured in bench/kernel.py).
 constexpr int64_t kBlasRows = 64;
-
-template <typename... Args>
-[[noreturn]] void fail(const char* op, Args&&... args) {
-  std::ostringstream msg;
-  msg << op << ": ";
-  (msg << ... << args);
-  throw std::invalid_argument(msg.str());
-}
-
-std::string shape_of(const mx::array& a) {
-  std::ostringstream s;
-  s << "(";
-  for (int i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
-  s << (a.ndim() == 1 ? ",)" : ")");
-  return s.str();
-}
 
 bool is_scale_dtype(mx::Dtype t) {
   return t == mx::float32 || t == mx::float16 || t == mx::bfloat16;
@@ -65,26 +50,6 @@ std::pair<int64_t, int64_t> check_weights(
 ScaleType scale_type(mx::Dtype t) {
   return t == mx::float32 ? ScaleType::F32 : t == mx::float16 ? ScaleType::F16 : ScaleType::BF16;
 }
-
-// An input as contiguous bytes: its own buffer when it is already row-contiguous, else a copy
-// (rare: a weight is loaded contiguous; x may be a view).
-struct Contiguous {
-  const uint8_t* data;
-  std::vector<uint8_t> copy;
-
-  explicit Contiguous(const mx::array& a) {
-    if (a.flags().row_contiguous) {
-      data = a.data<uint8_t>();
-      return;
-    }
-    const size_t item = a.itemsize();
-    copy.resize(a.size() * item);
-    const uint8_t* src = a.data<uint8_t>();
-    for (size_t i = 0; i < a.size(); ++i)
-      std::memcpy(copy.data() + i * item, src + mx::elem_to_loc(int(i), a.shape(), a.strides()) * item, item);
-    data = copy.data();
-  }
-};
 
 // x's rows as float32 (a copy when x is half precision or not contiguous).
 std::vector<float> rows_as_float(const mx::array& x) {

@@ -1,0 +1,235 @@
+// The ops and primitives of fast_ops.h. Both compute in float32 and round once to the output
+// type; MLX's fallbacks round half-precision intermediates too, so in float16/bfloat16 the
+// results agree to that rounding and in float32 to float32 tolerance.
+#include "fast_ops.h"
+
+#include <cmath>
+#include <vector>
+
+#include "array_utils.h"
+#include "mlx/backend/cpu/encoder.h"
+#include "mlx/fast.h"
+#include "parallel.h"
+
+namespace osaurus {
+
+namespace {
+
+bool is_float_dtype(mx::Dtype t) {
+  return t == mx::float32 || t == mx::float16 || t == mx::bfloat16;
+}
+
+// Calls f with a value of the C++ type of float dtype t (float, float16_t or bfloat16_t).
+template <typename F>
+void with_float_type(mx::Dtype t, F&& f) {
+  if (t == mx::float32)
+    f(float{});
+  else if (t == mx::float16)
+    f(mx::float16_t{});
+  else
+    f(mx::bfloat16_t{});
+}
+
+template <typename In, typename Out>
+void rms_norm_rows(
+    const In* x, const Out* w, Out* out, int64_t r0, int64_t r1, int64_t D, float eps) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const In* xr = x + r * D;
+    float partial[8] = {};  // independent sums so the loop vectorizes
+    int64_t i = 0;
+    for (; i + 8 <= D; i += 8)
+      for (int j = 0; j < 8; ++j) partial[j] += float(xr[i + j]) * float(xr[i + j]);
+    for (; i < D; ++i) partial[0] += float(xr[i]) * float(xr[i]);
+    float sum = 0;
+    for (float p : partial) sum += p;
+    const float inv = 1.0f / std::sqrt(sum / float(D) + eps);
+    Out* o = out + r * D;
+    for (i = 0; i < D; ++i) {
+      const Out y = Out(float(xr[i]) * inv);  // MLX rounds to the output type before the weight
+      o[i] = w ? Out(float(y) * float(w[i])) : y;
+    }
+  }
+}
+
+// cos and sin of every (offset row, position, frequency), computed once and shared by heads.
+struct RotaryTable {
+  int64_t T, half;
+  std::vector<float> cos, sin;
+
+  RotaryTable(const int32_t* offsets, int64_t n_offsets, int64_t T, int64_t half, float base,
+              float scale, const float* freqs)
+      : T(T), half(half), cos(n_offsets * T * half), sin(n_offsets * T * half) {
+    std::vector<float> inv_freq(half);
+    const float step = std::log(base) / float(half);
+    for (int64_t i = 0; i < half; ++i)
+      inv_freq[i] = freqs ? 1.0f / freqs[i] : std::exp(float(-i) * step);
+    for (int64_t o = 0; o < n_offsets; ++o)
+      for (int64_t t = 0; t < T; ++t) {
+        const float position = (float(t) + float(offsets[o])) * scale;
+        for (int64_t i = 0; i < half; ++i) {
+          const float theta = position * inv_freq[i];
+          cos[(o * T + t) * half + i] = std::cos(theta);
+          sin[(o * T + t) * half + i] = std::sin(theta);
+        }
+      }
+  }
+};
+
+template <typename T>
+void rope_rows(
+    const mx::array& x, const RotaryTable& table, bool per_row_offset, int64_t rows_per_batch,
+    int dims, bool traditional, T* out, int64_t r0, int64_t r1) {
+  const int64_t D = x.shape(-1), half = dims / 2;
+  const int64_t last_stride = x.strides().back();
+  const bool contiguous = x.flags().row_contiguous;
+  const T* base = x.data<T>();
+  std::vector<float> row(D);
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* src = base + (contiguous ? r * D : mx::elem_to_loc(int(r * D), x.shape(), x.strides()));
+    for (int64_t i = 0; i < D; ++i) row[i] = float(src[i * last_stride]);
+    const int64_t o = per_row_offset ? r / rows_per_batch : 0, t = r % table.T;
+    const float* c = table.cos.data() + (o * table.T + t) * half;
+    const float* s = table.sin.data() + (o * table.T + t) * half;
+    T* dst = out + r * D;
+    for (int64_t i = 0; i < half; ++i) {
+      // Traditional rotates adjacent pairs (x0, x1), the default the two halves of `dims`.
+      const int64_t a = traditional ? 2 * i : i, b = traditional ? 2 * i + 1 : i + half;
+      dst[a] = T(row[a] * c[i] - row[b] * s[i]);
+      dst[b] = T(row[a] * s[i] + row[b] * c[i]);
+    }
+    for (int64_t i = dims; i < D; ++i) dst[i] = T(row[i]);
+  }
+}
+
+}  // namespace
+
+mx::array rms_norm(
+    const mx::array& x, const std::optional<mx::array>& weight, float eps,
+    mx::StreamOrDevice s) {
+  const char* op = "rms_norm";
+  if (x.ndim() == 0) fail(op, "x must have at least one dimension");
+  if (!is_float_dtype(x.dtype()))
+    fail(op, "x must be float32, float16 or bfloat16, got ", x.dtype());
+  if (weight) {
+    if (weight->ndim() != 1 || weight->shape(0) != x.shape(-1))
+      fail(op, "weight must have shape (", x.shape(-1), ",) to fit x ", shape_of(x), ", got ",
+           shape_of(*weight));
+    if (!is_float_dtype(weight->dtype()))
+      fail(op, "weight must be float32, float16 or bfloat16, got ", weight->dtype());
+  }
+  auto stream = mx::to_stream(s);
+  if (stream.device != mx::Device::cpu) return mx::fast::rms_norm(x, weight, eps, stream);
+  const auto out_type = weight ? mx::promote_types(x.dtype(), weight->dtype()) : x.dtype();
+  std::vector<mx::array> inputs{x};
+  if (weight) inputs.push_back(mx::astype(*weight, out_type, stream));
+  return mx::array(
+      x.shape(), out_type, std::make_shared<RMSNorm>(stream, eps, weight.has_value()),
+      std::move(inputs));
+}
+
+mx::array rope(
+    const mx::array& x, int dims, bool traditional, std::optional<float> base, float scale,
+    const mx::array& offset, const std::optional<mx::array>& freqs, mx::StreamOrDevice s) {
+  const char* op = "rope";
+  if (x.ndim() < 3) fail(op, "x must have at least 3 dimensions, got shape ", shape_of(x));
+  if (!is_float_dtype(x.dtype()))
+    fail(op, "x must be float32, float16 or bfloat16, got ", x.dtype());
+  if (dims <= 0 || dims % 2 != 0 || dims > x.shape(-1))
+    fail(op, "dims must be even and between 2 and x's last dimension (", x.shape(-1), "), got ",
+         dims);
+  if (!mx::issubdtype(offset.dtype(), mx::integer) || offset.ndim() > 1 ||
+      (offset.size() != 1 && offset.size() != size_t(x.shape(0))))
+    fail(op, "offset must be an integer or integers, one per batch row (", x.shape(0),
+         "), got dtype ", offset.dtype(), " and shape ", shape_of(offset));
+  if (freqs.has_value() == base.has_value())
+    fail(op, "give exactly one of base and freqs");
+  if (freqs && (freqs->ndim() != 1 || freqs->shape(0) != dims / 2))
+    fail(op, "freqs must have shape (", dims / 2, ",), got ", shape_of(*freqs));
+
+  auto stream = mx::to_stream(s);
+  if (stream.device != mx::Device::cpu)
+    return mx::fast::rope(x, dims, traditional, base, scale, offset, freqs, stream);
+  std::vector<mx::array> inputs{x, mx::astype(offset, mx::int32, stream)};
+  if (freqs) inputs.push_back(mx::astype(*freqs, mx::float32, stream));
+  return mx::array(
+      x.shape(), x.dtype(),
+      std::make_shared<RoPE>(stream, dims, traditional, base.value_or(1.0f), scale),
+      std::move(inputs));
+}
+
+void RMSNorm::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
+  out.set_data(mx::allocator::malloc(out.nbytes()));
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  for (const auto& a : inputs) encoder.set_input_array(a);
+  encoder.set_output_array(out);
+  encoder.dispatch([x = mx::array::unsafe_weak_copy(inputs[0]),
+                    w = has_weight_ ? mx::array::unsafe_weak_copy(inputs[1]) : mx::array(0.0f),
+                    out = mx::array::unsafe_weak_copy(out), eps = eps_,
+                    has_weight = has_weight_]() mutable {
+    const Contiguous cx(x);
+    const std::optional<Contiguous> cw = has_weight ? std::optional<Contiguous>(w) : std::nullopt;
+    const int64_t D = x.shape(-1), rows = x.size() / D;
+    with_float_type(x.dtype(), [&](auto in_tag) {
+      with_float_type(out.dtype(), [&](auto out_tag) {
+        using In = decltype(in_tag);
+        using Out = decltype(out_tag);
+        const auto* xs = reinterpret_cast<const In*>(cx.data);
+        const auto* ws = cw ? reinterpret_cast<const Out*>(cw->data) : nullptr;
+        parallel_rows(rows, 1, rows * D * 4, [&](int64_t r0, int64_t r1) {
+          rms_norm_rows(xs, ws, out.data<Out>(), r0, r1, D, eps);
+        });
+      });
+    });
+  });
+}
+
+void RoPE::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
+  out.set_data(mx::allocator::malloc(out.nbytes()));
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  for (const auto& a : inputs) encoder.set_input_array(a);
+  encoder.set_output_array(out);
+  const bool has_freqs = inputs.size() == 3;
+  encoder.dispatch([x = mx::array::unsafe_weak_copy(inputs[0]),
+                    offset = mx::array::unsafe_weak_copy(inputs[1]),
+                    freqs = has_freqs ? mx::array::unsafe_weak_copy(inputs[2]) : mx::array(0.0f),
+                    out = mx::array::unsafe_weak_copy(out), dims = dims_,
+                    traditional = traditional_, base = base_, scale = scale_,
+                    has_freqs]() mutable {
+    const Contiguous co(offset);
+    const std::optional<Contiguous> cf = has_freqs ? std::optional<Contiguous>(freqs) : std::nullopt;
+    const int64_t D = x.shape(-1), T = x.shape(-2), rows = x.size() / D;
+    const int64_t n_offsets = offset.size();
+    const RotaryTable table(
+        reinterpret_cast<const int32_t*>(co.data), n_offsets, T, dims / 2, base, scale,
+        cf ? reinterpret_cast<const float*>(cf->data) : nullptr);
+    const int64_t rows_per_batch = rows / x.shape(0);
+    with_float_type(x.dtype(), [&](auto tag) {
+      using T_ = decltype(tag);
+      parallel_rows(rows, 1, rows * D * 4, [&](int64_t r0, int64_t r1) {
+        rope_rows<T_>(x, table, n_offsets > 1, rows_per_batch, dims, traditional,
+                      out.data<T_>(), r0, r1);
+      });
+    });
+  });
+}
+
+void RMSNorm::eval_gpu(const std::vector<mx::array>&, mx::array&) {
+  throw std::runtime_error("OsaurusRMSNorm runs on the CPU only");
+}
+
+void RoPE::eval_gpu(const std::vector<mx::array>&, mx::array&) {
+  throw std::runtime_error("OsaurusRoPE runs on the CPU only");
+}
+
+bool RMSNorm::is_equivalent(const mx::Primitive& other) const {
+  const auto& o = static_cast<const RMSNorm&>(other);
+  return eps_ == o.eps_ && has_weight_ == o.has_weight_;
+}
+
+bool RoPE::is_equivalent(const mx::Primitive& other) const {
+  const auto& o = static_cast<const RoPE&>(other);
+  return dims_ == o.dims_ && traditional_ == o.traditional_ && base_ == o.base_ &&
+         scale_ == o.scale_;
+}
+
+}  // namespace osaurus

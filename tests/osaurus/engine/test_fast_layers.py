@@ -1,0 +1,113 @@
+"""A Llama model with its norms and RoPE swapped for osaurus' primitives computes what it
+computed with MLX's: over a prompt, step by step with a KV cache, and in batched decoding."""
+
+from __future__ import annotations
+
+import sys
+
+import mlx.core as mx
+import pytest
+from mlx_lm.models import llama
+from mlx_lm.models.cache import make_prompt_cache
+
+from osaurus.engine.fast_layers import (
+    NativeLlama3RoPE,
+    NativeRMSNorm,
+    NativeRoPE,
+    use_native_fast_ops,
+)
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the native kernel serves MLX's CPU backend"
+)
+
+LLAMA3_SCALING = {
+    "rope_type": "llama3",
+    "factor": 32.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 8192,
+}
+
+
+def tiny_llama(rope_scaling: dict | None = None) -> llama.Model:
+    mx.random.seed(0)
+    args = llama.ModelArgs(
+        model_type="llama",
+        hidden_size=128,
+        num_hidden_layers=2,
+        intermediate_size=256,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        rms_norm_eps=1e-5,
+        vocab_size=300,
+        rope_theta=500000.0,
+        rope_scaling=rope_scaling,
+    )
+    model = llama.Model(args)
+    mx.eval(model.parameters())
+    return model
+
+
+def run(model: llama.Model, prompt: mx.array, steps: int = 4) -> mx.array:
+    """Logits of the prompt, then of `steps` greedy decode steps on the cache."""
+    cache = make_prompt_cache(model)
+    logits = model(prompt, cache=cache)
+    out = [logits[:, -1]]
+    for _ in range(steps):
+        logits = model(mx.argmax(out[-1], axis=-1)[:, None], cache=cache)
+        out.append(logits[:, -1])
+    return mx.stack(out, axis=1)
+
+
+@pytest.mark.parametrize(
+    ("rope_scaling", "rope_class"), [(None, NativeRoPE), (LLAMA3_SCALING, NativeLlama3RoPE)]
+)
+def test_swapped_model_computes_the_same(rope_scaling, rope_class) -> None:
+    model = tiny_llama(rope_scaling)
+    prompt = mx.array([[5, 17, 42, 7, 99, 3], [1, 2, 3, 4, 5, 6]])
+    before = run(model, prompt)
+
+    # Per layer: two norms and a RoPE; plus the final norm.
+    assert use_native_fast_ops(model) == 2 * 3 + 1
+    assert isinstance(model.model.norm, NativeRMSNorm)
+    assert isinstance(model.model.layers[0].self_attn.rope, rope_class)
+
+    after = run(model, prompt)
+    scale = float(mx.abs(before).max())
+    assert float(mx.abs(after - before).max()) <= 1e-4 * scale
+    assert mx.array_equal(mx.argmax(after, -1), mx.argmax(before, -1))
+
+
+def test_batched_decoding_computes_the_same() -> None:
+    # mlx-lm's BatchGenerator gives RoPE one offset per sequence.
+    from mlx_lm.generate import BatchGenerator
+
+    def generate(model: llama.Model) -> tuple[list[int], mx.array]:
+        gen = BatchGenerator(model, max_tokens=6)
+        uids = gen.insert([[5, 17, 42, 7, 99, 3], [8, 9]])
+        tokens: list[int] = []
+        logprobs: list[mx.array] = []
+        finished: set[int] = set()
+        while len(finished) < len(uids):
+            _, responses = gen.next()
+            for r in sorted(responses, key=lambda r: r.uid):
+                tokens.append(r.token)
+                logprobs.append(r.logprobs)
+                if r.finish_reason is not None:
+                    finished.add(r.uid)
+        gen.close()
+        return tokens, mx.stack(logprobs)
+
+    model = tiny_llama()
+    tokens, logprobs = generate(model)
+    use_native_fast_ops(model)
+    native_tokens, native_logprobs = generate(model)
+    assert native_tokens == tokens
+    assert float(mx.abs(native_logprobs - logprobs).max()) < 1e-4
+
+
+def test_a_second_swap_changes_nothing() -> None:
+    model = tiny_llama()
+    use_native_fast_ops(model)
+    assert use_native_fast_ops(model) == 0
