@@ -33,7 +33,7 @@ serve: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
-# osaurus beside mlx_lm.server (and llama.cpp with PEERS=llama.cpp) in one run: bench/README.md.
+# osaurus beside llama.cpp's llama-server and mlx_lm.server, in one run: bench/README.md.
 bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.run

@@ -57,10 +57,18 @@ class RestClient:
         )
 
     async def chat(
-        self, messages: list[dict], max_tokens: int, mode: str, index: int, session: str = ""
+        self,
+        messages: list[dict],
+        max_tokens: int,
+        mode: str,
+        index: int,
+        session: str = "",
+        ignore_eos: bool = False,
     ) -> RequestResult:
         result = RequestResult(self.name, mode, index, ok=False)
-        extra = {"session_id": session} if session else None
+        extra: dict = {"session_id": session} if session else {}
+        if ignore_eos:  # vLLM's and llama.cpp's extension, which osaurus speaks too
+            extra["ignore_eos"] = True
         start = time.perf_counter()
         try:
             stream = await self.client.chat.completions.create(
@@ -70,7 +78,7 @@ class RestClient:
                 temperature=0.0,
                 stream=True,
                 stream_options={"include_usage": True},
-                extra_body=extra,
+                extra_body=extra or None,
             )
             parts = []
             async for chunk in stream:
@@ -109,7 +117,13 @@ class GrpcClient:
         self.stub = inference_pb2_grpc.InferenceServiceStub(self.channel)
 
     async def chat(
-        self, messages: list[dict], max_tokens: int, mode: str, index: int, session: str = ""
+        self,
+        messages: list[dict],
+        max_tokens: int,
+        mode: str,
+        index: int,
+        session: str = "",
+        ignore_eos: bool = False,
     ) -> RequestResult:
         roles = {"user": ipb.ROLE_USER, "assistant": ipb.ROLE_ASSISTANT, "system": ipb.ROLE_SYSTEM}
         request = ipb.GenerateRequest(
@@ -122,6 +136,7 @@ class GrpcClient:
             max_tokens=max_tokens,
             sampling=ipb.SamplingParams(temperature=0.0),
             session_id=session,
+            ignore_eos=ignore_eos,
         )
         result = RequestResult(self.name, mode, index, ok=False)
         start = time.perf_counter()

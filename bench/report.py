@@ -103,6 +103,23 @@ def markdown(run: dict) -> str:
             "Cold start (process start to first token): "
             + ", ".join(f"{k} {v:.1f} s" for k, v in run["cold_start"].items()),
         ]
+    if run.get("prefill"):
+        lines += [
+            "",
+            "Prefill of a ~1,000-token prompt (prompt tokens / TTFT, p50): "
+            + ", ".join(f"{k} {v['prefill_tps_p50']:.0f} tok/s" for k, v in run["prefill"].items()),
+        ]
+    if run.get("memory"):
+        lines += [
+            "",
+            "Memory to load a 4-bit model (server RSS growth vs weight files): "
+            + ", ".join(
+                f"{k} +{v['rss_growth'] / 1e6:.0f} MB vs {v['safetensors'] / 1e6:.0f} MB"
+                for k, v in run["memory"].items()
+            ),
+        ]
+    if run.get("read_bandwidth"):
+        lines += ["", f"Memory read bandwidth, measured: {run['read_bandwidth'] / 1e9:.1f} GB/s"]
     if run.get("ratios"):
         lines += ["", "| target | figure | value | goal | met |", "|---|---|---|---|---|"]
         for r in run["ratios"]:

@@ -4,8 +4,10 @@ Every server runs alone (the machine has two cores), one after the other, on the
 BLAS. Results go to bench/results/: results.json (everything), requests.csv (one row per request),
 summary.csv, summary.md (the tables the README quotes) and chart.png.
 
-Environment: REQUESTS (default 20), MAX_TOKENS (128), LEVELS (1,4,8,16), PEERS (add
-"llama.cpp" to also start llama-cpp-python's server on the GGUF), OUT (bench/results).
+Environment: REQUESTS (default 20), MAX_TOKENS (128), LEVELS (1,4,8,16), PEERS ("llama.cpp" by
+default: llama.cpp's own llama-server, built from source on first use; "" for none), SYNTHETIC
+(random-weight models of real shapes, "1b,3b" by default), SYNTHETIC_REQUESTS (4),
+SYNTHETIC_TOKENS (64), OUT (bench/results).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from bench.prompts import PROMPTS, chat  # noqa: E402
 from osaurus.models.default_model import MODEL_ID  # noqa: E402
 
 MULTI_TURN_TOKENS = 64
+PREFILL_REQUESTS = 3
+SYNTHETIC_REQUESTS = int(os.environ.get("SYNTHETIC_REQUESTS", "4"))  # per level
+SYNTHETIC_TOKENS = int(os.environ.get("SYNTHETIC_TOKENS", "64"))
 
 
 def machine() -> str:
@@ -50,6 +55,9 @@ class Run:
             "multi_turn": {},
             "cold_start": {},
             "overhead": {},
+            "prefill": {},
+            "memory": {},
+            "synthetic": {},
             "ratios": [],
         }
 
@@ -66,10 +74,19 @@ class Run:
         )
         return summary
 
-    async def levels_of(self, client, levels: list[int]) -> None:
+    async def levels_of(
+        self, client, levels: list[int], requests: int = 0, max_tokens: int = 0
+    ) -> None:
+        """Each concurrency level in turn; the random-weight models pass fewer requests and
+        tokens, and ignore EOS so that every server generates the same count."""
+        synthetic = bool(requests)
         for level in levels:
             results, wall = await workloads.concurrent(
-                client, level, max(self.requests, level), self.max_tokens
+                client,
+                level,
+                max(requests or self.requests, level),
+                max_tokens or self.max_tokens,
+                ignore_eos=synthetic,
             )
             self.keep(client.name, f"concurrency-{level}", results, wall)
 
@@ -77,6 +94,56 @@ class Run:
         result, seconds = await workloads.cold_start(client, server.started_at, self.max_tokens)
         self.data["cold_start"][client.name] = seconds
         print(f"  {client.name:24} cold start {seconds:.1f} s (ok: {result.ok})", flush=True)
+
+    @staticmethod
+    def rss(server: servers.Server) -> int:
+        return psutil.Process(server.process.pid).memory_info().rss
+
+    def memory(self, label: str, server: servers.Server, before: int, model_dir: Path) -> None:
+        """Resident memory the server grew by to load a model, against its weight files."""
+        grown = self.rss(server) - before
+        files = sum(f.stat().st_size for f in model_dir.glob("*.safetensors"))
+        self.data["memory"][label] = {"rss_growth": grown, "safetensors": files}
+        print(f"  memory for {label}: RSS +{grown / 1e6:.0f} MB, weights {files / 1e6:.0f} MB "
+              f"({grown / files:.2f}x)", flush=True)  # fmt: skip
+
+    async def prefill(self, client) -> None:
+        results = await workloads.prefill(client, PREFILL_REQUESTS)
+        self.rows += results
+        ok = [r for r in results if r.ok and r.ttft]
+        tps = statistics.median(r.prompt_tokens / r.ttft for r in ok) if ok else 0.0
+        self.data["prefill"][client.name] = {
+            "prompt_tokens": statistics.median(r.prompt_tokens for r in ok) if ok else 0,
+            "prefill_tps_p50": tps,
+            "failed": len(results) - len(ok),
+        }
+        print(f"  {client.name:24} prefill ~1000 tokens: {tps:6.0f} tok/s", flush=True)
+
+    async def synthetic(self, key: str, llama: bool) -> None:
+        """A random-weight model of real shape: osaurus and llama.cpp at 1 and 8 streams."""
+        from bench import synthetic_models
+
+        model_dir, gguf_path = synthetic_models.build(key)
+        model_id = model_dir.name.lower()
+        levels = [1, 8] if key == "1b" else [1]
+        print(f"osaurus on {model_id}", flush=True)
+        with servers.running(servers.osaurus(model_dir.parent, model_id, f"osaurus-{key}")) as s:
+            client = RestClient(f"osaurus {key}", s.base_url, model_id)
+            before = self.rss(s)
+            await workloads.warm_up(client)
+            self.memory(key, s, before, model_dir)
+            await self.levels_of(client, levels, SYNTHETIC_REQUESTS, SYNTHETIC_TOKENS)
+            await client.close()
+        if llama:
+            print(f"llama.cpp on the same shape ({gguf_path.name})", flush=True)
+            with servers.running(servers.llama_server(gguf_path, model_id)) as s:
+                client = RestClient(f"llama.cpp {key}", s.base_url, s.model)
+                await workloads.warm_up(client)
+                await self.levels_of(client, levels, SYNTHETIC_REQUESTS, SYNTHETIC_TOKENS)
+                await client.close()
+        self.data["synthetic"][key] = {
+            "weights_bytes": sum(f.stat().st_size for f in model_dir.glob("*.safetensors")),
+        }
 
     async def multi_turn(self, client, label: str, session: str = "") -> None:
         results = await workloads.multi_turn(client, MULTI_TURN_TOKENS, session)
@@ -134,16 +201,20 @@ def in_process_baseline(run: Run, float32_model: Path) -> None:
     run.keep("mlx-lm in-process", "concurrency-1", results, sum(r.total for r in results))
 
 
-async def bench(run: Run, peers: list[str]) -> None:
+async def bench(run: Run, peers: list[str], synthetic: list[str]) -> None:
     models, float32_model, gguf = servers.prepare_models()
+    llama = "llama.cpp" in peers
 
-    print("osaurus (REST bridge and gRPC, defaults)", flush=True)
+    print("osaurus (4-bit on its native CPU kernel; REST bridge and gRPC)", flush=True)
     with servers.running(servers.osaurus(models, MODEL_ID)) as s:
         rest = RestClient("osaurus (REST)", s.base_url, MODEL_ID)
         grpc = GrpcClient("osaurus (gRPC)", s.grpc_target, MODEL_ID)
+        before = run.rss(s)
         await run.cold(s, rest)
+        run.memory("test model", s, before, models / MODEL_ID)
         await run.levels_of(rest, run.levels)
         await run.levels_of(grpc, [run.levels[0], 8] if 8 in run.levels else run.levels[:1])
+        await run.prefill(rest)
         await run.multi_turn(rest, "osaurus, session_id", session="bench-session")
         await rest.close()
         await grpc.close()
@@ -160,6 +231,15 @@ async def bench(run: Run, peers: list[str]) -> None:
         await rest.close()
         await grpc.close()
 
+    print("osaurus on its float32 path (--float32 always: the policy before the kernel)")
+    with servers.running(
+        servers.osaurus(models, MODEL_ID, "osaurus-float32", "--float32", "always")
+    ) as s:
+        client = RestClient("osaurus float32", s.base_url, MODEL_ID)
+        await workloads.warm_up(client)
+        await run.levels_of(client, [1, 8])
+        await client.close()
+
     print("mlx_lm.server (same weights in float32, same BLAS)", flush=True)
     with servers.running(servers.mlx_lm_server(float32_model)) as s:
         client = RestClient("mlx_lm.server", s.base_url, s.model)
@@ -168,14 +248,18 @@ async def bench(run: Run, peers: list[str]) -> None:
         await run.multi_turn(client, "mlx_lm.server")
         await client.close()
 
-    if "llama.cpp" in peers:
-        print("llama.cpp (llama-cpp-python server, the GGUF)", flush=True)
-        with servers.running(servers.llama_cpp_server(gguf)) as s:
+    if llama:
+        print("llama.cpp (llama-server, 8 parallel slots, the GGUF)", flush=True)
+        with servers.running(servers.llama_server(gguf, "smollm2")) as s:
             client = RestClient("llama.cpp", s.base_url, s.model)
             await run.cold(s, client)
             await run.levels_of(client, run.levels)
+            await run.prefill(client)
             await run.multi_turn(client, "llama.cpp")
             await client.close()
+
+    for key in synthetic:
+        await run.synthetic(key, llama)
 
     print("mlx-lm in-process (no server)", flush=True)
     in_process_baseline(run, float32_model)
@@ -183,8 +267,9 @@ async def bench(run: Run, peers: list[str]) -> None:
 
 def ratios(run: Run) -> list[dict]:
     """The issue's targets, each a ratio of two figures from this run."""
-    s = run.data["summaries"]
-    ours, peer = s.get("osaurus (REST)", {}), s.get("mlx_lm.server", {})
+    s, data = run.data["summaries"], run.data
+    ours, llama = s.get("osaurus (REST)", {}), s.get("llama.cpp", {})
+    mlx_lm, f32 = s.get("mlx_lm.server", {}), s.get("osaurus float32", {})
     out = []
 
     def add(name, detail, value, goal, met):
@@ -193,39 +278,68 @@ def ratios(run: Run) -> list[dict]:
     def ratio(a, b):
         return a / b if b else float("inf")
 
-    if "concurrency-1" in ours and "concurrency-1" in peer:
-        r = ratio(ours["concurrency-1"]["decode_tps_p50"], peer["concurrency-1"]["decode_tps_p50"])
-        add("vs mlx_lm.server", "1 stream: tokens/s ratio", r, ">= 1.25", r >= 1.25)
-        r = ratio(ours["concurrency-1"]["ttft_p50"], peer["concurrency-1"]["ttft_p50"])
-        add("vs mlx_lm.server", "1 stream: TTFT p50 ratio", r, "<= 0.8", r <= 0.8)
-    if "concurrency-8" in ours and "concurrency-8" in peer:
-        r = ratio(ours["concurrency-8"]["aggregate_tps"], peer["concurrency-8"]["aggregate_tps"])
-        ok = r >= 1.5 and ours["concurrency-8"]["failed"] == 0
-        add("vs mlx_lm.server", "8 streams: aggregate tokens/s ratio, none failed", r, ">= 1.5", ok)
+    def tps(summary, level):
+        return summary.get(f"concurrency-{level}", {}).get("decode_tps_p50", 0)
+
+    def aggregate(summary, level):
+        return summary.get(f"concurrency-{level}", {}).get("aggregate_tps", 0)
+
+    def best(summary):
+        levels = [m.get("aggregate_tps", 0) for k, m in summary.items() if "concurrency" in k]
+        return max(levels, default=0)
+
+    if ours and llama:
+        r = ratio(tps(ours, 1), tps(llama, 1))
+        add("test model vs llama.cpp", "1 stream: decode tokens/s", r, ">= 1.0", r >= 1.0)
+        r = ratio(ours["concurrency-1"]["ttft_p50"], llama["concurrency-1"]["ttft_p50"])
+        add("test model vs llama.cpp", "1 stream: TTFT p50", r, "<= 1.0", r <= 1.0)
+        pre = data["prefill"]
+        if "osaurus (REST)" in pre and "llama.cpp" in pre:
+            r = ratio(pre["osaurus (REST)"]["prefill_tps_p50"], pre["llama.cpp"]["prefill_tps_p50"])
+            detail = "prefill tokens/s, ~1,000-token prompt"
+            add("test model vs llama.cpp", detail, r, ">= 0.8", r >= 0.8)
+        r = ratio(aggregate(ours, 8), best(llama))
+        detail = "8 streams aggregate / llama.cpp's best aggregate"
+        add("test model vs llama.cpp", detail, r, ">= 2.0", r >= 2.0)
+    if ours and f32:
+        r = ratio(tps(ours, 1), tps(f32, 1))
+        add("test model vs our float32 path", "1 stream: decode tokens/s", r, ">= 4.0", r >= 4.0)
+    if ours and mlx_lm:
+        r = ratio(aggregate(ours, 8), aggregate(mlx_lm, 8))
+        add("test model vs mlx_lm.server", "8 streams: aggregate tokens/s", r, ">= 3.0", r >= 3.0)
     if "concurrency-16" in ours:
-        failed = ours["concurrency-16"]["failed"]
-        add("osaurus", "16 streams: failed requests", failed, "0", failed == 0)
-    turns = run.data["multi_turn"]
+        c8, c16 = aggregate(ours, 8), aggregate(ours, 16)
+        ok = c16 >= c8 and ours["concurrency-16"]["failed"] == 0
+        add(
+            "osaurus", "16 streams: aggregate / 8 streams' (0 failed)", ratio(c16, c8), ">= 1.0", ok
+        )
+    for key, goal_1, goal_8 in (("1b", 1.0, 2.0), ("3b", 0.9, None)):
+        mine, theirs = s.get(f"osaurus {key}", {}), s.get(f"llama.cpp {key}", {})
+        name = f"{key} random vs llama.cpp"
+        if mine and theirs:
+            r = ratio(tps(mine, 1), tps(theirs, 1))
+            add(name, "1 stream: decode tokens/s", r, f">= {goal_1}", r >= goal_1)
+            if goal_8:
+                r = ratio(aggregate(mine, 8), aggregate(theirs, 8))
+                add(name, "8 streams: aggregate tokens/s", r, f">= {goal_8}", r >= goal_8)
+        if key == "3b" and mine and data.get("read_bandwidth"):
+            # Each decoded token reads every weight once: tokens/s x weight bytes / bandwidth.
+            share = tps(mine, 1) * data["synthetic"][key]["weights_bytes"] / data["read_bandwidth"]
+            detail = "1 stream: share of the bandwidth roofline"
+            add("3b random", detail, share, ">= 0.6", share >= 0.6)
+    for label, m in data["memory"].items():
+        r = ratio(m["rss_growth"], m["safetensors"])
+        add("memory", f"{label}: RSS growth on load / safetensors size", r, "<= 1.3", r <= 1.3)
+    turns = data["multi_turn"]
     if "osaurus, session_id" in turns and "osaurus, no reuse" in turns:
         r = ratio(turns["osaurus, session_id"][-1], turns["osaurus, no reuse"][-1])
         add("osaurus", "turn 10 TTFT, session vs no reuse", r, "<= 0.3", r <= 0.3)
-    overhead = run.data["overhead"]
+    overhead = data["overhead"]
     if overhead:
         added = overhead["ttft_added_p50_ms"]
         add("REST bridge", "TTFT p50 added vs gRPC (ms)", added, "<= 5", added <= 5)
-        tps = overhead["tps_ratio_p50"]
-        add("REST bridge", "tokens/s vs gRPC", tps, ">= 0.97", tps >= 0.97)
-    llama = s.get("llama.cpp", {})
-    if llama and "concurrency-8" in ours:
-        best = max(m.get("aggregate_tps", 0) for m in llama.values())
-        r = ratio(ours["concurrency-8"]["aggregate_tps"], best)
-        add(
-            "vs llama.cpp",
-            "8 streams aggregate / llama.cpp's best aggregate",
-            r,
-            ">= 1.6",
-            r >= 1.6,
-        )
+        r = overhead["tps_ratio_p50"]
+        add("REST bridge", "tokens/s vs gRPC", r, ">= 0.97", r >= 0.97)
     return out
 
 
@@ -234,9 +348,13 @@ def main() -> None:
     run = Run(
         int(os.environ.get("REQUESTS", "20")), int(os.environ.get("MAX_TOKENS", "128")), levels
     )
-    peers = [p for p in os.environ.get("PEERS", "").split(",") if p]
+    peers = [p for p in os.environ.get("PEERS", "llama.cpp").split(",") if p]
+    synthetic = [k for k in os.environ.get("SYNTHETIC", "1b,3b").split(",") if k]
     servers.WORK.mkdir(parents=True, exist_ok=True)
-    asyncio.run(bench(run, peers))
+    from bench.kernel import read_bandwidth
+
+    run.data["read_bandwidth"] = read_bandwidth()
+    asyncio.run(bench(run, peers, synthetic))
     run.data["ratios"] = ratios(run)
     out = Path(os.environ.get("OUT", servers.ROOT / "bench" / "results"))
     report.write(out, run.data, run.rows)

@@ -1,9 +1,11 @@
 """The servers under test, each started by the bench on 127.0.0.1 and a free port.
 
-- osaurus: `osaurus serve` on the imported test model (the server applies its CPU float32 policy).
+- osaurus: `osaurus serve` on the imported test model (4-bit, on its native CPU kernel; with
+  `--float32 always` for the float32 path it had before).
 - mlx_lm.server: the same model, dequantized to float32 by mlx-lm's own converter, with the
   same OpenBLAS preloaded: the same weights and the same BLAS, so the comparison is of servers.
-- llama.cpp (PEERS=llama.cpp): llama-cpp-python's OpenAI server on the original GGUF.
+- llama.cpp: llama.cpp's own `llama-server` (8 parallel slots) on the original GGUF, built from
+  source by the bench (bench/llama_server.py).
 
 Only one server runs at a time: the machine has two cores.
 """
@@ -161,29 +163,24 @@ def mlx_lm_server(float32_model: Path) -> Server:
     )
 
 
-def llama_cpp_server(gguf: Path) -> Server:
-    """llama-cpp-python's server; installed on first use (it compiles llama.cpp: minutes)."""
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "llama-cpp-python[server]"], check=True
-        )
+def llama_server(gguf: Path, alias: str, parallel: int = 8) -> Server:
+    """llama.cpp's own server on a GGUF, at its best settings here: `parallel` slots with
+    continuous batching, one thread per core. Built from source on first use (llama_server.py).
+    """
+    from bench.llama_server import ensure_llama_server
+
     port = free_port()
     command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(gguf),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "8192",
-        "--model_alias",
-        "smollm2",
-    ]
-    process, started = _spawn("llama.cpp", command, dict(os.environ))
-    return Server("llama.cpp", f"http://127.0.0.1:{port}/v1", "smollm2", process, started)
+        str(ensure_llama_server()),
+        "--model", str(gguf),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--alias", alias,
+        "--parallel", str(parallel),
+        "--ctx-size", str(2048 * parallel),  # 2,048 tokens per slot
+        "--threads", str(os.cpu_count() or 1),
+        "--cont-batching",
+        "--no-webui",
+    ]  # fmt: skip
+    process, started = _spawn("llama-server", command, dict(os.environ))
+    return Server("llama.cpp", f"http://127.0.0.1:{port}/v1", alias, process, started)

@@ -10,7 +10,7 @@ from bench.prompts import CONVERSATION, PROMPTS, chat
 
 
 async def concurrent(
-    client, concurrency: int, requests: int, max_tokens: int
+    client, concurrency: int, requests: int, max_tokens: int, ignore_eos: bool = False
 ) -> tuple[list[RequestResult], float]:
     """`requests` prompts with at most `concurrency` in flight; returns results and wall time."""
     gate = asyncio.Semaphore(concurrency)
@@ -20,11 +20,29 @@ async def concurrent(
         async with gate:
             # Tagged: a server's prompt cache must not serve one mode (or client) from another.
             prompt = f"({client.name}, {mode}) {PROMPTS[i % len(PROMPTS)]}"
-            return await client.chat(chat(prompt), max_tokens, mode, i)
+            return await client.chat(chat(prompt), max_tokens, mode, i, ignore_eos=ignore_eos)
 
     start = time.perf_counter()
     results = await asyncio.gather(*(one(i) for i in range(requests)))
     return list(results), time.perf_counter() - start
+
+
+def long_prompt(tag: str, words: int = 760) -> str:
+    """A prompt of about 1,000 tokens (the test model's tokenizer), unique to `tag` from its
+    first token so that no prompt cache serves it."""
+    text = " ".join(PROMPTS)
+    body = (text + " ") * (words // len(text.split()) + 1)
+    return f"[{tag}] Summarize these questions in one line: " + " ".join(body.split()[:words])
+
+
+async def prefill(client, requests: int) -> list[RequestResult]:
+    """Prompt processing: ~1,000-token prompts, a few tokens out; prefill speed is the prompt's
+    tokens over the time to the first token."""
+    results = []
+    for i in range(requests):
+        prompt = long_prompt(f"{client.name} prefill {i}")
+        results.append(await client.chat(chat(prompt), 8, "prefill-1000", i, ignore_eos=True))
+    return results
 
 
 async def multi_turn(client, max_tokens: int, session: str = "") -> list[RequestResult]:
