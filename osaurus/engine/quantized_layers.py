@@ -22,17 +22,22 @@ SUPPORTED_BITS = (4, 8)
 SUPPORTED_GROUP_SIZES = (32, 64, 128)
 
 
+def _native_matmul(module: Any, x: mx.array) -> mx.array:
+    """x @ dequant(module.weight).T on the native kernel (the layer's own quantization)."""
+    return kernels().quantized_matmul(
+        x,
+        module["weight"],
+        module["scales"],
+        module["biases"],
+        transpose=True,
+        group_size=module.group_size,
+        bits=module.bits,
+    )
+
+
 class NativeQuantizedLinear(nn.QuantizedLinear):
     def __call__(self, x: mx.array) -> mx.array:
-        y = kernels().quantized_matmul(
-            x,
-            self["weight"],
-            self["scales"],
-            self["biases"],
-            transpose=True,
-            group_size=self.group_size,
-            bits=self.bits,
-        )
+        y = _native_matmul(self, x)
         if "bias" in self:
             y = y + self["bias"]
         return y
@@ -40,15 +45,7 @@ class NativeQuantizedLinear(nn.QuantizedLinear):
 
 class NativeQuantizedEmbedding(nn.QuantizedEmbedding):
     def as_linear(self, x: mx.array) -> mx.array:
-        return kernels().quantized_matmul(
-            x,
-            self["weight"],
-            self["scales"],
-            self["biases"],
-            transpose=True,
-            group_size=self.group_size,
-            bits=self.bits,
-        )
+        return _native_matmul(self, x)
 
 
 def _supported(module: Any) -> bool:
