@@ -26,6 +26,7 @@ from osaurus.engine.native import kernels
 from osaurus.engine.quantized_layers import (
     SUPPORTED_BITS,
     SUPPORTED_GROUP_SIZES,
+    compute_in_float32,
     use_native_kernels,
 )
 
@@ -107,6 +108,7 @@ def apply_precision_policy(model: Any, policy: Float32Policy) -> Precision:
         if quantized is None or not on_cpu:
             return Precision(stored)
         if native and use_native_kernels(model):
+            compute_in_float32(model)
             return Precision(stored, kernel=f"osaurus {kernels().simd()}")
         return Precision(stored, kernel="mlx")
     dequantize_model(model)  # mlx-lm's: quantized layers become plain Linear/Embedding

@@ -21,7 +21,7 @@ from helpers import wait_until_idle
 from osaurus.v1 import inference_pb2 as ipb
 from osaurus.v1 import inference_pb2_grpc, model_pb2, model_pb2_grpc, system_pb2, system_pb2_grpc
 
-QUESTION = "What is the capital of France?"
+QUESTION = "Name the capital of France."
 LONG_REQUEST = "Write the numbers from 1 to 1000, one per line."  # runs to max_tokens
 LONG_TOKENS = 1000
 

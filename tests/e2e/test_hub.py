@@ -78,7 +78,7 @@ def test_pull_streams_progress_then_the_model_generates(hub_server, hub) -> None
     request = ipb.GenerateRequest(
         model=REPO.lower(),
         chat=ipb.Chat(
-            messages=[ipb.ChatMessage(role=ipb.ROLE_USER, content="What is the capital of France?")]
+            messages=[ipb.ChatMessage(role=ipb.ROLE_USER, content="Name the capital of France.")]
         ),
         max_tokens=12,
     )

@@ -10,7 +10,7 @@ import openai
 import pytest
 from helpers import wait_until_idle
 
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION = [{"role": "user", "content": "Name the capital of France."}]
 ANSWER = "The capital of France is Paris."
 # A request the model keeps answering until max_tokens (measured: 300 of 300 tokens).
 COUNTING = [{"role": "user", "content": "Write the numbers from 1 to 1000, one per line."}]
@@ -120,7 +120,7 @@ def test_system_and_developer_messages_and_text_parts(client, model_id) -> None:
             {"role": "developer", "content": "Answer in one word."},
             {
                 "role": "user",
-                "content": [{"type": "text", "text": "What is the capital of France?"}],
+                "content": [{"type": "text", "text": "Name the capital of France."}],
             },
         ],
     )

@@ -9,7 +9,7 @@ import httpx
 import openai
 from helpers import free_port, osaurus_command, running_bridge, start_server, stop_server
 
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION = [{"role": "user", "content": "Name the capital of France."}]
 
 
 def test_serve_fetches_the_default_model_into_an_empty_dir(tmp_path, gguf_path, model_id) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from osaurus.v1 import session_pb2, session_pb2_grpc
 
-QUESTION = {"role": "user", "content": "What is the capital of France?"}
+QUESTION = {"role": "user", "content": "Name the capital of France."}
 FOLLOW_UP = {"role": "user", "content": "And of Italy?"}
 
 

@@ -17,7 +17,8 @@ CITY = {
     "properties": {
         "city": {"type": "string"},
         "country": {"type": "string"},
-        "population": {"type": "integer"},
+        # Bounded: a 135M model may otherwise write digits until max_tokens.
+        "population": {"type": "integer", "minimum": 0, "maximum": 100000000},
     },
     "required": ["city", "country", "population"],
     "additionalProperties": False,
@@ -47,13 +48,13 @@ def test_json_schema_non_stream_and_stream_agree_and_validate(client, model_id) 
 
 def test_the_openai_parse_helper_gets_a_validated_object(client, model_id) -> None:
     """`client.chat.completions.parse` (the SDK's structured-output helper) round-trips."""
-    from pydantic import BaseModel, ConfigDict
+    from pydantic import BaseModel, ConfigDict, Field
 
     class City(BaseModel):
         model_config = ConfigDict(extra="forbid")
         city: str
         country: str
-        population: int
+        population: int = Field(ge=0, le=100_000_000)
 
     parsed = client.chat.completions.parse(
         model=model_id, messages=ASK, max_tokens=120, temperature=0, response_format=City

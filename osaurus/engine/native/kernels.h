@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -388,6 +389,174 @@ inline void dequantize_avx2(const QuantizedMatrix& W, int64_t r0, int64_t r1, fl
         }
       }
     }
+  }
+}
+
+
+// ------------------------------------------------------------------------------------------
+// AVX2 kernels with int8 activations
+//
+// The float kernels above spend one FMA per weight per row of x, more than a CPU core can
+// issue while memory delivers 4-bit weights. llama.cpp's answer, taken here too: quantize x to
+// int8 and multiply bytes with `maddubs` (32 multiply-adds per instruction). The weights stay
+// exactly as stored; x is rounded per weight group (d = max|x| / 127, q = round(x / d);
+// llama.cpp rounds per 32 or 256 values), an error of ~0.4% of the group's largest value,
+// well below the 4-bit weights' own. Sharing d across a group lets the integer products of
+// all its blocks be summed before one conversion to float.
+
+// x (M x K) as int8 for the int8 kernels, laid out like pack_x: block by block (32 values),
+// the M rows of a block side by side, 4-bit blocks in nibble order. xd gets d per (group,
+// row) and xsum the sum of the rounded x per (row, group), for the bias term. (The rounded
+// sum, as llama.cpp's Q8_1 keeps, not the exact one: then the product is exactly that of the
+// rounded x with w, whose rounding errors meet weights centred on zero and mostly cancel;
+// the exact sum would leave them to meet w - bias, all of one sign.)
+inline void quantize_x_int8(const float* x, int64_t M, int64_t K, int bits, int group_size,
+                            int8_t* xq, float* xd, float* xsum) {
+  int order[32];
+  for (int i = 0; i < 32; ++i) order[i] = bits == 4 ? nibble_order(i) : i;
+  const int64_t groups = K / group_size;
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t g = 0; g < groups; ++g) {
+      const float* src = x + m * K + g * group_size;
+      float amax = 0;
+      for (int i = 0; i < group_size; ++i) amax = std::max(amax, std::fabs(src[i]));
+      const float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+      int sum = 0;
+      for (int k = 0; k < group_size; k += 32) {
+        int8_t* dst = xq + ((g * group_size + k) / 32 * M + m) * 32;
+        for (int i = 0; i < 32; ++i) {
+          dst[i] = int8_t(std::nearbyint(src[k + order[i]] * id));
+          sum += dst[i];
+        }
+      }
+      xd[g * M + m] = d;
+      xsum[m * groups + g] = d * float(sum);
+    }
+  }
+}
+
+// A block of 32 weights as bytes in the kernel's order: 4-bit values as they are (0..15),
+// 8-bit values minus 128 (as int8), so that every product fits maddubs' int16 pairs.
+template <int BITS>
+inline __m256i unpack_block_bytes(const uint8_t* p) {
+  if constexpr (BITS == 4) {
+    // The 16 bytes in both halves; the high half shifted down a nibble; one mask for both.
+    const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    const __m256i shifted = _mm256_blend_epi32(both, _mm256_srli_epi16(both, 4), 0xf0);
+    return _mm256_and_si256(shifted, _mm256_set1_epi8(0x0f));
+  } else {
+    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    return _mm256_xor_si256(bytes, _mm256_set1_epi8(char(0x80)));
+  }
+}
+
+// The dot product of one weight group (G / 32 blocks from w) with x's int8 values of that
+// group (blocks x_stride bytes apart), as 8 float partial sums. 4-bit: the int16 pairs of all
+// blocks are summed before widening (|pair| <= 2*15*127, four blocks still fit int16).
+// 8-bit: maddubs wants one unsigned operand, so |w| times x with w's sign (|pair| <=
+// 2*128*127), widened per block.
+template <int BITS, int G>
+inline __m256 group_dot_int8(const uint8_t* w, const int8_t* x, int64_t x_stride) {
+  constexpr int block_bytes = 32 * BITS / 8;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i sum = _mm256_setzero_si256();
+  OSU_UNROLL for (int b = 0; b < G / 32; ++b) {
+    const __m256i wb = unpack_block_bytes<BITS>(w + b * block_bytes);
+    const __m256i xb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + b * x_stride));
+    if constexpr (BITS == 4) {
+      sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(wb, xb));
+    } else {
+      const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(wb, wb), _mm256_sign_epi8(xb, wb));
+      sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, ones));
+    }
+  }
+  if constexpr (BITS == 4) sum = _mm256_madd_epi16(sum, ones);
+  return _mm256_cvtepi32_ps(sum);
+}
+
+// The bias applied to the stored values: 8-bit blocks hold q - 128, and
+// s * q + b = s * (q - 128) + (b + 128 s).
+template <int BITS>
+inline float stored_bias(float scale, float bias) {
+  return BITS == 8 ? bias + 128.0f * scale : bias;
+}
+
+// NR output rows (n, n+1, ...) against MT rows of x: each weight group is read once from
+// memory for all MT rows (and stays in L1 for the next MT rows). xq and xd point at the first
+// of the MT rows within block / group 0 (M rows side by side), xsum at that row's group sums.
+//
+// Every (output row, row of x) pair goes through the same operations in the same order
+// whatever NR, MT and M are, so a sequence decoded alone and in a batch gets bit-identical
+// logits (explicit fma where the compiler could otherwise fuse or not, per instantiation).
+template <int BITS, int G, int NR, int MT>
+inline void qmm_t_int8_tile(const int8_t* xq, const float* xd, const float* xsum, int64_t M,
+                            const QuantizedMatrix& W, int64_t n, float* out, int64_t ldo) {
+  const int64_t groups = W.groups();
+  constexpr int group_bytes = G * BITS / 8;
+  const uint8_t* rows[NR];
+  __m256 acc[NR][MT];
+  float bias_total[NR][MT];
+  OSU_UNROLL for (int r = 0; r < NR; ++r) {
+    rows[r] = W.packed + (n + r) * W.row_bytes();
+    OSU_UNROLL for (int m = 0; m < MT; ++m) {
+      acc[r][m] = _mm256_setzero_ps();
+      bias_total[r][m] = 0;
+    }
+  }
+  for (int64_t g = 0; g < groups; ++g) {
+    OSU_UNROLL for (int r = 0; r < NR; ++r) {
+      const int64_t gi = (n + r) * groups + g;
+      const float s = W.scale(gi), b = stored_bias<BITS>(s, W.bias(gi));
+      const uint8_t* w = rows[r] + g * group_bytes;
+      OSU_UNROLL for (int m = 0; m < MT; ++m) {
+        bias_total[r][m] = std::fma(b, xsum[m * groups + g], bias_total[r][m]);
+        const int8_t* x = xq + (g * G / 32 * M + m) * 32;
+        const __m256 factor = _mm256_set1_ps(s * xd[g * M + m]);
+        acc[r][m] = _mm256_fmadd_ps(group_dot_int8<BITS, G>(w, x, M * 32), factor, acc[r][m]);
+      }
+    }
+  }
+  OSU_UNROLL for (int r = 0; r < NR; ++r)
+    OSU_UNROLL for (int m = 0; m < MT; ++m) out[m * ldo + n + r] = hsum(acc[r][m]) + bias_total[r][m];
+}
+
+template <int BITS, int G>
+inline void qmm_t_int8_g(const int8_t* xq, const float* xd, const float* xsum, int64_t M,
+                         const QuantizedMatrix& W, int64_t n0, int64_t n1, float* out, int64_t ldo) {
+  if (M == 1) {  // one sequence decoding: four streams of weights in flight
+    int64_t n = n0;
+    for (; n + 4 <= n1; n += 4) qmm_t_int8_tile<BITS, G, 4, 1>(xq, xd, xsum, M, W, n, out, ldo);
+    for (; n < n1; ++n) qmm_t_int8_tile<BITS, G, 1, 1>(xq, xd, xsum, M, W, n, out, ldo);
+    return;
+  }
+  const int64_t groups = W.groups();
+  for (int64_t n = n0; n < n1; n += 2) {
+    const bool pair = n + 2 <= n1;
+    for (int64_t m = 0; m < M; m += 4) {  // rows of x, four at a time
+      const int8_t* q = xq + m * 32;
+      const float* d = xd + m;
+      const float* s = xsum + m * groups;
+      float* o = out + m * ldo;
+#define OSU_TILE(NR, MT) qmm_t_int8_tile<BITS, G, NR, MT>(q, d, s, M, W, n, o, ldo)
+      switch (std::min<int64_t>(4, M - m)) {
+        case 4: pair ? OSU_TILE(2, 4) : OSU_TILE(1, 4); break;
+        case 3: pair ? OSU_TILE(2, 3) : OSU_TILE(1, 3); break;
+        case 2: pair ? OSU_TILE(2, 2) : OSU_TILE(1, 2); break;
+        default: pair ? OSU_TILE(2, 1) : OSU_TILE(1, 1); break;
+      }
+#undef OSU_TILE
+    }
+  }
+}
+
+// All M rows of x (quantized by quantize_x_int8) against output rows [n0, n1).
+template <int BITS>
+inline void qmm_t_int8(const int8_t* xq, const float* xd, const float* xsum, int64_t M,
+                       const QuantizedMatrix& W, int64_t n0, int64_t n1, float* out, int64_t ldo) {
+  switch (W.group_size) {
+    case 32: return qmm_t_int8_g<BITS, 32>(xq, xd, xsum, M, W, n0, n1, out, ldo);
+    case 64: return qmm_t_int8_g<BITS, 64>(xq, xd, xsum, M, W, n0, n1, out, ldo);
+    default: return qmm_t_int8_g<BITS, 128>(xq, xd, xsum, M, W, n0, n1, out, ldo);
   }
 }
 

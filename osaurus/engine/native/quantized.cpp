@@ -17,9 +17,10 @@ namespace osaurus {
 
 namespace {
 
-// In "auto" mode, an x with at least this many rows (prompt processing) is multiplied by
+// In "auto" mode, a sequence of at least this many rows (prompt processing) is multiplied by
 // dequantizing w to float32 and calling the BLAS: sgemm's blocking beats our row kernels once
 // there are enough rows to pay for writing the float32 copy (measured in bench/kernel.py).
+// Fewer rows (decoding) take the int8 kernels.
 constexpr int64_t kBlasRows = 64;
 
 bool is_scale_dtype(mx::Dtype t) {
@@ -92,7 +93,19 @@ void matmul_transposed(
   const int64_t N = W.rows, K = W.cols;
   const int64_t work = M * N * K;
 #if OSU_HAVE_AVX2
-  if (use_simd(kernel)) {
+  if (kernel == KernelChoice::Auto || kernel == KernelChoice::Int8) {
+    std::vector<int8_t> xq(x.size());
+    std::vector<float> xd(M * W.groups()), xsum(M * W.groups());
+    quantize_x_int8(x.data(), M, K, W.bits, W.group_size, xq.data(), xd.data(), xsum.data());
+    parallel_rows(N, 8, work, [&](int64_t n0, int64_t n1) {
+      if (W.bits == 4)
+        qmm_t_int8<4>(xq.data(), xd.data(), xsum.data(), M, W, n0, n1, out.data(), N);
+      else
+        qmm_t_int8<8>(xq.data(), xd.data(), xsum.data(), M, W, n0, n1, out.data(), N);
+    });
+    return;
+  }
+  if (kernel == KernelChoice::Float) {
     std::vector<float> xp(x.size()), xsum(M * W.groups());
     pack_x(x.data(), M, K, W.bits, W.group_size, xp.data(), xsum.data());
     parallel_rows(N, 8, work, [&](int64_t n0, int64_t n1) {
@@ -113,9 +126,10 @@ void matmul_transposed(
 
 KernelChoice parse_kernel(const std::string& name) {
   if (name == "auto") return KernelChoice::Auto;
-  if (name == "simd") return KernelChoice::Simd;
+  if (name == "float") return KernelChoice::Float;
+  if (name == "int8") return KernelChoice::Int8;
   if (name == "generic") return KernelChoice::Generic;
-  fail("osaurus kernels", "kernel must be 'auto', 'simd' or 'generic', got '", name, "'");
+  fail("osaurus kernels", "kernel must be 'auto', 'float', 'int8' or 'generic', got '", name, "'");
 }
 
 std::string simd_name() { return OSU_HAVE_AVX2 ? "avx2" : "portable"; }
@@ -154,8 +168,10 @@ mx::array quantized_matmul(
   if (stream.device != mx::Device::cpu)  // Metal and CUDA: MLX's own kernels are the fast path
     return mx::quantized_matmul(x, w, scales, biases, transpose, group_size, bits, "affine", stream);
 
-  const int64_t M = x.size() / K;
-  if (choice == KernelChoice::Auto && M >= kBlasRows) {
+  // Decided per sequence (x's second-to-last axis), not by the total of rows: a sequence then
+  // takes the same kernel, and gets the same numbers, alone or in a batch of any size.
+  const int64_t rows_per_sequence = x.ndim() >= 2 ? x.shape(-2) : 1;
+  if (choice == KernelChoice::Auto && rows_per_sequence >= kBlasRows) {
     auto wf = dequantize(w, scales, biases, group_size, bits, kernel, stream);
     auto xf = mx::astype(x, mx::float32, stream);
     auto y = mx::matmul(xf, transpose ? mx::transpose(wf, stream) : wf, stream);

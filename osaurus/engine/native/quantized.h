@@ -11,10 +11,11 @@ namespace osaurus {
 
 namespace mx = mlx::core;
 
-// Which kernels run: "auto" (SIMD; many rows of x go through dequantize + the BLAS sgemm),
-// "simd" (SIMD kernels only) or "generic" (the portable kernels only). The last two are for
-// tests and benchmarks.
-enum class KernelChoice { Auto, Simd, Generic };
+// Which kernels run: "auto" (the int8-activation SIMD kernels; many rows of x go through
+// dequantize + the BLAS sgemm), "int8" (those kernels only), "float" (the SIMD kernels that
+// keep x in float32: exact to float32 rounding, slower) or "generic" (the portable kernels).
+// On a build without AVX2 every choice runs the portable kernels, which keep x in float32.
+enum class KernelChoice { Auto, Float, Int8, Generic };
 
 KernelChoice parse_kernel(const std::string& name);
 

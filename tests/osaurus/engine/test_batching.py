@@ -16,7 +16,7 @@ LONG = "Write the numbers from 1 to 1000, one per line."
 def eight_requests(model: str):
     """Different prompts, sampling settings and stop strings; all deterministic."""
     return [
-        chat(model, "What is the capital of France?", max_tokens=24, temperature=0.0),
+        chat(model, "Name the capital of France.", max_tokens=24, temperature=0.0),
         chat(model, "Name three colours.", max_tokens=24, stop=[","]),
         chat(model, "Write a haiku about the sea.", max_tokens=24, repetition_penalty=1.3),
         chat(model, "Count from 1 to 20.", max_tokens=24, stop=["7"]),
@@ -99,7 +99,7 @@ async def test_a_failing_step_fails_its_batch_and_the_engine_goes_on(models_dir,
 
 
 async def test_ignore_eos_generates_past_the_end_of_turn(engine: Engine, model_id: str):
-    question = "What is the capital of France?"
+    question = "Name the capital of France."
     normal = await run(engine, chat(model_id, question, max_tokens=40))
     assert normal.finished.finish_reason == "stop" and len(normal.token_ids) < 40
     # Beside a normal request in the same batch: ignore_eos is per sequence.

@@ -18,7 +18,8 @@ CITY = {
     "properties": {
         "city": {"type": "string"},
         "country": {"type": "string"},
-        "population": {"type": "integer"},
+        # Bounded: a 135M model may otherwise write digits until max_tokens.
+        "population": {"type": "integer", "minimum": 0, "maximum": 100000000},
     },
     "required": ["city", "country", "population"],
     "additionalProperties": False,

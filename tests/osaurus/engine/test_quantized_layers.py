@@ -9,6 +9,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import pytest
 
+from osaurus.engine import quantized_layers
 from osaurus.engine.native import kernels
 from osaurus.engine.precision import Float32Policy, apply_precision_policy
 from osaurus.engine.quantized_layers import (
@@ -28,20 +29,23 @@ class TiedModel(nn.Module):
     def __init__(self):
         super().__init__()
         self.embed = nn.Embedding(256, 128)
+        self.norm = nn.RMSNorm(128)
         self.proj = nn.Linear(128, 128, bias=True)
 
     def __call__(self, tokens):
-        return self.embed.as_linear(self.proj(self.embed(tokens)))
+        return self.embed.as_linear(self.proj(self.norm(self.embed(tokens))))
 
 
-def quantized_model(bits: int = 4, group_size: int = 32) -> TiedModel:
+def quantized_model(bits: int = 4, group_size: int = 32, dtype=mx.float32) -> TiedModel:
     mx.random.seed(0)
     model = TiedModel()
+    model.set_dtype(dtype)
     nn.quantize(model, group_size=group_size, bits=bits)
     return model
 
 
-def test_auto_keeps_a_quantized_model_quantized_on_the_native_kernel() -> None:
+def test_auto_keeps_a_quantized_model_quantized_on_the_native_kernel(monkeypatch) -> None:
+    monkeypatch.setattr(quantized_layers, "KERNEL", "float")  # exact: x is not rounded to int8
     model = quantized_model()
     tokens = mx.array([[1, 2, 3, 200]])
     before = model(tokens)  # MLX's kernel
@@ -56,6 +60,26 @@ def test_auto_keeps_a_quantized_model_quantized_on_the_native_kernel() -> None:
     after = model(tokens)
     scale = float(mx.abs(before).max())
     assert float(mx.abs(after - before).max()) <= 1e-5 * scale
+
+
+def test_a_half_precision_model_computes_in_float32_between_its_quantized_matmuls() -> None:
+    model = quantized_model(dtype=mx.float16)
+    tokens = mx.array([[1, 2, 3, 200]])
+    before = model(tokens)  # MLX's kernel, float16 throughout
+    assert before.dtype == mx.float16
+
+    apply_precision_policy(model, Float32Policy.AUTO)
+
+    # The quantized storage is as loaded; the rest (norm weight, linear bias) is float32.
+    assert model.proj.weight.dtype == mx.uint32 and model.proj.scales.dtype == mx.float16
+    assert model.embed.scales.dtype == mx.float16 and model.embed.biases.dtype == mx.float16
+    assert model.norm.weight.dtype == mx.float32 and model.proj.bias.dtype == mx.float32
+    assert model.embed(tokens).dtype == mx.float32
+    after = model(tokens)
+    assert after.dtype == mx.float32
+    # float16 activations and int8-rounded x against float32 ones: close, not equal.
+    scale = float(mx.abs(before).max())
+    assert float(mx.abs(after - before.astype(mx.float32)).max()) <= 2e-2 * scale
 
 
 def test_eight_bit_runs_natively_too() -> None:

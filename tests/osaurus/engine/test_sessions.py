@@ -9,7 +9,7 @@ from engine_helpers import chat, run
 
 from osaurus.engine.engine import Engine
 
-QUESTION = "What is the capital of France?"
+QUESTION = "Name the capital of France."
 FOLLOW_UP = "And of Italy?"
 
 

@@ -43,7 +43,7 @@ def test_imported_model_answers_paris_at_temperature_zero(imported: Path) -> Non
 
     model, tokenizer = load(str(imported))
     prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "What is the capital of France?"}],
+        [{"role": "user", "content": "Name the capital of France."}],
         add_generation_prompt=True,
         tokenize=False,
     )

@@ -1,8 +1,10 @@
 """osaurus' native CPU kernels against MLX's reference ops (mx.quantized_matmul, mx.dequantize).
 
-Every kernel (the SIMD one, the portable one, and "auto", which sends many rows through
+The float kernels (the SIMD one, the portable one, and "auto" for many rows, which goes through
 dequantize + the BLAS) must compute what MLX computes, to float32 rounding: they accumulate in
-float32 as MLX does, only in another order.
+float32 as MLX does, only in another order. The int8 kernels ("int8", and "auto" for few rows)
+round x to int8 per weight group first, as llama.cpp does; given that rounding, which the
+reference below applies with MLX ops, they too must match MLX to float32 rounding.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the native kernel serves MLX's CPU backend"
 )
 
-KERNELS = ("auto", "simd", "generic")
+KERNELS = ("auto", "float", "int8", "generic")
+EXACT_KERNELS = ("float", "generic")  # x stays float32 whatever the number of rows
 
 
 @pytest.fixture(scope="module")
@@ -41,17 +44,64 @@ def assert_close(got: mx.array, want: mx.array, rtol: float = 1e-5) -> None:
     assert err <= rtol * scale, f"max error {err:.3g} vs reference scale {scale:.3g}"
 
 
+def rounded_to_int8(x: mx.array, group_size: int) -> mx.array:
+    """x as the int8 kernels see it: per group, d = max|x| / 127 and x ~ d * round(x / d)."""
+    groups = x.reshape(*x.shape[:-1], -1, group_size)
+    d = mx.abs(groups).max(axis=-1, keepdims=True) / 127
+    return (mx.round(groups / mx.where(d > 0, d, 1)) * d).reshape(x.shape)
+
+
+def int8_reference(x, w, scales, biases, group_size: int, bits: int) -> mx.array:
+    """What the int8 kernels compute: MLX's product of the rounded x with w (float32)."""
+    s, b = scales.astype(mx.float32), biases.astype(mx.float32)
+    xr = rounded_to_int8(x.astype(mx.float32), group_size)
+    return mx.quantized_matmul(xr, w, s, b, True, group_size, bits)
+
+
+def int8_in_use(native, kernel: str, rows: int) -> bool:
+    return native.simd() == "avx2" and (kernel == "int8" or (kernel == "auto" and rows < 64))
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("bits", [4, 8])
 @pytest.mark.parametrize("group_size", [32, 64, 128])
-@pytest.mark.parametrize("rows", [1, 3, 8, 64])
+@pytest.mark.parametrize("rows", [1, 3, 8, 13, 64])
 def test_transposed_matches_mlx(native, kernel, bits, group_size, rows) -> None:
-    # Odd output sizes: 67 rows leave a remainder for every blocking in the kernels.
-    w, scales, biases = quantized(67, 3 * group_size, bits, group_size)
-    x = mx.random.normal((rows, 3 * group_size), key=mx.random.key(1))
-    want = mx.quantized_matmul(x, w, scales, biases, True, group_size, bits)
+    # Odd sizes: 67 output rows and 13 rows of x leave a remainder for every blocking in the
+    # kernels; 9 groups per row exercise the batch-1 kernel's eight-group steps and its tail.
+    w, scales, biases = quantized(67, 9 * group_size, bits, group_size)
+    x = mx.random.normal((rows, 9 * group_size), key=mx.random.key(1))
+    if int8_in_use(native, kernel, rows):
+        want = int8_reference(x, w, scales, biases, group_size, bits)
+    else:
+        want = mx.quantized_matmul(x, w, scales, biases, True, group_size, bits)
     got = native.quantized_matmul(x, w, scales, biases, True, group_size, bits, kernel=kernel)
     assert_close(got, want)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("group_size", [32, 128])
+@pytest.mark.parametrize("tokens", [1, 30])
+def test_a_sequence_gets_the_same_bits_alone_and_in_a_batch(native, bits, group_size, tokens):
+    # Greedy decoding must not change with the number of concurrent requests: every row's
+    # result is computed the same way whatever the batch (kernel and order of operations).
+    # (Sequences of 64 rows and more go through the BLAS, whose sgemm gives no such promise.)
+    w, scales, biases = quantized(37, 9 * group_size, bits, group_size)
+    x = mx.random.normal((5, tokens, 9 * group_size), key=mx.random.key(8))
+    together = native.quantized_matmul(x, w, scales, biases, True, group_size, bits)
+    for i in range(5):
+        alone = native.quantized_matmul(x[i : i + 1], w, scales, biases, True, group_size, bits)
+        assert mx.array_equal(alone, together[i : i + 1]).item(), f"sequence {i}"
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_int8_rounding_error_is_small(native, bits) -> None:
+    # The int8 kernels' answer stays within a fraction of a percent of the exact product.
+    w, scales, biases = quantized(256, 1024, bits, 64)
+    x = mx.random.normal((4, 1024), key=mx.random.key(7))
+    exact = mx.quantized_matmul(x, w, scales, biases, True, 64, bits)
+    got = native.quantized_matmul(x, w, scales, biases, True, 64, bits, kernel="int8")
+    assert_close(got, exact, rtol=1e-2)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -76,7 +126,7 @@ def test_half_precision_inputs_and_scales(native, dtype) -> None:
     f32 = mx.float32
     truth = x.astype(f32) @ mx.dequantize(w, scales.astype(f32), biases.astype(f32), 32, 4).T
     mlx_error = mx.abs(mx.quantized_matmul(x, w, scales, biases, True, 32, 4) - truth).max()
-    got = native.quantized_matmul(x, w, scales, biases, True, 32, 4)
+    got = native.quantized_matmul(x, w, scales, biases, True, 32, 4, kernel="float")
     assert got.dtype == dtype
     error = mx.abs(got.astype(f32) - truth).max()
     # Rounding the output to 8 (bfloat16) or 11 (float16) significant bits, no more.
@@ -87,11 +137,17 @@ def test_half_precision_inputs_and_scales(native, dtype) -> None:
 def test_batched_and_strided_x(native) -> None:
     w, scales, biases = quantized(48, 128, 4, 32)
     x = mx.random.normal((2, 3, 128), key=mx.random.key(4))
-    want = mx.quantized_matmul(x, w, scales, biases, True, 32, 4)
-    assert_close(native.quantized_matmul(x, w, scales, biases, True, 32, 4), want)
-    xt = mx.random.normal((128, 6), key=mx.random.key(5)).T  # a transposed view, not contiguous
-    want = mx.quantized_matmul(xt, w, scales, biases, True, 32, 4)
-    assert_close(native.quantized_matmul(xt, w, scales, biases, True, 32, 4), want)
+    for kernel in EXACT_KERNELS:
+        want = mx.quantized_matmul(x, w, scales, biases, True, 32, 4)
+        got = native.quantized_matmul(x, w, scales, biases, True, 32, 4, kernel=kernel)
+        assert_close(got, want)
+        xt = mx.random.normal((128, 6), key=mx.random.key(5)).T  # a transposed view
+        want = mx.quantized_matmul(xt, w, scales, biases, True, 32, 4)
+        got = native.quantized_matmul(xt, w, scales, biases, True, 32, 4, kernel=kernel)
+        assert_close(got, want)
+    # The int8 kernels take the same views (x is copied row by row before it is rounded).
+    want = int8_reference(xt, w, scales, biases, 32, 4)
+    assert_close(native.quantized_matmul(xt, w, scales, biases, True, 32, 4, kernel="int8"), want)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -109,7 +165,11 @@ def test_large_matrix_over_threads(native) -> None:
     for rows in (1, 5):
         x = mx.random.normal((rows, 512), key=mx.random.key(6))
         want = mx.quantized_matmul(x, w, scales, biases, True, 64, 4)
-        assert_close(native.quantized_matmul(x, w, scales, biases, True, 64, 4), want)
+        got = native.quantized_matmul(x, w, scales, biases, True, 64, 4, kernel="float")
+        assert_close(got, want)
+        want = int8_reference(x, w, scales, biases, 64, 4)
+        got = native.quantized_matmul(x, w, scales, biases, True, 64, 4, kernel="int8")
+        assert_close(got, want)
 
 
 def test_bad_arguments_are_named(native) -> None:
@@ -126,7 +186,7 @@ def test_bad_arguments_are_named(native) -> None:
         (dict(w=w.astype(mx.int32)), "w must be uint32"),
         (dict(scales=scales[:, :1]), "do not fit w"),
         (dict(biases=biases.astype(mx.float16)), "must share a float dtype"),
-        (dict(kernel="fast"), "kernel must be 'auto', 'simd' or 'generic'"),
+        (dict(kernel="fast"), "kernel must be 'auto', 'float', 'int8' or 'generic'"),
     ]
     for change, message in cases:
         args = dict(x=x, w=w, scales=scales, biases=biases, group_size=32, bits=4) | change
