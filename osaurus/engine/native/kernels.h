@@ -6,9 +6,11 @@
 // loop on one thread that walks every weight again for each row of x; these kernels read each
 // weight once per call for all rows of x, use SIMD, and run on all cores (see parallel.h).
 //
-// Two implementations, chosen when the extension is built: AVX2+FMA+F16C on x86-64, and a
-// portable one written with GCC/Clang vector extensions (the compiler emits NEON on arm64, SSE
-// elsewhere). Both accumulate in float32, so results match MLX's reference to float32 rounding.
+// Implementations, chosen when the extension is built: AVX2+FMA+F16C on x86-64, and a portable
+// one written with GCC/Clang vector extensions (the compiler emits NEON on arm64, SSE
+// elsewhere). The portable and the AVX2 float kernels accumulate x in float32, so results match
+// MLX's reference to float32 rounding; the AVX2 int8 kernels (the default when decoding) first
+// round x to int8 per weight group, as llama.cpp does, and are exact given that rounding.
 #pragma once
 
 #include <algorithm>
