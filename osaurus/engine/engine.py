@@ -68,6 +68,7 @@ class EngineOptions:
     keep_alive: float | None = 300.0  # seconds idle before a model unloads; None: never
     model_memory_bytes: int = 16 << 30  # budget for loaded models' weights
     max_loaded_models: int = 0  # 0: as many as the memory budget allows
+    speculative: bool = True  # prompt-lookup decoding for a greedy request decoding alone
 
 
 def _deliver(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
@@ -425,7 +426,11 @@ class Engine:
         scheduler = self._schedulers.get(lm.info.id)
         if scheduler is None or scheduler.lm is not lm:
             scheduler = ModelScheduler(
-                lm, self.kv_store, self.options.max_batch_size, self.options.prefill_step
+                lm,
+                self.kv_store,
+                self.options.max_batch_size,
+                self.options.prefill_step,
+                self.options.speculative,
             )
             self._schedulers[lm.info.id] = scheduler
         return scheduler

@@ -45,6 +45,7 @@ class GenerationRequest:
     parallel_tool_calls: bool = True  # "required" may make several calls (OpenAI's default)
     keep_alive: float | None = None  # seconds the model stays loaded when idle; <0 forever
     ignore_eos: bool = False  # generate past end-of-turn tokens, up to max_tokens
+    speculative: bool | None = None  # prompt-lookup decoding when alone; None: the server's
 
 
 @dataclass(frozen=True)

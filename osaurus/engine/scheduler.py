@@ -5,20 +5,28 @@ prefilled in chunks of `prefill_step` tokens interleaved with the running stream
 and each sequence keeps its own sampler, logits processors and max_tokens. What is ours: taking
 caches from the KV store at admission and giving them back at the end, removing cancelled and
 stop-string-finished sequences at the next step, and turning tokens into events (`Sequence`).
+When a single greedy sequence is decoding, it leaves the batch and decodes by prompt lookup
+(speculative.py), several tokens per step, until another request arrives and it rejoins.
 Runs on the engine thread only.
 """
 
 from __future__ import annotations
 
+import logging
+
 import mlx.core as mx
 from mlx_lm.generate import BatchGenerator, StopSequences
+from mlx_lm.models.cache import KVCache, make_prompt_cache, trim_prompt_cache
 
 from osaurus.engine.kv_store import KVCacheStore
 from osaurus.engine.loaded_model import LoadedModel
 from osaurus.engine.request import Started
 from osaurus.engine.sampling import make_request_processors, make_request_sampler
 from osaurus.engine.sequence import Sequence
+from osaurus.engine.speculative import PromptLookupDecoder
 from osaurus.errors import OsaurusError
+
+log = logging.getLogger(__name__)
 
 
 def default_prefill_step() -> int:
@@ -35,12 +43,18 @@ class ModelScheduler:
         store: KVCacheStore,
         max_batch_size: int,
         prefill_step: int | None = None,
+        speculative: bool = True,
     ):
         self.lm = lm
         self.store = store
         self.max_batch_size = max_batch_size
         self.prefill_step = prefill_step or default_prefill_step()
+        self.speculative = speculative  # the server's default; a request may say otherwise
+        # Rejected drafts are trimmed from the cache: plain KV caches only (not the rotating
+        # caches of sliding-window models, which cannot always be trimmed).
+        self._trimmable = all(type(c) is KVCache for c in make_prompt_cache(lm.model))
         self._sequences: dict[int, Sequence] = {}
+        self._solo: tuple[Sequence, PromptLookupDecoder] | None = None  # out of the batch
         self._generator = self._new_generator()
 
     def _new_generator(self) -> BatchGenerator:
@@ -55,29 +69,35 @@ class ModelScheduler:
         )
 
     def __len__(self) -> int:
-        return len(self._sequences)
+        return len(self._sequences) + (self._solo is not None)
 
     def add(self, seq: Sequence) -> None:
         """Admit a sequence: check out a cache for its prompt and queue it for prefill."""
+        if self._solo is not None:
+            self._rejoin()  # batching serves two requests better than speculation serves one
         seq.lease = self.store.checkout(self.lm.info.id, seq.prompt, seq.request.session_id)
         reused = seq.lease.reused
         try:
-            (seq.uid,) = self._generator.insert(
-                [seq.prompt[reused:]],
-                max_tokens=[seq.max_tokens],
-                caches=[seq.lease.cache],
-                all_tokens=[seq.prompt[:reused]],
-                samplers=[make_request_sampler(seq.request.sampling)],
-                logits_processors=[self._processors(seq)],
-                # ignore_eos: no stop tokens for this sequence (max_tokens and stop strings end it).
-                stop_sequences=[StopSequences(None)] if seq.request.ignore_eos else None,
-            )
+            self._insert(seq, seq.prompt[reused:], seq.prompt[:reused], seq.lease.cache)
         except Exception:
             self.store.checkin(seq.lease, [], None)  # give the session back
             raise
         seq.lease.cache = None  # the generator owns it now
-        self._sequences[seq.uid] = seq
         seq.emit(Started(self.lm.info.id, len(seq.prompt), cached_tokens=reused))
+
+    def _insert(self, seq: Sequence, prompt: list[int], cached: list[int], cache) -> None:
+        """Queue `prompt` for prefill on top of `cache`, which holds the KV of `cached`."""
+        (seq.uid,) = self._generator.insert(
+            [prompt],
+            max_tokens=[seq.max_tokens - seq.generated],
+            caches=[cache],
+            all_tokens=[cached],
+            samplers=[make_request_sampler(seq.request.sampling)],
+            logits_processors=[self._processors(seq)],
+            # ignore_eos: no stop tokens for this sequence (max_tokens and stop strings end it).
+            stop_sequences=[StopSequences(None)] if seq.request.ignore_eos else None,
+        )
+        self._sequences[seq.uid] = seq
 
     @staticmethod
     def _processors(seq: Sequence) -> list:
@@ -87,13 +107,15 @@ class ModelScheduler:
 
     def step(self) -> None:
         """Drop cancelled sequences, then run one decode step (plus one prefill chunk)."""
+        if self._solo is not None:
+            return self._solo_step()
         cancelled = [uid for uid, seq in self._sequences.items() if seq.cancelled.is_set()]
         if cancelled:
             self._remove(cancelled, "cancelled")
         if not self._sequences:
             return
         _, responses = self._generator.next()  # the engine fails the batch if this raises
-        finished = []
+        finished, decoding = [], []
         for r in responses:
             seq = self._sequences.get(r.uid)
             if seq is None:
@@ -104,8 +126,65 @@ class ModelScheduler:
                 self.store.checkin(seq.lease, list(r.all_tokens), r.prompt_cache)
             elif seq.on_token(r.token, None):  # a stop string
                 finished.append(r.uid)
+            else:
+                decoding.append(r.uid)
         if finished:
             self._remove(finished, None)
+        if len(self._sequences) == 1 and decoding:
+            self._go_solo(decoding[0])
+
+    # --- one sequence alone: speculative decoding by prompt lookup ---
+
+    def _speculates(self, seq: Sequence) -> bool:
+        """Greedy, unconstrained requests only: their output is then exactly the batch's."""
+        wanted = seq.request.speculative
+        return bool(
+            self._trimmable
+            and (self.speculative if wanted is None else wanted)
+            and not seq.request.sampling.temperature
+            and seq.constraint is None
+            and not make_request_processors(seq.request.sampling)
+        )
+
+    def _go_solo(self, uid: int) -> None:
+        seq = self._sequences[uid]
+        if not self._speculates(seq):
+            return
+        cache, tokens = self._generator.remove([uid], return_prompt_caches=True)[uid]
+        del self._sequences[uid]
+        tokens = list(tokens)
+        # The generator has fed the last token and computed (then dropped) the logits after
+        # it; the decoder feeds it again, as its pending token.
+        trim_prompt_cache(cache, 1)
+        pending = tokens.pop()
+        self._solo = (seq, PromptLookupDecoder(self.lm.model, cache, tokens, pending))
+
+    def _solo_step(self) -> None:
+        seq, decoder = self._solo
+        if seq.cancelled.is_set():
+            seq.finish("cancelled")
+            return self._end_solo()
+        chosen = decoder.step()
+        stop_ids = set() if seq.request.ignore_eos else self.lm.stop_token_ids
+        for i, token in enumerate(chosen):
+            end = "stop" if token in stop_ids else None
+            if end is None and seq.generated + 1 >= seq.max_tokens:
+                end = "length"
+            if seq.on_token(token, end):
+                decoder.keep_only(i + 1, len(chosen))
+                return self._end_solo()
+
+    def _end_solo(self) -> None:
+        seq, decoder = self._solo
+        self._solo = None
+        log.debug("prompt lookup: kept %d of %d draft tokens", decoder.accepted, decoder.drafted)
+        self.store.checkin(seq.lease, decoder.tokens, decoder.cache)
+
+    def _rejoin(self) -> None:
+        """Back into the batch: the pending token is the prompt that resumes the sequence."""
+        seq, decoder = self._solo
+        self._solo = None
+        self._insert(seq, [decoder.pending], decoder.tokens, decoder.cache)
 
     def _remove(self, uids: list[int], reason: str | None) -> None:
         caches = self._generator.remove(uids, return_prompt_caches=True)
@@ -119,6 +198,9 @@ class ModelScheduler:
     def fail_all(self, error: OsaurusError) -> None:
         """Fail every sequence (a broken step, the model unloaded) and start a fresh batch: a
         failed step leaves the generator in an unknown state."""
+        if self._solo is not None:
+            self._sequences[-1] = self._solo[0]  # failed and given back below, as the rest
+            self._solo = None
         for seq in self._sequences.values():
             seq.fail(error)
             self.store.checkin(seq.lease, [], None)

@@ -1,0 +1,106 @@
+"""Speculative decoding by prompt lookup: drafts, and output identical to plain greedy decoding
+on the real test model (alone, and when another request arrives halfway)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import mlx.core as mx
+import pytest
+from engine_helpers import chat, make_engine, run
+from mlx_lm.generate import generate_step
+from mlx_lm.models.cache import make_prompt_cache
+
+from osaurus.engine.engine import Engine
+from osaurus.engine.speculative import NgramIndex, PromptLookupDecoder
+
+TEXT = (
+    "The quick brown fox jumps over the lazy dog. The dog sleeps in the sun all day long, "
+    "and the fox runs back into the forest before the farmer wakes up."
+)
+# A reply that copies its input: where prompt lookup drafts well.
+COPY = f"Repeat this text exactly, word for word:\n\n{TEXT}"
+
+
+def test_the_draft_is_what_followed_the_latest_match_of_the_last_tokens() -> None:
+    #        0  1  2  3  4  5  6  7  8  9 10 11 12
+    tokens = [1, 2, 3, 9, 9, 1, 2, 3, 7, 8, 1, 2, 3]
+    assert NgramIndex(tokens).draft(2) == [7, 8]  # the match at 5 is later than the one at 0
+    assert NgramIndex(tokens).draft(10) == [7, 8, 1, 2, 3]
+
+
+def test_longer_ngrams_win_and_no_match_gives_no_draft() -> None:
+    # The bigram (4, 5) last occurred at 6, but the trigram (3, 4, 5) only at 0.
+    assert NgramIndex([3, 4, 5, 6, 0, 0, 4, 5, 1, 3, 4, 5]).draft(1) == [6]
+    assert NgramIndex([1, 2, 3, 4]).draft(4) == []
+    assert NgramIndex([5, 5]).draft(4) == []  # the tail's only occurrence is itself
+
+
+def test_the_index_follows_tokens_as_they_come() -> None:
+    index = NgramIndex([1, 2, 3])
+    assert index.draft(4) == []
+    index.extend([4, 1, 2])  # the tail (1, 2) occurred at 0, followed by 3, 4, 1, 2
+    assert index.draft(4) == [3, 4, 1, 2]
+    index.extend([5])
+    assert index.draft(4) == []
+    index.extend([1, 2, 5])  # (1, 2, 5) last at 4: followed by 1, 2, 5
+    assert index.draft(8) == [1, 2, 5]
+
+
+def _decode_both_ways(lm, max_tokens: int) -> tuple[list[int], list[int], int, PromptLookupDecoder]:
+    """mlx-lm's greedy tokens for COPY, and the decoder's (with its passes and itself)."""
+    rendered = lm.tokenizer.apply_chat_template(
+        [{"role": "user", "content": COPY}], add_generation_prompt=True, tokenize=False
+    )
+    prompt = lm.tokenizer.encode(rendered)
+    want = [int(t) for t, _ in generate_step(mx.array(prompt), lm.model, max_tokens=max_tokens)]
+
+    cache = make_prompt_cache(lm.model)
+    lm.model(mx.array([prompt[:-1]]), cache=cache)  # the prefill, as the batch does it
+    decoder = PromptLookupDecoder(lm.model, cache, prompt[:-1], prompt[-1])
+    got, passes = [], 0
+    while len(got) < max_tokens:
+        got += decoder.step()
+        passes += 1
+    return want, got[:max_tokens], passes, decoder
+
+
+async def test_the_decoder_gives_mlx_lm_greedy_output_in_fewer_passes(engine, model_id) -> None:
+    await run(engine, chat(model_id, "Hi", max_tokens=1))  # loads the model
+    lm = engine.loaded(model_id)
+    want, got, passes, decoder = await engine.call(_decode_both_ways, lm, 48)
+
+    assert got == want
+    assert decoder.accepted > 0 and passes < 48  # drafts were taken, not only tried
+    # The cache holds exactly the tokens the decoder says it holds.
+    assert decoder.cache[0].offset == len(decoder.tokens)
+
+
+@pytest.mark.parametrize("prompt", [COPY, "Name the capital of France."])
+async def test_greedy_output_is_the_same_with_and_without_it(engine: Engine, model_id, prompt):
+    plain = await run(engine, chat(model_id, prompt, max_tokens=60, speculative=False))
+    fast = await run(engine, chat(model_id, prompt, max_tokens=60, speculative=True))
+    assert fast.same_as == plain.same_as
+    assert fast.finished.usage.completion_tokens == plain.finished.usage.completion_tokens
+
+
+async def test_a_request_arriving_halfway_sends_it_back_to_the_batch(models_dir, model_id):
+    engine = make_engine(models_dir, speculative=True)
+    try:
+        alone = await run(engine, chat(model_id, COPY, max_tokens=60, speculative=False))
+        other_alone = await run(engine, chat(model_id, "Tell me a story.", max_tokens=20))
+
+        first = asyncio.create_task(run(engine, chat(model_id, COPY, max_tokens=60)))
+        while not (await engine.call(lambda: _solo_tokens(engine, model_id))):
+            await asyncio.sleep(0.01)  # until the first request decodes alone, speculating
+        second = await run(engine, chat(model_id, "Tell me a story.", max_tokens=20))
+        assert (await first).same_as == alone.same_as
+        assert second.same_as == other_alone.same_as
+    finally:
+        engine.shutdown()
+
+
+def _solo_tokens(engine: Engine, model_id: str) -> int:
+    """Tokens decoded so far by the request that decodes alone (0 when none does)."""
+    solo = engine._schedulers[model_id]._solo
+    return solo[0].generated if solo else 0
