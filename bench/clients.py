@@ -64,11 +64,14 @@ class RestClient:
         index: int,
         session: str = "",
         ignore_eos: bool = False,
+        speculative: bool | None = None,
     ) -> RequestResult:
         result = RequestResult(self.name, mode, index, ok=False)
         extra: dict = {"session_id": session} if session else {}
         if ignore_eos:  # vLLM's and llama.cpp's extension, which osaurus speaks too
             extra["ignore_eos"] = True
+        if speculative is not None:  # osaurus' extension: prompt lookup on or off
+            extra["speculative"] = speculative
         start = time.perf_counter()
         try:
             stream = await self.client.chat.completions.create(

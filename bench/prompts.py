@@ -25,6 +25,21 @@ PROMPTS = [
     "Give advice to someone starting their first job.",
 ]
 
+# Replies that copy much of their input (edits, rewrites, reformatting): where speculative
+# decoding by prompt lookup drafts well.
+COPY_PROMPTS = [
+    "Rename the variable `total` to `subtotal` in this Python function and give the whole "
+    "function back:\n\ndef add_tax(items, rate):\n    total = 0\n    for item in items:\n"
+    "        total += item.price * item.quantity\n    tax = total * rate\n"
+    "    return total + tax\n",
+    "Repeat this paragraph, replacing every 'cat' with 'dog': The cat sat on the mat. The cat "
+    "was happy because the cat had eaten. Later the cat slept next to another cat in the sun.",
+    "Turn this list into a JSON array of objects with the keys name and age: Alice 31, Bob 27, "
+    "Carol 45, Dave 38, Erin 22.",
+    "Copy this text, fixing the spelling: The wether was realy nice yesterday, so we went to "
+    "the beech and swam in the see untill the evening.",
+]
+
 CONVERSATION = [
     "I want to plan a vegetable garden. Where should I start?",
     "Which vegetables are easiest for a beginner?",

@@ -145,6 +145,10 @@ class Run:
             "weights_bytes": sum(f.stat().st_size for f in model_dir.glob("*.safetensors")),
         }
 
+    async def prompt_lookup(self, client) -> None:
+        for mode, results in (await workloads.prompt_lookup(client, self.max_tokens)).items():
+            self.keep(client.name, mode, results)
+
     async def multi_turn(self, client, label: str, session: str = "") -> None:
         results = await workloads.multi_turn(client, MULTI_TURN_TOKENS, session)
         self.rows += results
@@ -215,6 +219,7 @@ async def bench(run: Run, peers: list[str], synthetic: list[str]) -> None:
         await run.levels_of(rest, run.levels)
         await run.levels_of(grpc, [run.levels[0], 8] if 8 in run.levels else run.levels[:1])
         await run.prefill(rest)
+        await run.prompt_lookup(rest)
         await run.multi_turn(rest, "osaurus, session_id", session="bench-session")
         await rest.close()
         await grpc.close()
@@ -330,6 +335,13 @@ def ratios(run: Run) -> list[dict]:
     for label, m in data["memory"].items():
         r = ratio(m["rss_growth"], m["safetensors"])
         add("memory", f"{label}: RSS growth on load / safetensors size", r, "<= 1.3", r <= 1.3)
+    for kind in ("copy", "chat"):
+        on, off = ours.get(f"lookup-{kind}-on"), ours.get(f"lookup-{kind}-off")
+        if on and off:
+            r = ratio(on["decode_tps_p50"], off["decode_tps_p50"])
+            detail = f"1 stream, {kind} prompts: tokens/s with prompt lookup / without"
+            goal = 1.3 if kind == "copy" else 0.95
+            add("speculative decoding", detail, r, f">= {goal}", r >= goal)
     turns = data["multi_turn"]
     if "osaurus, session_id" in turns and "osaurus, no reuse" in turns:
         r = ratio(turns["osaurus, session_id"][-1], turns["osaurus, no reuse"][-1])

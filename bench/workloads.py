@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from bench.clients import RequestResult
-from bench.prompts import CONVERSATION, PROMPTS, chat
+from bench.prompts import CONVERSATION, COPY_PROMPTS, PROMPTS, chat
 
 
 async def concurrent(
@@ -54,6 +54,23 @@ async def multi_turn(client, max_tokens: int, session: str = "") -> list[Request
         result = await client.chat(messages, max_tokens, "multi-turn", turn, session=session)
         results.append(result)
         messages.append({"role": "assistant", "content": result.text})
+    return results
+
+
+async def prompt_lookup(client, max_tokens: int) -> dict[str, list[RequestResult]]:
+    """One stream at a time, each prompt with speculative decoding off and on (alternating
+    which goes first): copy-heavy prompts and ordinary ones. Greedy, so both give the same
+    text; only the pace differs."""
+    results: dict[str, list[RequestResult]] = {}
+    sets = {"copy": COPY_PROMPTS, "chat": PROMPTS[: len(COPY_PROMPTS)]}
+    for kind, prompts in sets.items():
+        for i, prompt in enumerate(prompts):
+            order = (False, True) if i % 2 == 0 else (True, False)
+            for on in order:
+                mode = f"lookup-{kind}-{'on' if on else 'off'}"
+                tagged = f"({client.name}, {mode}) {prompt}"  # no prompt cache across modes
+                result = await client.chat(chat(tagged), max_tokens, mode, i, speculative=on)
+                results.setdefault(mode, []).append(result)
     return results
 
 

@@ -92,6 +92,8 @@ class Settings:
         default_factory=lambda: int(os.environ.get("OSU_KV_CACHE_MB", str(default_kv_cache_mb())))
     )
     prefix_cache: bool = field(default_factory=lambda: _env_bool("OSU_PREFIX_CACHE", True))
+    # Prompt-lookup speculative decoding for a greedy request decoding alone.
+    speculative: bool = field(default_factory=lambda: _env_bool("OSU_SPECULATIVE", True))
     # Idle time before a model unloads (seconds; negative: never), like Ollama's keep_alive.
     keep_alive: float = field(
         default_factory=lambda: parse_duration(os.environ.get("OSU_KEEP_ALIVE", "5m"))

@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
         help="do not reuse KV caches across requests without a session id (env OSU_PREFIX_CACHE=0)",
     )
     serve.add_argument(
+        "--no-speculative",
+        action="store_true",
+        help="no prompt-lookup speculative decoding for greedy requests decoding alone "
+        "(env OSU_SPECULATIVE=0); a request may still ask for it",
+    )
+    serve.add_argument(
         "--keep-alive",
         help="idle time before a model unloads: seconds, or 90s, 5m, 1h; negative: never "
         "(env OSU_KEEP_ALIVE, default 5m)",
@@ -114,6 +120,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     settings.default_model = settings.default_model and not args.no_default_model
     settings.use_openblas = settings.use_openblas and not args.no_openblas
     settings.prefix_cache = settings.prefix_cache and not args.no_prefix_cache
+    settings.speculative = settings.speculative and not args.no_speculative
     if args.keep_alive is not None:
         settings.keep_alive = parse_duration(args.keep_alive)
     names = ("float32", "max_batch_size", "max_queue", "kv_cache_mb", "model_memory_mb")
@@ -212,6 +219,7 @@ def engine_options(settings: Settings):
         keep_alive=None if settings.keep_alive < 0 else settings.keep_alive,
         model_memory_bytes=settings.model_memory_mb << 20,
         max_loaded_models=settings.max_loaded_models,
+        speculative=settings.speculative,
     )
 
 

@@ -151,6 +151,7 @@ def request_from_proto(request: pb.GenerateRequest) -> GenerationRequest:
         ),
         keep_alive=(request.keep_alive_seconds if request.HasField("keep_alive_seconds") else None),
         ignore_eos=request.ignore_eos,
+        speculative=request.speculative if request.HasField("speculative") else None,
     )
 
 

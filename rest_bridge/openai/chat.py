@@ -60,6 +60,7 @@ def to_generate_request(body: ChatCompletionRequest, session_id: str | None) -> 
         stop=body.stop_list(),
         session_id=body.session_id or session_id or "",
         ignore_eos=body.ignore_eos,
+        speculative=body.speculative,
     )
     for tool in body.tools or []:
         f = tool.function

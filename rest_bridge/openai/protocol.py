@@ -137,6 +137,8 @@ class ChatCompletionRequest(BaseModel):
     session_id: str | None = None
     # vLLM's and llama.cpp's extension: generate past end-of-turn tokens, up to max_tokens.
     ignore_eos: bool = False
+    # osaurus extension: prompt-lookup speculative decoding (greedy requests decoding alone).
+    speculative: bool | None = None
 
     @field_validator("keep_alive")
     @classmethod

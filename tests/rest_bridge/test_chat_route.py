@@ -156,6 +156,16 @@ async def test_request_translation(bridge) -> None:
     assert fake.requests[-1].session_id == "body"
 
 
+async def test_speculative_is_sent_only_when_the_client_says(bridge) -> None:
+    client, fake = bridge
+    await client.post("/v1/chat/completions", json=_body("ok"))
+    assert not fake.requests[-1].HasField("speculative")  # the server's setting decides
+    for wanted in (False, True):
+        await client.post("/v1/chat/completions", json=_body("ok", speculative=wanted))
+        sent = fake.requests[-1]
+        assert sent.HasField("speculative") and sent.speculative is wanted
+
+
 async def test_reasoning_goes_to_reasoning_content_never_to_content(bridge) -> None:
     client, _ = bridge
     whole = (await client.post("/v1/chat/completions", json=_body("thinker"))).json()

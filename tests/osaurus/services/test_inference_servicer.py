@@ -223,6 +223,10 @@ async def test_tools_and_tool_choice_reach_the_engine(stub_and_engine) -> None:
     assert seen.messages[1].tool_calls[0].name == "get_time"
     assert seen.messages[2].tool_call_id == "call_1"
 
+    assert seen.speculative is None  # unset: the server's setting
+    [e async for e in stub.Generate(pb.GenerateRequest(model="m", prompt="x", speculative=False))]
+    assert engine.requests[-1].speculative is False
+
     request.tools[0].parameters = "[not json"
     code, _, _, metadata = await _error(stub.Generate(request))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and metadata["field"] == "tools[0].parameters"
