@@ -24,7 +24,7 @@ from osaurus.engine.request import Started
 from osaurus.engine.sampling import make_request_processors, make_request_sampler
 from osaurus.engine.sequence import Sequence
 from osaurus.engine.speculative import PromptLookupDecoder
-from osaurus.errors import OsaurusError
+from osaurus.errors import InternalError, OsaurusError
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,11 @@ class ModelScheduler:
         """Back into the batch: the pending token is the prompt that resumes the sequence."""
         seq, decoder = self._solo
         self._solo = None
-        self._insert(seq, [decoder.pending], decoder.tokens, decoder.cache)
+        try:
+            self._insert(seq, [decoder.pending], decoder.tokens, decoder.cache)
+        except Exception as exc:  # the sequence fails alone; the newcomer still gets in
+            seq.fail(InternalError(f"generation failed: {exc}"))
+            self.store.checkin(seq.lease, [], None)
 
     def _remove(self, uids: list[int], reason: str | None) -> None:
         caches = self._generator.remove(uids, return_prompt_caches=True)

@@ -13,6 +13,7 @@ from mlx_lm.models.cache import make_prompt_cache
 
 from osaurus.engine.engine import Engine
 from osaurus.engine.speculative import NgramIndex, PromptLookupDecoder
+from osaurus.errors import InternalError
 
 TEXT = (
     "The quick brown fox jumps over the lazy dog. The dog sleeps in the sun all day long, "
@@ -100,7 +101,31 @@ async def test_a_request_arriving_halfway_sends_it_back_to_the_batch(models_dir,
         engine.shutdown()
 
 
+async def test_a_failed_rejoin_fails_that_request_only(models_dir, model_id):
+    engine = make_engine(models_dir, speculative=True)
+    try:
+        first = asyncio.create_task(run(engine, chat(model_id, COPY, max_tokens=60)))
+        while not (await engine.call(lambda: _solo_tokens(engine, model_id))):
+            await asyncio.sleep(0.01)
+        generator = engine._schedulers[model_id]._generator
+        insert = generator.insert
+
+        def broken_once(*args, **kwargs):
+            generator.insert = insert
+            raise RuntimeError("simulated insert failure")
+
+        generator.insert = broken_once
+        second = await run(engine, chat(model_id, "Tell me a story.", max_tokens=8))
+        assert second.finished.finish_reason == "length"
+        with pytest.raises(InternalError, match="simulated insert failure"):
+            await asyncio.wait_for(first, 60)  # not left hanging
+        assert await engine.active_requests() == 0
+    finally:
+        engine.shutdown()
+
+
 def _solo_tokens(engine: Engine, model_id: str) -> int:
     """Tokens decoded so far by the request that decodes alone (0 when none does)."""
-    solo = engine._schedulers[model_id]._solo
+    scheduler = engine._schedulers.get(model_id)  # none until the model is loaded
+    solo = scheduler._solo if scheduler else None
     return solo[0].generated if solo else 0
