@@ -66,10 +66,10 @@ class Run:
         summary = report.summarize(results, wall)
         self.data["summaries"].setdefault(target, {})[mode] = summary
         failed = f", {summary['failed']} FAILED" if summary["failed"] else ""
+        aggregate = f"  aggregate {summary['aggregate_tps']:6.1f} tok/s" if wall else ""
         print(
             f"  {target:24} {mode:15} TTFT p50 {summary['ttft_p50'] * 1000:7.0f} ms  "
-            f"stream {summary['decode_tps_p50']:5.1f} tok/s  "
-            f"aggregate {summary.get('aggregate_tps', 0):6.1f} tok/s{failed}",
+            f"stream {summary['decode_tps_p50']:5.1f} tok/s{aggregate}{failed}",
             flush=True,
         )
         return summary
