@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -37,6 +38,10 @@ from osaurus.v1 import (
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    # Piped or redirected, rich would cut tables to 80 columns ("smollm2-135m-…"); a table is
+    # only as wide as its cells need, so give it room for whole ones.
+    console.width = 240
 
 
 def _dict(message: Message) -> dict[str, Any]:

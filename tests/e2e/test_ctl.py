@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,11 +11,15 @@ from helpers import free_port
 
 
 def ctl(server, *args: str, target: str | None = None) -> subprocess.CompletedProcess:
+    # As from a shell, piped: COLUMNS is a shell variable there, not exported (a library in
+    # this test process exports COLUMNS=80, which would cut tables as the user never sees).
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     return subprocess.run(
         [sys.executable, "-m", "osaurus.cli.ctl", "--target", target or server.grpc_target, *args],
         capture_output=True,
         text=True,
         timeout=120,
+        env=env,
     )
 
 

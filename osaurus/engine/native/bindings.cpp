@@ -38,5 +38,7 @@ NB_MODULE(_kernels, m) {
       "freqs"_a = nb::none(), "stream"_a = nb::none(),
       "As mx.fast.rope, as one CPU primitive.");
   m.def("simd", &osaurus::simd_name, "The instruction set the kernels were built for.");
+  m.def("blas_rows", &osaurus::blas_rows,
+        "Rows per sequence from which kernel='auto' dequantizes and calls the BLAS (0: never).");
   m.def("num_threads", &osaurus::num_threads, "Threads a large matmul is split over.");
 }

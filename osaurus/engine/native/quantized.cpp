@@ -8,6 +8,7 @@
 
 #include "array_utils.h"
 #include "kernels.h"
+#include "kernels_vnni.h"
 #include "mlx/backend/common/utils.h"
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/utils.h"
@@ -18,10 +19,12 @@ namespace osaurus {
 namespace {
 
 // In "auto" mode, a sequence of at least this many rows (prompt processing) is multiplied by
-// dequantizing w to float32 and calling the BLAS: sgemm's blocking beats our row kernels once
-// there are enough rows to pay for writing the float32 copy (measured in bench/kernel.py).
-// Fewer rows (decoding) take the int8 kernels.
-constexpr int64_t kBlasRows = 64;
+// dequantizing w to float32 and calling the BLAS: with the AVX2 int8 kernels, sgemm's blocking
+// wins once there are enough rows to pay for writing the float32 copy (measured in
+// bench/kernel.py). The VNNI kernels beat even a float32 sgemm that is handed the copy for
+// free (14336 x 4096 at 128 rows: 49 ms against 85 ms, and 164 ms with the dequantize), so
+// with them every sequence takes the int8 kernels (0: never the BLAS).
+constexpr int64_t kBlasRows = OSU_HAVE_VNNI ? 0 : 64;
 
 bool is_scale_dtype(mx::Dtype t) {
   return t == mx::float32 || t == mx::float16 || t == mx::bfloat16;
@@ -92,8 +95,22 @@ void matmul_transposed(
     std::vector<float>& out) {
   const int64_t N = W.rows, K = W.cols;
   const int64_t work = M * N * K;
-#if OSU_HAVE_AVX2
+#if OSU_HAVE_VNNI
   if (kernel == KernelChoice::Auto || kernel == KernelChoice::Int8) {
+    VnniX xq;
+    quantize_x_vnni(x.data(), M, K, W.bits, W.group_size, xq);
+    parallel_rows(N, 8, work, [&](int64_t n0, int64_t n1) {
+      if (W.bits == 4)
+        qmm_t_vnni<4>(xq, W, n0, n1, out.data(), N);
+      else
+        qmm_t_vnni<8>(xq, W, n0, n1, out.data(), N);
+    });
+    return;
+  }
+#endif
+#if OSU_HAVE_AVX2
+  if (kernel == KernelChoice::Auto || kernel == KernelChoice::Int8 ||
+      kernel == KernelChoice::Int8Avx2) {
     std::vector<int8_t> xq(x.size());
     std::vector<float> xd(M * W.groups()), xsum(M * W.groups());
     quantize_x_int8(x.data(), M, K, W.bits, W.group_size, xq.data(), xd.data(), xsum.data());
@@ -128,13 +145,20 @@ KernelChoice parse_kernel(const std::string& name) {
   if (name == "auto") return KernelChoice::Auto;
   if (name == "float") return KernelChoice::Float;
   if (name == "int8") return KernelChoice::Int8;
+  if (name == "int8-avx2") return KernelChoice::Int8Avx2;
   if (name == "generic") return KernelChoice::Generic;
-  fail("osaurus kernels", "kernel must be 'auto', 'float', 'int8' or 'generic', got '", name, "'");
+  fail("osaurus kernels", "kernel must be 'auto', 'float', 'int8', 'int8-avx2' or 'generic', got '",
+       name, "'");
 }
 
-std::string simd_name() { return OSU_HAVE_AVX2 ? "avx2" : "portable"; }
+std::string simd_name() {
+  if (OSU_HAVE_VNNI) return "avx512-vnni";  // the int8 kernels; the float ones are AVX2
+  return OSU_HAVE_AVX2 ? "avx2" : "portable";
+}
 
 int num_threads() { return max_threads(); }
+
+int blas_rows() { return int(kBlasRows); }
 
 mx::array dequantize(
     const mx::array& w, const mx::array& scales, const mx::array& biases, int group_size,
@@ -171,7 +195,7 @@ mx::array quantized_matmul(
   // Decided per sequence (x's second-to-last axis), not by the total of rows: a sequence then
   // takes the same kernel, and gets the same numbers, alone or in a batch of any size.
   const int64_t rows_per_sequence = x.ndim() >= 2 ? x.shape(-2) : 1;
-  if (choice == KernelChoice::Auto && rows_per_sequence >= kBlasRows) {
+  if (choice == KernelChoice::Auto && kBlasRows && rows_per_sequence >= kBlasRows) {
     auto wf = dequantize(w, scales, biases, group_size, bits, kernel, stream);
     auto xf = mx::astype(x, mx::float32, stream);
     auto y = mx::matmul(xf, transpose ? mx::transpose(wf, stream) : wf, stream);

@@ -12,10 +12,12 @@ namespace osaurus {
 namespace mx = mlx::core;
 
 // Which kernels run: "auto" (the int8-activation SIMD kernels; many rows of x go through
-// dequantize + the BLAS sgemm), "int8" (those kernels only), "float" (the SIMD kernels that
-// keep x in float32: exact to float32 rounding, slower) or "generic" (the portable kernels).
-// On a build without AVX2 every choice runs the portable kernels, which keep x in float32.
-enum class KernelChoice { Auto, Float, Int8, Generic };
+// dequantize + the BLAS sgemm), "int8" (those kernels only: AVX-512 VNNI where the build has
+// it, else AVX2), "int8-avx2" (the AVX2 ones even where VNNI is there, to compare and test
+// both), "float" (the SIMD kernels that keep x in float32: exact to float32 rounding, slower)
+// or "generic" (the portable kernels). On a build without AVX2 every choice runs the portable
+// kernels, which keep x in float32.
+enum class KernelChoice { Auto, Float, Int8, Int8Avx2, Generic };
 
 KernelChoice parse_kernel(const std::string& name);
 
@@ -34,6 +36,9 @@ mx::array dequantize(
 // they use.
 std::string simd_name();
 int num_threads();
+
+// Rows per sequence from which "auto" dequantizes and calls the BLAS (0: never).
+int blas_rows();
 
 class QuantizedMatmul : public mx::UnaryPrimitive {
  public:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the native kernel serves MLX's CPU backend"
 )
 
-KERNELS = ("auto", "float", "int8", "generic")
+KERNELS = ("auto", "float", "int8", "int8-avx2", "generic")
 EXACT_KERNELS = ("float", "generic")  # x stays float32 whatever the number of rows
 
 
@@ -59,18 +59,23 @@ def int8_reference(x, w, scales, biases, group_size: int, bits: int) -> mx.array
 
 
 def int8_in_use(native, kernel: str, rows: int) -> bool:
-    return native.simd() == "avx2" and (kernel == "int8" or (kernel == "auto" and rows < 64))
+    if native.simd() == "portable":
+        return False
+    blas_rows = native.blas_rows()  # from which "auto" goes to the BLAS (0: never)
+    return kernel in ("int8", "int8-avx2") or (kernel == "auto" and not 0 < blas_rows <= rows)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("bits", [4, 8])
 @pytest.mark.parametrize("group_size", [32, 64, 128])
 @pytest.mark.parametrize("rows", [1, 3, 8, 13, 64])
-def test_transposed_matches_mlx(native, kernel, bits, group_size, rows) -> None:
+@pytest.mark.parametrize("groups", [9, 37])
+def test_transposed_matches_mlx(native, kernel, bits, group_size, rows, groups) -> None:
     # Odd sizes: 67 output rows and 13 rows of x leave a remainder for every blocking in the
-    # kernels; 9 groups per row exercise the batch-1 kernel's eight-group steps and its tail.
-    w, scales, biases = quantized(67, 9 * group_size, bits, group_size)
-    x = mx.random.normal((rows, 9 * group_size), key=mx.random.key(1))
+    # kernels; 9 and 37 groups per row, the tails of the kernels' steps of 2, 8 and 16 groups
+    # (and, at group size 32, an odd number of 32-value blocks: the VNNI kernels read 64).
+    w, scales, biases = quantized(67, groups * group_size, bits, group_size)
+    x = mx.random.normal((rows, groups * group_size), key=mx.random.key(1))
     if int8_in_use(native, kernel, rows):
         want = int8_reference(x, w, scales, biases, group_size, bits)
     else:
@@ -82,15 +87,20 @@ def test_transposed_matches_mlx(native, kernel, bits, group_size, rows) -> None:
 @pytest.mark.parametrize("bits", [4, 8])
 @pytest.mark.parametrize("group_size", [32, 128])
 @pytest.mark.parametrize("tokens", [1, 30])
-def test_a_sequence_gets_the_same_bits_alone_and_in_a_batch(native, bits, group_size, tokens):
+@pytest.mark.parametrize("kernel", ["auto", "int8-avx2"])
+def test_a_sequence_gets_the_same_bits_alone_and_in_a_batch(
+    native, bits, group_size, tokens, kernel
+):
     # Greedy decoding must not change with the number of concurrent requests: every row's
     # result is computed the same way whatever the batch (kernel and order of operations).
-    # (Sequences of 64 rows and more go through the BLAS, whose sgemm gives no such promise.)
-    w, scales, biases = quantized(37, 9 * group_size, bits, group_size)
-    x = mx.random.normal((5, tokens, 9 * group_size), key=mx.random.key(8))
-    together = native.quantized_matmul(x, w, scales, biases, True, group_size, bits)
+    # (Where "auto" sends sequences of 64 rows and more to the BLAS, sgemm gives no such
+    # promise for them.)
+    w, scales, biases = quantized(37, 37 * group_size, bits, group_size)
+    x = mx.random.normal((5, tokens, 37 * group_size), key=mx.random.key(8))
+    args = (w, scales, biases, True, group_size, bits)
+    together = native.quantized_matmul(x, *args, kernel=kernel)
     for i in range(5):
-        alone = native.quantized_matmul(x[i : i + 1], w, scales, biases, True, group_size, bits)
+        alone = native.quantized_matmul(x[i : i + 1], *args, kernel=kernel)
         assert mx.array_equal(alone, together[i : i + 1]).item(), f"sequence {i}"
 
 
@@ -186,7 +196,7 @@ def test_bad_arguments_are_named(native) -> None:
         (dict(w=w.astype(mx.int32)), "w must be uint32"),
         (dict(scales=scales[:, :1]), "do not fit w"),
         (dict(biases=biases.astype(mx.float16)), "must share a float dtype"),
-        (dict(kernel="fast"), "kernel must be 'auto', 'float', 'int8' or 'generic'"),
+        (dict(kernel="fast"), "kernel must be 'auto', 'float', 'int8', 'int8-avx2' or 'generic'"),
     ]
     for change, message in cases:
         args = dict(x=x, w=w, scales=scales, biases=biases, group_size=32, bits=4) | change
