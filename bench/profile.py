@@ -1,0 +1,194 @@
+"""Where a decode step's time goes, in-process: Python, our quantized matmuls, MLX's other ops,
+and the scheduler around them.
+
+For each model (the test model; the random-weight 1B shape with SYNTHETIC=1b) and batch size,
+B sequences are prefilled with a short prompt, then decode steps are timed in parts:
+
+- graph: calling the model in Python, which only records MLX's lazy graph;
+- eval: evaluating that graph, split into
+  - quantized matmuls: the same matmuls (same layers, same input shapes) evaluated alone, as
+    one graph of independent ops; and
+  - other ops: the rest of eval (attention, norms, RoPE, elementwise, MLX's per-op scheduling);
+- scheduler: one step of mlx-lm's BatchGenerator, as the server runs it (sampling, batch
+  bookkeeping), beyond graph + eval.
+
+Ops per step counts the primitives of the step's graph (mx.export_to_dot). Writes profile.json
+and profile.md to bench/results (or OUT). Transport (bridge, gRPC) is measured by `make bench`
+(the overhead mode and the gap between the server and the in-process rows).
+
+    python -m bench.profile                 # BATCHES=1,8 STEPS=24 SYNTHETIC=1b
+"""
+
+from __future__ import annotations
+
+from osaurus.engine.blas import preload_blas
+
+preload_blas()  # as the server does: before anything imports mlx
+
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import mlx.core as mx  # noqa: E402
+from mlx_lm.generate import BatchGenerator  # noqa: E402
+from mlx_lm.models.cache import make_prompt_cache  # noqa: E402
+
+from osaurus.engine.loaded_model import LoadedModel, load_model  # noqa: E402
+from osaurus.engine.quantized_layers import NativeQuantizedEmbedding, NativeQuantizedLinear  # noqa: E402
+from osaurus.models.registry import describe  # noqa: E402
+
+PROMPT_TOKENS = 48
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1e3
+
+
+def count_ops(outputs: mx.array) -> int:
+    """Primitives in the lazy graph of `outputs` (not yet evaluated)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".dot") as dot:
+        mx.export_to_dot(dot.name, outputs)
+        # Ops are drawn as boxes, arrays as ovals.
+        return sum(1 for line in open(dot.name) if "shape=box" in line)
+
+
+def native_matmuls(model) -> list[tuple[object, int]]:
+    """The model's native quantized layers with their input width (the tied head included)."""
+    layers = []
+    for _, module in model.named_modules():
+        if isinstance(module, NativeQuantizedLinear):
+            layers.append((module, module.weight.shape[1] * 32 // module.bits))
+    for _, module in model.named_modules():
+        if isinstance(module, NativeQuantizedEmbedding) and getattr(
+            model.args, "tie_word_embeddings", False
+        ):
+            layers.append((module, module.weight.shape[1] * 32 // module.bits))
+    return layers
+
+
+def prefilled(lm: LoadedModel, batch: int) -> tuple[list, mx.array]:
+    """A cache per layer holding `batch` prompts, and the next input tokens (batch x 1)."""
+    cache = make_prompt_cache(lm.model)
+    prompt = mx.array([[(7 * b + i) % 1000 + 100 for i in range(PROMPT_TOKENS)] for b in range(batch)])
+    logits = lm.model(prompt, cache=cache)
+    mx.eval(logits, [c.state for c in cache])
+    return cache, mx.argmax(logits[:, -1:], axis=-1)
+
+
+def profile(lm: LoadedModel, batch: int, steps: int) -> dict:
+    model = lm.model
+    cache, tokens = prefilled(lm, batch)
+    graph, evaluate, ops = [], [], 0
+    for step in range(steps + 2):
+        start = time.perf_counter()
+        logits = model(tokens, cache=cache)
+        tokens = mx.argmax(logits[:, -1:], axis=-1)
+        built = time.perf_counter()
+        if step == 0:
+            ops = count_ops(tokens)
+        mx.eval(tokens)
+        done = time.perf_counter()
+        if step >= 2:  # the first steps warm up
+            graph.append(built - start)
+            evaluate.append(done - built)
+
+    # The same matmuls alone: random x of each layer's input shape, all in one graph.
+    layers = native_matmuls(model)
+    xs = [mx.random.normal((batch, 1, width)) for _, width in layers]
+    mx.eval(xs)
+    matmuls = []
+    for step in range(steps + 2):
+        outs = [
+            layer.as_linear(x) if isinstance(layer, NativeQuantizedEmbedding) else layer(x)
+            for (layer, _), x in zip(layers, xs, strict=True)
+        ]
+        start = time.perf_counter()
+        mx.eval(outs)
+        if step >= 2:
+            matmuls.append(time.perf_counter() - start)
+
+    # One step of mlx-lm's BatchGenerator, as the scheduler runs it.
+    generator = BatchGenerator(model, stop_tokens=[], completion_batch_size=batch,
+                               prefill_batch_size=batch, prefill_step_size=128)  # fmt: skip
+    prompts = [[(7 * b + i) % 1000 + 100 for i in range(PROMPT_TOKENS)] for b in range(batch)]
+    generator.insert(prompts, max_tokens=[steps + 8] * batch)
+    scheduled = []
+    for step in range(steps + 4):
+        start = time.perf_counter()
+        generator.next()
+        if step >= 4:  # prefill and warm-up first
+            scheduled.append(time.perf_counter() - start)
+    generator.close()
+
+    g, e, k, s = median_ms(graph), median_ms(evaluate), median_ms(matmuls), median_ms(scheduled)
+    return {
+        "batch": batch,
+        "ops_per_step": ops,
+        "graph_ms": g,
+        "eval_ms": e,
+        "quantized_matmul_ms": k,
+        "other_ops_ms": max(0.0, e - k),
+        "forward_ms": g + e,
+        "scheduler_step_ms": s,
+        "scheduler_overhead_ms": max(0.0, s - (g + e)),
+        "tokens_per_s": batch / (s / 1e3),
+    }
+
+
+def main() -> None:
+    from bench import servers, synthetic_models
+
+    batches = [int(b) for b in os.environ.get("BATCHES", "1,8").split(",")]
+    steps = int(os.environ.get("STEPS", "24"))
+    from osaurus.models.default_model import MODEL_ID
+
+    models_dir, _, _ = servers.prepare_models()
+    models = {"test model (135M, 4-bit g32)": models_dir / MODEL_ID}
+    for key in filter(None, os.environ.get("SYNTHETIC", "1b").split(",")):
+        models[f"{key} random (4-bit g32)"] = synthetic_models.build(key)[0]
+    rows = []
+    for label, path in models.items():
+        lm = load_model(describe(path.name.lower(), path))
+        for batch in batches:
+            row = {"model": label, "precision": lm.precision.describe(), **profile(lm, batch, steps)}
+            rows.append(row)
+            print(f"{label:30} batch {batch:2}: step {row['scheduler_step_ms']:6.1f} ms = graph "
+                  f"{row['graph_ms']:5.1f} + matmuls {row['quantized_matmul_ms']:5.1f} + other ops "
+                  f"{row['other_ops_ms']:5.1f} + scheduler {row['scheduler_overhead_ms']:4.1f} "
+                  f"({row['ops_per_step']} ops; {row['tokens_per_s']:.1f} tok/s)", flush=True)  # fmt: skip
+        del lm
+    out = Path(os.environ.get("OUT", Path(__file__).parent / "results"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "profile.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (out / "profile.md").write_text(markdown(rows))
+    print(markdown(rows))
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        "Where a decode step's time goes, in-process (median ms per step; `python -m bench.profile`)",
+        "",
+        "| model | batch | ops per step | Python graph | quantized matmuls | other ops "
+        "| scheduler | step | tokens/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['batch']} | {r['ops_per_step']} | {r['graph_ms']:.1f} "
+            f"| {r['quantized_matmul_ms']:.1f} | {r['other_ops_ms']:.1f} "
+            f"| {r['scheduler_overhead_ms']:.1f} | {r['scheduler_step_ms']:.1f} "
+            f"| {r['tokens_per_s']:.1f} |"
+        )
+    lines += [
+        "",
+        "quantized matmuls: the step's matmuls evaluated alone; other ops: the rest of the "
+        "graph's evaluation; scheduler: mlx-lm's BatchGenerator step beyond the forward pass.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
