@@ -51,8 +51,8 @@ def count_ops(outputs: mx.array) -> int:
     """Primitives in the lazy graph of `outputs` (not yet evaluated)."""
     with tempfile.NamedTemporaryFile("r", suffix=".dot") as dot:
         mx.export_to_dot(dot.name, outputs)
-        # Ops are drawn as boxes, arrays as ovals.
-        return sum(1 for line in open(dot.name) if "shape=box" in line)
+        # Ops are drawn as rectangles, arrays as plain nodes.
+        return sum(1 for line in open(dot.name) if "shape=rectangle" in line)
 
 
 def native_matmuls(model) -> list[tuple[object, int]]:
@@ -69,11 +69,15 @@ def native_matmuls(model) -> list[tuple[object, int]]:
     return layers
 
 
+def prompts(batch: int) -> list[list[int]]:
+    """`batch` distinct prompts of ordinary token ids."""
+    return [[(7 * b + i) % 1000 + 100 for i in range(PROMPT_TOKENS)] for b in range(batch)]
+
+
 def prefilled(lm: LoadedModel, batch: int) -> tuple[list, mx.array]:
     """A cache per layer holding `batch` prompts, and the next input tokens (batch x 1)."""
     cache = make_prompt_cache(lm.model)
-    prompt = mx.array([[(7 * b + i) % 1000 + 100 for i in range(PROMPT_TOKENS)] for b in range(batch)])
-    logits = lm.model(prompt, cache=cache)
+    logits = lm.model(mx.array(prompts(batch)), cache=cache)
     mx.eval(logits, [c.state for c in cache])
     return cache, mx.argmax(logits[:, -1:], axis=-1)
 
@@ -113,8 +117,7 @@ def profile(lm: LoadedModel, batch: int, steps: int) -> dict:
     # One step of mlx-lm's BatchGenerator, as the scheduler runs it.
     generator = BatchGenerator(model, stop_tokens=[], completion_batch_size=batch,
                                prefill_batch_size=batch, prefill_step_size=128)  # fmt: skip
-    prompts = [[(7 * b + i) % 1000 + 100 for i in range(PROMPT_TOKENS)] for b in range(batch)]
-    generator.insert(prompts, max_tokens=[steps + 8] * batch)
+    generator.insert(prompts(batch), max_tokens=[steps + 8] * batch)
     scheduled = []
     for step in range(steps + 4):
         start = time.perf_counter()
@@ -153,12 +156,14 @@ def main() -> None:
     for label, path in models.items():
         lm = load_model(describe(path.name.lower(), path))
         for batch in batches:
-            row = {"model": label, "precision": lm.precision.describe(), **profile(lm, batch, steps)}
+            row = {"model": label, "precision": lm.precision.describe()}
+            row |= profile(lm, batch, steps)
             rows.append(row)
             print(f"{label:30} batch {batch:2}: step {row['scheduler_step_ms']:6.1f} ms = graph "
                   f"{row['graph_ms']:5.1f} + matmuls {row['quantized_matmul_ms']:5.1f} + other ops "
                   f"{row['other_ops_ms']:5.1f} + scheduler {row['scheduler_overhead_ms']:4.1f} "
-                  f"({row['ops_per_step']} ops; {row['tokens_per_s']:.1f} tok/s)", flush=True)  # fmt: skip
+                  f"({row['ops_per_step']} ops; {row['tokens_per_s']:.1f} tok/s)",
+                  flush=True)  # fmt: skip
         del lm
     out = Path(os.environ.get("OUT", Path(__file__).parent / "results"))
     out.mkdir(parents=True, exist_ok=True)
@@ -169,7 +174,8 @@ def main() -> None:
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "Where a decode step's time goes, in-process (median ms per step; `python -m bench.profile`)",
+        "Where a decode step's time goes, in-process (median ms per step; "
+        "`python -m bench.profile`)",
         "",
         "| model | batch | ops per step | Python graph | quantized matmuls | other ops "
         "| scheduler | step | tokens/s |",

@@ -30,7 +30,10 @@ inline int max_threads() {
 // whichever thread was descheduled.
 template <typename Fn>
 void parallel_rows(int64_t n, int64_t align, int64_t work, Fn&& fn) {
-  constexpr int64_t kMinWorkPerThread = 1 << 17;
+  // A second thread pays only on matrices big enough to be bound by memory: the small ones
+  // of a 135M model ran faster on one (the other core runs MLX's scheduling and Python;
+  // bench/profile.py: ~62 -> ~75 tokens/s at batch 1 when 1 << 17 became 1 << 22).
+  constexpr int64_t kMinWorkPerThread = 1 << 22;
   const int threads = int(std::min<int64_t>(max_threads(), std::max<int64_t>(1, work / kMinWorkPerThread)));
   if (threads <= 1) {
     fn(int64_t(0), n);

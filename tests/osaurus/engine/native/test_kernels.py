@@ -170,10 +170,11 @@ def test_dequantize_matches_mlx(native, kernel, bits, group_size) -> None:
 
 
 def test_large_matrix_over_threads(native) -> None:
-    # Big enough to be split over every core: the split must cover every output row once.
-    w, scales, biases = quantized(4099, 512, 4, 64)
+    # Big enough to be split over every core (parallel.h: 4M multiply-adds a thread): the
+    # split must cover every output row once.
+    w, scales, biases = quantized(4099, 2048, 4, 64)
     for rows in (1, 5):
-        x = mx.random.normal((rows, 512), key=mx.random.key(6))
+        x = mx.random.normal((rows, 2048), key=mx.random.key(6))
         want = mx.quantized_matmul(x, w, scales, biases, True, 64, 4)
         got = native.quantized_matmul(x, w, scales, biases, True, 64, 4, kernel="float")
         assert_close(got, want)
