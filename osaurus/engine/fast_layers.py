@@ -1,13 +1,23 @@
-"""RMS norm and rotary embedding layers computed by osaurus' native CPU primitives.
+"""RMS norm, rotary embedding and decode attention computed by osaurus' native CPU primitives.
 
-On the CPU, MLX's `mx.fast.rms_norm` and `mx.fast.rope` expand into a dozen to thirty small ops
-each (see native/fast_ops.h); in a small model that per-op cost is half of every decode step.
-The subclasses below call the one-primitive versions instead, with the same arguments, and are
-swapped in by class (as quantized_layers does) so the model's modules and weights stay as loaded.
-Any other RoPE variant (scaled inputs, YaRN, ...) keeps MLX's path.
+On the CPU, MLX's `mx.fast.rms_norm`, `mx.fast.rope` and `mx.fast.scaled_dot_product_attention`
+expand into a dozen to thirty small ops each (see native/fast_ops.h, native/attention.h); in a
+small model that per-op cost is half of every decode step. The subclasses below call the
+one-primitive versions instead, with the same arguments, and are swapped in by class (as
+quantized_layers does) so the model's modules and weights stay as loaded. Any other RoPE
+variant (scaled inputs, YaRN, ...) keeps MLX's path.
+
+Attention is not a module in mlx-lm but a function, `scaled_dot_product_attention`, that each
+model file imports from `mlx_lm.models.base`; so the model files' name for it is what gets
+replaced, by a wrapper that takes the native primitive for few query positions in float32
+(decoding, prompt-lookup verification) and calls mlx-lm's own function for everything else
+(prompts, whose matmuls the BLAS does well; quantized KV caches; attention sinks).
 """
 
 from __future__ import annotations
+
+import sys
+from collections.abc import Callable
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -48,10 +58,49 @@ class NativeLlama3RoPE(Llama3RoPE):
 
 _NATIVE_CLASS = {nn.RMSNorm: NativeRMSNorm, nn.RoPE: NativeRoPE, Llama3RoPE: NativeLlama3RoPE}
 
+# Query positions up to which attention takes the native primitive: one per decode step, up to
+# 9 when prompt lookup verifies a draft. Prompt chunks (128 positions) keep MLX's path.
+NATIVE_ATTENTION_MAX_QUERIES = 16
+
+
+def native_attention(original: Callable) -> Callable:
+    """mlx-lm's `scaled_dot_product_attention`, on the native primitive where it applies."""
+
+    def scaled_dot_product_attention(queries, keys, values, cache, scale, mask, sinks=None):
+        causal = isinstance(mask, str) and mask == "causal"
+        if (
+            sinks is None
+            and not hasattr(cache, "bits")  # a quantized KV cache
+            and queries.shape[2] <= NATIVE_ATTENTION_MAX_QUERIES
+            and queries.dtype == keys.dtype == values.dtype == mx.float32
+            and (mask is None or causal or isinstance(mask, mx.array))
+            and mx.default_device() == mx.cpu
+        ):
+            return kernels().attention(
+                queries, keys, values, scale=scale, causal=causal, mask=None if causal else mask
+            )
+        return original(queries, keys, values, cache, scale, mask, sinks)
+
+    scaled_dot_product_attention.osaurus_original = original
+    return scaled_dot_product_attention
+
+
+def _use_native_attention(model: nn.Module) -> int:
+    """Replace the attention function in the files that define the model's modules."""
+    replaced = 0
+    for name in {type(m).__module__ for _, m in model.named_modules()}:
+        source = sys.modules.get(name)
+        function = getattr(source, "scaled_dot_product_attention", None)
+        if callable(function) and not hasattr(function, "osaurus_original"):
+            source.scaled_dot_product_attention = native_attention(function)
+            replaced += 1
+    return replaced
+
 
 def use_native_fast_ops(model: nn.Module) -> int:
-    """Swap the model's RMS norms and RoPEs for the native ones; returns how many were swapped
-    (0 when the extension is unavailable). Call on the engine thread, CPU device."""
+    """Swap the model's RMS norms and RoPEs for the native ones, and its attention function;
+    returns how many were swapped (0 when the extension is unavailable). Call on the engine
+    thread, CPU device."""
     if kernels() is None or mx.default_device() != mx.cpu:
         return 0
     swapped = 0
@@ -60,4 +109,4 @@ def use_native_fast_ops(model: nn.Module) -> int:
         if native is not None:
             module.__class__ = native
             swapped += 1
-    return swapped
+    return swapped + _use_native_attention(model)

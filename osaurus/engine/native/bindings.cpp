@@ -4,6 +4,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/variant.h>
 
+#include "attention.h"
 #include "fast_ops.h"
 #include "quantized.h"
 
@@ -12,7 +13,8 @@ namespace mx = mlx::core;
 using namespace nb::literals;
 
 NB_MODULE(_kernels, m) {
-  m.doc() = "CPU kernels for MLX: quantized matmul (kernels.h), RMS norm and RoPE (fast_ops.h)";
+  m.doc() = "CPU kernels for MLX: quantized matmul (kernels.h), RMS norm and RoPE (fast_ops.h), "
+            "attention (attention.h)";
 
   m.def("quantized_matmul", &osaurus::quantized_matmul, "x"_a, "w"_a, "scales"_a, "biases"_a,
         "transpose"_a = true, "group_size"_a = 64, "bits"_a = 4, nb::kw_only(),
@@ -37,6 +39,10 @@ NB_MODULE(_kernels, m) {
       "x"_a, "dims"_a, nb::kw_only(), "traditional"_a, "base"_a.none(), "scale"_a, "offset"_a,
       "freqs"_a = nb::none(), "stream"_a = nb::none(),
       "As mx.fast.rope, as one CPU primitive.");
+  m.def("attention", &osaurus::attention, "q"_a, "k"_a, "v"_a, nb::kw_only(), "scale"_a,
+        "causal"_a = false, "mask"_a = nb::none(), "stream"_a = nb::none(),
+        "softmax(scale * q @ k.T + mask) @ v with grouped key/value heads, as "
+        "mx.fast.scaled_dot_product_attention, as one CPU primitive (float32).");
   m.def("simd", &osaurus::simd_name, "The instruction set the kernels were built for.");
   m.def("blas_rows", &osaurus::blas_rows,
         "Rows per sequence from which kernel='auto' dequantizes and calls the BLAS (0: never).");

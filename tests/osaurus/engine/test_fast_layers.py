@@ -1,5 +1,6 @@
-"""A Llama model with its norms and RoPE swapped for osaurus' primitives computes what it
-computed with MLX's: over a prompt, step by step with a KV cache, and in batched decoding."""
+"""A Llama model with its norms, RoPE and attention swapped for osaurus' primitives computes
+what it computed with MLX's: over a prompt, step by step with a KV cache, and in batched
+decoding (left-padded, so attention gets mlx-lm's masks)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,16 @@ LLAMA3_SCALING = {
     "high_freq_factor": 4.0,
     "original_max_position_embeddings": 8192,
 }
+
+
+@pytest.fixture(autouse=True)
+def mlx_lm_attention(monkeypatch):
+    """Each test starts from mlx-lm's own attention function (the swap replaces it in the
+    model's file, for the whole process) and leaves it so."""
+    function = llama.scaled_dot_product_attention
+    monkeypatch.setattr(
+        llama, "scaled_dot_product_attention", getattr(function, "osaurus_original", function)
+    )
 
 
 def tiny_llama(rope_scaling: dict | None = None) -> llama.Model:
@@ -68,10 +79,11 @@ def test_swapped_model_computes_the_same(rope_scaling, rope_class) -> None:
     prompt = mx.array([[5, 17, 42, 7, 99, 3], [1, 2, 3, 4, 5, 6]])
     before = run(model, prompt)
 
-    # Per layer: two norms and a RoPE; plus the final norm.
-    assert use_native_fast_ops(model) == 2 * 3 + 1
+    # Per layer: two norms and a RoPE; plus the final norm and llama.py's attention function.
+    assert use_native_fast_ops(model) == 2 * 3 + 1 + 1
     assert isinstance(model.model.norm, NativeRMSNorm)
     assert isinstance(model.model.layers[0].self_attn.rope, rope_class)
+    assert llama.scaled_dot_product_attention.osaurus_original is not None
 
     after = run(model, prompt)
     scale = float(mx.abs(before).max())

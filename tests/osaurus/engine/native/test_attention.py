@@ -1,0 +1,101 @@
+"""osaurus' attention primitive against MLX's reference, mx.fast.scaled_dot_product_attention."""
+
+from __future__ import annotations
+
+import sys
+
+import mlx.core as mx
+import pytest
+
+from osaurus.engine.native import kernels, status
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the native kernels serve MLX's CPU backend"
+)
+
+
+@pytest.fixture(scope="module")
+def native():
+    module = kernels()
+    assert module is not None, status().detail
+    return module
+
+
+def qkv(batch, heads, kv_heads, queries, keys, dims=64, seed=0):
+    q, k, v = (
+        mx.random.normal(shape, key=mx.random.key(seed + i))
+        for i, shape in enumerate(
+            [
+                (batch, heads, queries, dims),
+                (batch, kv_heads, keys, dims),
+                (batch, kv_heads, keys, dims),
+            ]
+        )
+    )
+    return q, k, v
+
+
+def assert_close(got, want) -> None:
+    assert got.shape == want.shape and got.dtype == want.dtype
+    err = float(mx.abs(got - want).max())
+    assert err <= 1e-5 * max(float(mx.abs(want).max()), 1e-6), f"max error {err:.3g}"
+
+
+@pytest.mark.parametrize(("heads", "kv_heads"), [(9, 3), (4, 4), (8, 1)])
+@pytest.mark.parametrize("queries", [1, 3, 9])
+@pytest.mark.parametrize("keys", [1, 17, 340])
+def test_matches_mlx_with_grouped_heads(native, heads, kv_heads, queries, keys) -> None:
+    if queries > keys:
+        pytest.skip("more queries than keys")
+    q, k, v = qkv(2, heads, kv_heads, queries, keys)
+    scale = 64**-0.5
+    for mask in (None, "causal"):
+        want = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+        got = native.attention(q, k, v, scale=scale, causal=mask == "causal")
+        assert_close(got, want)
+
+
+def test_boolean_and_additive_masks_broadcast(native) -> None:
+    # As mlx-lm's batched caches make them: (batch, 1, queries, keys), left padding masked.
+    q, k, v = qkv(3, 6, 2, 2, 20, dims=32)
+    keep = mx.arange(20)[None, None, None, :] >= mx.array([0, 5, 11])[:, None, None, None]
+    keep = keep & (mx.arange(20)[None, None, None, :] <= mx.array([18, 19])[None, None, :, None])
+    for mask in (keep, mx.where(keep, 0.0, -1e9), mx.where(keep, 0.0, -1e9).astype(mx.float16)):
+        want = mx.fast.scaled_dot_product_attention(q, k, v, scale=0.3, mask=mask)
+        assert_close(native.attention(q, k, v, scale=0.3, mask=mask), want)
+
+
+def test_strided_cache_views(native) -> None:
+    # A KV cache hands out views of a larger buffer: keys[..., :offset, :].
+    q, k, v = qkv(2, 4, 2, 1, 64)
+    kv, vv = k[:, :, :37, :], v[:, :, :37, :]
+    want = mx.fast.scaled_dot_product_attention(q, kv, vv, scale=0.125, mask=None)
+    assert_close(native.attention(q, kv, vv, scale=0.125), want)
+    qt = mx.random.normal((2, 1, 4, 64)).transpose(0, 2, 1, 3)  # heads and positions swapped
+    want = mx.fast.scaled_dot_product_attention(qt, kv, vv, scale=0.125, mask=None)
+    assert_close(native.attention(qt, kv, vv, scale=0.125), want)
+
+
+def test_values_may_have_other_dims(native) -> None:
+    q, k, _ = qkv(1, 4, 2, 2, 10, dims=32)
+    v = mx.random.normal((1, 2, 10, 48))
+    want = mx.fast.scaled_dot_product_attention(q, k, v, scale=0.2, mask="causal")
+    assert_close(native.attention(q, k, v, scale=0.2, causal=True), want)
+
+
+def test_bad_arguments_are_named(native) -> None:
+    q, k, v = qkv(1, 4, 2, 1, 8)
+    cases = [
+        (dict(q=q[0]), "must be 4-D"),
+        (dict(k=k.astype(mx.float16)), "must be float32"),
+        (dict(k=k[:, :, :, :32]), "do not fit q"),
+        (dict(k=mx.zeros((1, 3, 8, 64)), v=mx.zeros((1, 3, 8, 64))), "not a multiple"),
+        (dict(mask=mx.ones((2, 8), dtype=mx.bool_)), "does not broadcast"),
+        (dict(mask=mx.ones((1, 8), dtype=mx.int32)), "boolean or floating"),
+        (dict(mask=mx.ones((1, 8), dtype=mx.bool_), causal=True), "not both"),
+    ]
+    for change, message in cases:
+        args = dict(q=q, k=k, v=v, scale=1.0) | change
+        with pytest.raises(ValueError, match=r"^attention: ") as info:
+            native.attention(**args)
+        assert message in str(info.value)
