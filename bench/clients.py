@@ -74,7 +74,7 @@ class RestClient:
             extra["speculative"] = speculative
         start = time.perf_counter()
         try:
-            stream = await self.client.chat.completions.create(
+            stream = await self._create(
                 model=self.model,
                 messages=messages,
                 max_tokens=max_tokens,
@@ -105,6 +105,19 @@ class RestClient:
             result.total = time.perf_counter() - start
             result.error = f"{type(exc).__name__}: {exc}"[:300]
         return result
+
+    async def _create(self, **request):
+        """The request, sent again once if its pooled connection turns out to be closed.
+
+        llama-server (cpp-httplib) closes a keep-alive connection after a few requests, and the
+        next request on it fails at once with a connection error, before anything was
+        generated; the openai SDK's default retries cover that for its users. Other failures
+        (429, 5xx) are not retried: they count as failed requests.
+        """
+        try:
+            return await self.client.chat.completions.create(**request)
+        except openai.APIConnectionError:
+            return await self.client.chat.completions.create(**request)
 
     async def close(self) -> None:
         await self.client.close()

@@ -9,9 +9,9 @@ variant (scaled inputs, YaRN, ...) keeps MLX's path.
 
 Attention is not a module in mlx-lm but a function, `scaled_dot_product_attention`, that each
 model file imports from `mlx_lm.models.base`; so the model files' name for it is what gets
-replaced, by a wrapper that takes the native primitive for few query positions in float32
-(decoding, prompt-lookup verification) and calls mlx-lm's own function for everything else
-(prompts, whose matmuls the BLAS does well; quantized KV caches; attention sinks).
+replaced, by a wrapper that takes the native primitive in float32 (decoding, prompt chunks,
+prompt-lookup verification) and calls mlx-lm's own function for everything else (quantized KV
+caches, attention sinks, other dtypes).
 """
 
 from __future__ import annotations
@@ -58,10 +58,6 @@ class NativeLlama3RoPE(Llama3RoPE):
 
 _NATIVE_CLASS = {nn.RMSNorm: NativeRMSNorm, nn.RoPE: NativeRoPE, Llama3RoPE: NativeLlama3RoPE}
 
-# Query positions up to which attention takes the native primitive: one per decode step, up to
-# 9 when prompt lookup verifies a draft. Prompt chunks (128 positions) keep MLX's path.
-NATIVE_ATTENTION_MAX_QUERIES = 16
-
 
 def native_attention(original: Callable) -> Callable:
     """mlx-lm's `scaled_dot_product_attention`, on the native primitive where it applies."""
@@ -71,7 +67,6 @@ def native_attention(original: Callable) -> Callable:
         if (
             sinks is None
             and not hasattr(cache, "bits")  # a quantized KV cache
-            and queries.shape[2] <= NATIVE_ATTENTION_MAX_QUERIES
             and queries.dtype == keys.dtype == values.dtype == mx.float32
             and (mask is None or causal or isinstance(mask, mx.array))
             and mx.default_device() == mx.cpu

@@ -62,6 +62,60 @@ inline void axpy(float w, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += w * x[i];
 }
 
+// Query positions per unit of work (see eval_cpu).
+constexpr int64_t kQueryBlock = 16;
+
+typedef float v16f __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+// e^x for 16 lanes, x <= 0 (x - max of a softmax row): x = n ln 2 + r with |r| <= ln 2 / 2
+// (ln 2 split in two, as Cody and Waite do), e^r by Cephes' degree-6 polynomial for expf,
+// then scaled by 2^n through the exponent bits: ~1 ulp. Written here because the compiler
+// does not vectorize std::exp, and a prompt's attention takes tens of millions of them.
+inline v16f exp16(v16f x) {
+  x = x < -87.0f ? v16f{} - 87.0f : x;
+  const v16f n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
+  const v16f r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  v16f p = 1.9875691500e-4f + v16f{};
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const v16i bits = (__builtin_convertvector(n, v16i) + 127) << 23;
+  v16f scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+// row[0, n) <- softmax(row[0, n)); -inf entries (masked) get 0, and so does a row that is
+// all -inf (a query that sees no key). A key's weight must not depend on where the row starts:
+// in a batch, mlx-lm pads shorter prompts on the left (masked keys before the real ones), and
+// a sequence must get the same numbers alone and batched. So every entry goes through the same
+// exp16 (the tail too, padded), and the sum is taken in key order, where masked zeros add
+// nothing.
+inline void softmax(float* row, int64_t n) {
+  const float minus_inf = -std::numeric_limits<float>::infinity();
+  float top = minus_inf;
+  for (int64_t s = 0; s < n; ++s) top = std::max(top, row[s]);
+  if (top == minus_inf) {
+    std::fill(row, row + n, 0.0f);
+    return;
+  }
+  for (int64_t s = 0; s < n; s += 16) {
+    const int64_t m = std::min<int64_t>(16, n - s);
+    v16f x = v16f{} + minus_inf;
+    std::memcpy(&x, row + s, m * sizeof(float));
+    const v16f e = x == minus_inf ? v16f{} : exp16(x - top);
+    std::memcpy(row + s, &e, m * sizeof(float));
+  }
+  float total = 0;
+  for (int64_t s = 0; s < n; ++s) total += row[s];
+  const float norm = 1.0f / total;
+  for (int64_t s = 0; s < n; ++s) row[s] *= norm;
+}
+
 }  // namespace
 
 mx::array attention(
@@ -118,28 +172,33 @@ void Attention::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
     const int64_t* ms = has_mask ? mask.strides().data() : nullptr;
     float* o = out.data<float>();
     const float minus_inf = -std::numeric_limits<float>::infinity();
-    // One unit of work per (sequence, key/value head): its keys and values are read once for
-    // the `group` query heads that share them, all L positions.
-    parallel_rows(B * Hkv, 1, B * H * L * S * (D + Dv), [&](int64_t u0, int64_t u1) {
-      const int64_t rows = group * L;
-      std::vector<float> scores(rows * S), acc(rows * Dv);
+    // One unit of work per (sequence, key/value head, block of query positions): its keys
+    // and values are read once for the `group` query heads that share them; a prompt's
+    // positions split into blocks so that all cores get work.
+    const int64_t blocks = (L + kQueryBlock - 1) / kQueryBlock;
+    parallel_rows(B * Hkv * blocks, 1, B * H * L * S * (D + Dv), [&](int64_t u0, int64_t u1) {
+      const int64_t most_rows = group * std::min<int64_t>(L, kQueryBlock);
+      std::vector<float> scores(most_rows * S), acc(most_rows * Dv);
       for (int64_t u = u0; u < u1; ++u) {
-        const int64_t b = u / Hkv, g = u % Hkv;
+        const int64_t b = u / (Hkv * blocks), g = u / blocks % Hkv, l0 = u % blocks * kQueryBlock;
+        const int64_t n = std::min<int64_t>(kQueryBlock, L - l0), rows = group * n;
+        // Keys a position sees: all, or (causal) up to S - L + l.
+        auto seen = [&](int64_t l) { return causal ? std::min(S, S - L + l + 1) : S; };
         for (int64_t s = 0; s < S; ++s) {
           const float* key = ks.at(b, g, s);
           for (int64_t r = 0; r < group; ++r)
-            for (int64_t l = 0; l < L; ++l)
-              scores[(r * L + l) * S + s] = scale * dot(qs.at(b, g * group + r, l), key, D);
+            for (int64_t i = 0; i < n; ++i)
+              if (s < seen(l0 + i))
+                scores[(r * n + i) * S + s] = scale * dot(qs.at(b, g * group + r, l0 + i), key, D);
         }
         for (int64_t r = 0; r < group; ++r) {
           const int64_t h = g * group + r;
-          for (int64_t l = 0; l < L; ++l) {
-            float* row = scores.data() + (r * L + l) * S;
-            if (causal)
-              for (int64_t s = S - L + l + 1; s < S; ++s) row[s] = minus_inf;
+          for (int64_t i = 0; i < n; ++i) {
+            const int64_t l = l0 + i, valid = seen(l);
+            float* row = scores.data() + (r * n + i) * S;
             if (has_mask) {
               const int64_t base = b * ms[0] + h * ms[1] + l * ms[2];
-              for (int64_t s = 0; s < S; ++s) {
+              for (int64_t s = 0; s < valid; ++s) {
                 const int64_t at = base + s * ms[3];
                 if (bool_mask) {
                   if (!mask.data<bool>()[at]) row[s] = minus_inf;
@@ -148,18 +207,11 @@ void Attention::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
                 }
               }
             }
-            float top = minus_inf;
-            for (int64_t s = 0; s < S; ++s) top = std::max(top, row[s]);
-            float total = 0;
-            for (int64_t s = 0; s < S; ++s) {
-              row[s] = top == minus_inf ? 0.0f : std::exp(row[s] - top);
-              total += row[s];
-            }
-            const float norm = total > 0 ? 1.0f / total : 0.0f;
-            for (int64_t s = 0; s < S; ++s) row[s] *= norm;
+            softmax(row, valid);
+            std::fill(row + valid, row + S, 0.0f);
           }
         }
-        std::fill(acc.begin(), acc.end(), 0.0f);
+        std::fill(acc.begin(), acc.begin() + rows * Dv, 0.0f);
         for (int64_t s = 0; s < S; ++s) {
           const float* value = vs.at(b, g, s);
           for (int64_t i = 0; i < rows; ++i) {
@@ -168,9 +220,9 @@ void Attention::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
           }
         }
         for (int64_t r = 0; r < group; ++r)
-          for (int64_t l = 0; l < L; ++l)
-            std::memcpy(o + ((b * H + g * group + r) * L + l) * Dv, acc.data() + (r * L + l) * Dv,
-                        Dv * sizeof(float));
+          for (int64_t i = 0; i < n; ++i)
+            std::memcpy(o + ((b * H + g * group + r) * L + l0 + i) * Dv,
+                        acc.data() + (r * n + i) * Dv, Dv * sizeof(float));
       }
     });
   });

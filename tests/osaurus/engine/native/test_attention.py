@@ -42,8 +42,8 @@ def assert_close(got, want) -> None:
 
 
 @pytest.mark.parametrize(("heads", "kv_heads"), [(9, 3), (4, 4), (8, 1)])
-@pytest.mark.parametrize("queries", [1, 3, 9])
-@pytest.mark.parametrize("keys", [1, 17, 340])
+@pytest.mark.parametrize("queries", [1, 3, 9, 40])
+@pytest.mark.parametrize("keys", [1, 17, 40, 340])
 def test_matches_mlx_with_grouped_heads(native, heads, kv_heads, queries, keys) -> None:
     if queries > keys:
         pytest.skip("more queries than keys")
@@ -99,3 +99,19 @@ def test_bad_arguments_are_named(native) -> None:
         with pytest.raises(ValueError, match=r"^attention: ") as info:
             native.attention(**args)
         assert message in str(info.value)
+
+
+@pytest.mark.parametrize("keys", [5, 37, 301])
+@pytest.mark.parametrize("padding", [1, 7, 16])
+def test_left_padding_does_not_change_a_bit(native, keys, padding) -> None:
+    # mlx-lm pads shorter prompts of a batch on the left, behind a mask; greedy output must not
+    # depend on the batch, so the padded row must give exactly the numbers of the bare one.
+    q, k, v = qkv(1, 6, 2, 3, keys, dims=32, seed=3)
+    pad = mx.random.normal((1, 2, padding, 32), key=mx.random.key(9))
+    kp, vp = mx.concatenate([pad, k], axis=2), mx.concatenate([pad, v], axis=2)
+    position = mx.arange(padding + keys)
+    last = padding + keys - 3 + mx.arange(3)  # causal: query l sees up to its own key
+    keep = (position[None, :] >= padding) & (position[None, :] <= last[:, None])
+    bare = native.attention(q, k, v, scale=0.4, causal=True)
+    padded = native.attention(q, kp, vp, scale=0.4, mask=keep[None, None])
+    assert mx.array_equal(bare, padded).item()
