@@ -412,6 +412,25 @@ inline void dequantize_avx2(const QuantizedMatrix& W, int64_t r0, int64_t r1, fl
 // sum, as llama.cpp's Q8_1 keeps, not the exact one: then the product is exactly that of the
 // rounded x with w, whose rounding errors meet weights centred on zero and mostly cancel;
 // the exact sum would leave them to meet w - bias, all of one sign.)
+// One group of x rounded to int8 as every int8 kernel rounds it: d = max|x| / 127 and
+// q = round(x / d). The group's 32-value block b goes to block_out(b), its values in `order`;
+// returns d and adds the rounded values to *sum.
+template <typename BlockOut>
+inline float round_group_int8(const float* src, int group_size, const int* order,
+                              BlockOut block_out, int* sum) {
+  float amax = 0;
+  for (int i = 0; i < group_size; ++i) amax = std::max(amax, std::fabs(src[i]));
+  const float id = amax > 0 ? 127.0f / amax : 0.0f;
+  for (int k = 0; k < group_size; k += 32) {
+    int8_t* dst = block_out(k / 32);
+    for (int i = 0; i < 32; ++i) {
+      dst[i] = int8_t(std::nearbyint(src[k + order[i]] * id));
+      *sum += dst[i];
+    }
+  }
+  return amax / 127.0f;
+}
+
 inline void quantize_x_int8(const float* x, int64_t M, int64_t K, int bits, int group_size,
                             int8_t* xq, float* xd, float* xsum) {
   int order[32];
@@ -419,18 +438,11 @@ inline void quantize_x_int8(const float* x, int64_t M, int64_t K, int bits, int 
   const int64_t groups = K / group_size;
   for (int64_t m = 0; m < M; ++m) {
     for (int64_t g = 0; g < groups; ++g) {
-      const float* src = x + m * K + g * group_size;
-      float amax = 0;
-      for (int i = 0; i < group_size; ++i) amax = std::max(amax, std::fabs(src[i]));
-      const float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+      const int64_t first_block = g * group_size / 32;
       int sum = 0;
-      for (int k = 0; k < group_size; k += 32) {
-        int8_t* dst = xq + ((g * group_size + k) / 32 * M + m) * 32;
-        for (int i = 0; i < 32; ++i) {
-          dst[i] = int8_t(std::nearbyint(src[k + order[i]] * id));
-          sum += dst[i];
-        }
-      }
+      const float d = round_group_int8(
+          x + m * K + g * group_size, group_size, order,
+          [&](int64_t b) { return xq + ((first_block + b) * M + m) * 32; }, &sum);
       xd[g * M + m] = d;
       xsum[m * groups + g] = d * float(sum);
     }

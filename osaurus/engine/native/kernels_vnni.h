@@ -55,21 +55,19 @@ inline void quantize_x_vnni(const float* x, int64_t M, int64_t K, int bits, int 
   out.q.assign(out.pairs * M * 64, 0);
   out.d.assign(M * out.padded_groups, 0.0f);
   out.sum.assign(M * out.padded_groups, 0.0f);
+  int order[32];
+  for (int i = 0; i < 32; ++i) order[i] = bits == 4 ? vnni_order(i) : i;
   for (int64_t m = 0; m < M; ++m) {
     for (int64_t g = 0; g < groups; ++g) {
-      const float* src = x + m * K + g * group_size;
-      float amax = 0;
-      for (int i = 0; i < group_size; ++i) amax = std::max(amax, std::fabs(src[i]));
-      const float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+      const int64_t first_block = g * group_size / 32;
       int sum = 0;
-      for (int k = 0; k < group_size; k += 32) {
-        const int64_t block = (g * group_size + k) / 32;
-        int8_t* dst = out.q.data() + ((block / 2) * M + m) * 64 + (block % 2) * 32;
-        for (int i = 0; i < 32; ++i) {
-          dst[i] = int8_t(std::nearbyint(src[k + (bits == 4 ? vnni_order(i) : i)] * id));
-          sum += dst[i];
-        }
-      }
+      const float d = round_group_int8(
+          x + m * K + g * group_size, group_size, order,
+          [&](int64_t b) {
+            const int64_t block = first_block + b;
+            return out.q.data() + ((block / 2) * M + m) * 64 + (block % 2) * 32;
+          },
+          &sum);
       out.d[m * out.padded_groups + g] = d;
       out.sum[m * out.padded_groups + g] = d * float(sum);
     }
