@@ -1,4 +1,4 @@
-"""RMS norm, rotary embedding and decode attention computed by osaurus' native CPU primitives.
+"""RMS norm, rotary embedding and attention computed by osaurus' native CPU primitives.
 
 On the CPU, MLX's `mx.fast.rms_norm`, `mx.fast.rope` and `mx.fast.scaled_dot_product_attention`
 expand into a dozen to thirty small ops each (see native/fast_ops.h, native/attention.h); in a

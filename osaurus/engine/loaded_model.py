@@ -60,7 +60,7 @@ def load_model(info: ModelInfo, float32: Float32Policy = Float32Policy.AUTO) -> 
     except FileNotFoundError as exc:
         raise InvalidArgument(f"model {info.id!r} is incomplete: {exc}", field="model") from exc
     precision = apply_precision_policy(model, float32)
-    use_native_fast_ops(model)  # on the CPU: norms and RoPE as one op each, whatever the precision
+    use_native_fast_ops(model)  # on the CPU: norms, RoPE, attention as one op each
     return LoadedModel(
         info=info,
         model=model,
