@@ -121,3 +121,20 @@ def wait_until_idle(channel, within: float) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def kept_tokens(channel, session_id: str) -> int:
+    """Tokens the server kept in a session's cache once its request ended (what it processed),
+    0 when it kept none. Cancel tests decide by this, not by time, so that a cancel that does
+    nothing fails however fast the machine is."""
+    import grpc
+
+    from osaurus.v1 import session_pb2, session_pb2_grpc
+
+    sessions = session_pb2_grpc.SessionServiceStub(channel)
+    try:
+        reply = sessions.GetSession(session_pb2.GetSessionRequest(id=session_id))
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.NOT_FOUND, error
+        return 0
+    return reply.session.cached_tokens
