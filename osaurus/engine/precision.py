@@ -22,6 +22,7 @@ import mlx.core as mx
 import psutil
 from mlx_lm.utils import dequantize_model, get_total_parameters
 
+from osaurus.engine.fused_projections import fuse_projections
 from osaurus.engine.native import kernels
 from osaurus.engine.quantized_layers import (
     SUPPORTED_BITS,
@@ -109,6 +110,7 @@ def apply_precision_policy(model: Any, policy: Float32Policy) -> Precision:
             return Precision(stored)
         if native and use_native_kernels(model):
             compute_in_float32(model)
+            fuse_projections(model)
             return Precision(stored, kernel=f"osaurus {kernels().simd()}")
         return Precision(stored, kernel="mlx")
     dequantize_model(model)  # mlx-lm's: quantized layers become plain Linear/Embedding
