@@ -165,9 +165,10 @@ def test_cancel_stops_generation_and_frees_the_engine(inference, channel, model_
     assert next(call).HasField("delta")
     call.cancel()
     assert wait_until_idle(channel, within=60)
-    # Uncancelled, it would have decoded LONG_TOKENS tokens.
+    # Uncancelled, it would have decoded LONG_TOKENS tokens. (The session holds the prompt
+    # and the tokens fed back before the cancel: none when it came right after the first.)
     generated = kept_tokens(channel, "cancel-decode") - started.started.prompt_tokens
-    assert 0 < generated < 100
+    assert 0 <= generated < 100
 
 
 def test_cancel_during_a_long_prefill_frees_the_engine(inference, channel, model_id) -> None:
@@ -192,7 +193,7 @@ def test_deadline_stops_generation_and_frees_the_engine(inference, channel, mode
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert wait_until_idle(channel, within=60)
     # A second of decoding is far from LONG_TOKENS on any machine we run on (~70-150 tokens/s).
-    assert kept_tokens(channel, "deadline") < LONG_TOKENS / 2
+    assert 0 < kept_tokens(channel, "deadline") < LONG_TOKENS / 2
 
 
 def test_list_get_load_unload(models, inference, model_id, system) -> None:
