@@ -56,17 +56,14 @@ def count_ops(outputs: mx.array) -> int:
 
 
 def native_matmuls(model) -> list[tuple[object, int]]:
-    """The model's native quantized layers with their input width (the tied head included)."""
-    layers = []
-    for _, module in model.named_modules():
-        if isinstance(module, NativeQuantizedLinear):
-            layers.append((module, module.weight.shape[1] * 32 // module.bits))
-    for _, module in model.named_modules():
-        if isinstance(module, NativeQuantizedEmbedding) and getattr(
-            model.args, "tie_word_embeddings", False
-        ):
-            layers.append((module, module.weight.shape[1] * 32 // module.bits))
-    return layers
+    """The model's native quantized layers with their input width (a tied head included)."""
+    tied = getattr(getattr(model, "args", None), "tie_word_embeddings", False)
+    return [
+        (module, module.weight.shape[1] * 32 // module.bits)
+        for _, module in model.named_modules()
+        if isinstance(module, NativeQuantizedLinear)
+        or (tied and isinstance(module, NativeQuantizedEmbedding))
+    ]
 
 
 def prompts(batch: int) -> list[list[int]]:

@@ -406,12 +406,6 @@ inline void dequantize_avx2(const QuantizedMatrix& W, int64_t r0, int64_t r1, fl
 // well below the 4-bit weights' own. Sharing d across a group lets the integer products of
 // all its blocks be summed before one conversion to float.
 
-// x (M x K) as int8 for the int8 kernels, laid out like pack_x: block by block (32 values),
-// the M rows of a block side by side, 4-bit blocks in nibble order. xd gets d per (group,
-// row) and xsum the sum of the rounded x per (row, group), for the bias term. (The rounded
-// sum, as llama.cpp's Q8_1 keeps, not the exact one: then the product is exactly that of the
-// rounded x with w, whose rounding errors meet weights centred on zero and mostly cancel;
-// the exact sum would leave them to meet w - bias, all of one sign.)
 // One group of x rounded to int8 as every int8 kernel rounds it: d = max|x| / 127 and
 // q = round(x / d). The group's 32-value block b goes to block_out(b), its values in `order`;
 // returns d and adds the rounded values to *sum.
@@ -431,6 +425,12 @@ inline float round_group_int8(const float* src, int group_size, const int* order
   return amax / 127.0f;
 }
 
+// x (M x K) as int8 for the int8 kernels, laid out like pack_x: block by block (32 values),
+// the M rows of a block side by side, 4-bit blocks in nibble order. xd gets d per (group,
+// row) and xsum the sum of the rounded x per (row, group), for the bias term. (The rounded
+// sum, as llama.cpp's Q8_1 keeps, not the exact one: then the product is exactly that of the
+// rounded x with w, whose rounding errors meet weights centred on zero and mostly cancel;
+// the exact sum would leave them to meet w - bias, all of one sign.)
 inline void quantize_x_int8(const float* x, int64_t M, int64_t K, int bits, int group_size,
                             int8_t* xq, float* xd, float* xsum) {
   int order[32];

@@ -9,7 +9,7 @@ import sys
 import mlx.core as mx
 import pytest
 from mlx_lm.models import llama
-from mlx_lm.models.cache import make_prompt_cache
+from tiny_llama import greedy_logits, tiny_llama
 
 from osaurus.engine.fast_layers import (
     NativeLlama3RoPE,
@@ -41,43 +41,13 @@ def mlx_lm_attention(monkeypatch):
     )
 
 
-def tiny_llama(rope_scaling: dict | None = None) -> llama.Model:
-    mx.random.seed(0)
-    args = llama.ModelArgs(
-        model_type="llama",
-        hidden_size=128,
-        num_hidden_layers=2,
-        intermediate_size=256,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        rms_norm_eps=1e-5,
-        vocab_size=300,
-        rope_theta=500000.0,
-        rope_scaling=rope_scaling,
-    )
-    model = llama.Model(args)
-    mx.eval(model.parameters())
-    return model
-
-
-def run(model: llama.Model, prompt: mx.array, steps: int = 4) -> mx.array:
-    """Logits of the prompt, then of `steps` greedy decode steps on the cache."""
-    cache = make_prompt_cache(model)
-    logits = model(prompt, cache=cache)
-    out = [logits[:, -1]]
-    for _ in range(steps):
-        logits = model(mx.argmax(out[-1], axis=-1)[:, None], cache=cache)
-        out.append(logits[:, -1])
-    return mx.stack(out, axis=1)
-
-
 @pytest.mark.parametrize(
     ("rope_scaling", "rope_class"), [(None, NativeRoPE), (LLAMA3_SCALING, NativeLlama3RoPE)]
 )
 def test_swapped_model_computes_the_same(rope_scaling, rope_class) -> None:
-    model = tiny_llama(rope_scaling)
+    model = tiny_llama(rope_scaling=rope_scaling)
     prompt = mx.array([[5, 17, 42, 7, 99, 3], [1, 2, 3, 4, 5, 6]])
-    before = run(model, prompt)
+    before = greedy_logits(model, prompt)
 
     # Per layer: two norms and a RoPE; plus the final norm and llama.py's attention function.
     assert use_native_fast_ops(model) == 2 * 3 + 1 + 1
@@ -85,7 +55,7 @@ def test_swapped_model_computes_the_same(rope_scaling, rope_class) -> None:
     assert isinstance(model.model.layers[0].self_attn.rope, rope_class)
     assert llama.scaled_dot_product_attention.osaurus_original is not None
 
-    after = run(model, prompt)
+    after = greedy_logits(model, prompt)
     scale = float(mx.abs(before).max())
     assert float(mx.abs(after - before).max()) <= 1e-4 * scale
     assert mx.array_equal(mx.argmax(after, -1), mx.argmax(before, -1))

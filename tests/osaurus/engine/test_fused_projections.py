@@ -9,7 +9,7 @@ import mlx.nn as nn
 import pytest
 from mlx.utils import tree_flatten
 from mlx_lm.models import llama
-from mlx_lm.models.cache import make_prompt_cache
+from tiny_llama import greedy_logits, tiny_llama
 
 from osaurus.engine.fused_projections import FusedPart, NativeFusedLinear, fuse_projections
 from osaurus.engine.quantized_layers import use_native_kernels
@@ -20,33 +20,11 @@ pytestmark = pytest.mark.skipif(
 
 
 def native_llama(bias: bool = False) -> llama.Model:
-    mx.random.seed(0)
-    args = llama.ModelArgs(
-        model_type="llama",
-        hidden_size=128,
-        num_hidden_layers=2,
-        intermediate_size=256,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        rms_norm_eps=1e-5,
-        vocab_size=300,
-        attention_bias=bias,
-        mlp_bias=bias,
-    )
-    model = llama.Model(args)
+    model = tiny_llama(attention_bias=bias, mlp_bias=bias)
     nn.quantize(model, group_size=32, bits=4)
     mx.eval(model.parameters())
     assert use_native_kernels(model) > 0
     return model
-
-
-def run(model: llama.Model, prompt: mx.array, steps: int = 4) -> mx.array:
-    """Logits of the prompt, then of `steps` greedy decode steps on the cache."""
-    cache = make_prompt_cache(model)
-    out = [model(prompt, cache=cache)[:, -1]]
-    for _ in range(steps):
-        out.append(model(mx.argmax(out[-1], axis=-1)[:, None], cache=cache)[:, -1])
-    return mx.stack(out, axis=1)
 
 
 def parameter_bytes(model: nn.Module) -> int:
@@ -57,7 +35,7 @@ def parameter_bytes(model: nn.Module) -> int:
 def test_fused_model_computes_the_same_bits(bias) -> None:
     model = native_llama(bias)
     prompt = mx.array([[5, 17, 42, 7, 99, 3], [1, 2, 3, 4, 5, 6]])
-    before, size = run(model, prompt), parameter_bytes(model)
+    before, size = greedy_logits(model, prompt), parameter_bytes(model)
 
     assert fuse_projections(model) == 2 * 2  # per layer: q/k/v and gate/up
     layer = model.model.layers[0]
@@ -66,7 +44,7 @@ def test_fused_model_computes_the_same_bits(bias) -> None:
     assert isinstance(layer.mlp.up_proj, FusedPart)
     assert parameter_bytes(model) == size  # stacked, not copied
 
-    assert mx.array_equal(run(model, prompt), before).item()
+    assert mx.array_equal(greedy_logits(model, prompt), before).item()
 
 
 def test_parts_called_out_of_order_or_alone_are_right() -> None:

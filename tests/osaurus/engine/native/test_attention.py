@@ -7,18 +7,9 @@ import sys
 import mlx.core as mx
 import pytest
 
-from osaurus.engine.native import kernels, status
-
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the native kernels serve MLX's CPU backend"
 )
-
-
-@pytest.fixture(scope="module")
-def native():
-    module = kernels()
-    assert module is not None, status().detail
-    return module
 
 
 def qkv(batch, heads, kv_heads, queries, keys, dims=64, seed=0):

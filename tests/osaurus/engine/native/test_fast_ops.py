@@ -13,18 +13,9 @@ import sys
 import mlx.core as mx
 import pytest
 
-from osaurus.engine.native import kernels, status
-
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the native kernel serves MLX's CPU backend"
 )
-
-
-@pytest.fixture(scope="module")
-def native():
-    module = kernels()
-    assert module is not None, status().detail
-    return module
 
 
 def normal(shape, seed=0, dtype=mx.float32) -> mx.array:

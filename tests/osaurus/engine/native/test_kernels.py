@@ -14,22 +14,12 @@ import sys
 import mlx.core as mx
 import pytest
 
-from osaurus.engine.native import kernels, status
-
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the native kernel serves MLX's CPU backend"
 )
 
 KERNELS = ("auto", "float", "int8", "int8-avx2", "generic")
 EXACT_KERNELS = ("float", "generic")  # x stays float32 whatever the number of rows
-
-
-@pytest.fixture(scope="module")
-def native():
-    module = kernels()
-    # `make setup` builds the extension; on Linux a missing kernel is a failure, not a skip.
-    assert module is not None, status().detail
-    return module
 
 
 def quantized(rows: int, cols: int, bits: int, group_size: int, dtype=mx.float32, seed=0):

@@ -1,0 +1,34 @@
+"""A small random Llama (mlx-lm's own model class) for tests of the layers osaurus swaps in."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+from mlx_lm.models import llama
+from mlx_lm.models.cache import make_prompt_cache
+
+
+def tiny_llama(**overrides) -> llama.Model:
+    mx.random.seed(0)
+    args = dict(
+        model_type="llama",
+        hidden_size=128,
+        num_hidden_layers=2,
+        intermediate_size=256,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        rms_norm_eps=1e-5,
+        vocab_size=300,
+        rope_theta=500000.0,
+    )
+    model = llama.Model(llama.ModelArgs(**(args | overrides)))
+    mx.eval(model.parameters())
+    return model
+
+
+def greedy_logits(model: llama.Model, prompt: mx.array, steps: int = 4) -> mx.array:
+    """Logits of the prompt, then of `steps` greedy decode steps on the cache."""
+    cache = make_prompt_cache(model)
+    out = [model(prompt, cache=cache)[:, -1]]
+    for _ in range(steps):
+        out.append(model(mx.argmax(out[-1], axis=-1)[:, None], cache=cache)[:, -1])
+    return mx.stack(out, axis=1)
