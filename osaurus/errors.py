@@ -1,21 +1,35 @@
-"""One exception hierarchy for the whole core, each class tied to one gRPC status code.
+"""One exception hierarchy for the whole core, each class of one kind of failure.
 
-The core (engine, chat, models) raises these and knows nothing of transports; the gRPC servicers
-turn them into a rich status (code, message, google.rpc.ErrorInfo with domain "osaurus" and a
-reason), and the REST bridge turns that status into OpenAI's error JSON.
+The core (engine, chat, models) raises these and knows nothing of transports: an error says what
+went wrong (`kind`), why in machine-readable form (`reason`, e.g. MODEL_NOT_FOUND) and which
+request field is at fault. The gRPC servicers turn the kind into a status code
+(osaurus.services.grpc_errors), and the REST bridge turns that status into each API's error shape.
 """
 
 from __future__ import annotations
 
-import grpc
+from enum import Enum
 
 ERROR_DOMAIN = "osaurus"
 
 
-class OsaurusError(Exception):
-    """Base class: a message a person can act on, a status code and a machine-readable reason."""
+class ErrorKind(Enum):
+    """What kind of failure, named after the gRPC codes the contract answers with."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    INVALID_ARGUMENT = "invalid_argument"
+    NOT_FOUND = "not_found"
+    ALREADY_EXISTS = "already_exists"
+    FAILED_PRECONDITION = "failed_precondition"
+    RESOURCE_EXHAUSTED = "resource_exhausted"
+    PERMISSION_DENIED = "permission_denied"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
+
+class OsaurusError(Exception):
+    """Base class: a message a person can act on, a kind and a machine-readable reason."""
+
+    kind: ErrorKind = ErrorKind.INTERNAL
     reason: str = "INTERNAL"
 
     def __init__(self, message: str, *, field: str | None = None, reason: str | None = None):
@@ -31,7 +45,7 @@ class OsaurusError(Exception):
 
 
 class InvalidArgument(OsaurusError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    kind = ErrorKind.INVALID_ARGUMENT
     reason = "INVALID_ARGUMENT"
 
 
@@ -40,47 +54,47 @@ class ContextLengthExceeded(InvalidArgument):
 
 
 class ModelNotFound(OsaurusError):
-    code = grpc.StatusCode.NOT_FOUND
+    kind = ErrorKind.NOT_FOUND
     reason = "MODEL_NOT_FOUND"
 
 
 class NotFound(OsaurusError):
-    code = grpc.StatusCode.NOT_FOUND
+    kind = ErrorKind.NOT_FOUND
     reason = "NOT_FOUND"
 
 
 class AlreadyExists(OsaurusError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+    kind = ErrorKind.ALREADY_EXISTS
     reason = "ALREADY_EXISTS"
 
 
 class UnsupportedModel(OsaurusError):
     """A model or file we recognise but cannot run or convert (architecture, tensor type...)."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    kind = ErrorKind.INVALID_ARGUMENT
     reason = "UNSUPPORTED_MODEL"
 
 
 class FailedPrecondition(OsaurusError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    kind = ErrorKind.FAILED_PRECONDITION
     reason = "FAILED_PRECONDITION"
 
 
 class ResourceExhausted(OsaurusError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    kind = ErrorKind.RESOURCE_EXHAUSTED
     reason = "RESOURCE_EXHAUSTED"
 
 
 class PermissionDenied(OsaurusError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    kind = ErrorKind.PERMISSION_DENIED
     reason = "PERMISSION_DENIED"
 
 
 class Unavailable(OsaurusError):
-    code = grpc.StatusCode.UNAVAILABLE
+    kind = ErrorKind.UNAVAILABLE
     reason = "UNAVAILABLE"
 
 
 class InternalError(OsaurusError):
-    code = grpc.StatusCode.INTERNAL
+    kind = ErrorKind.INTERNAL
     reason = "INTERNAL"

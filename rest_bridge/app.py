@@ -1,29 +1,52 @@
-"""The FastAPI app factory. The app talks to an osaurus server only over gRPC (`target`)."""
+"""The FastAPI app factory: one router per API family over one gRPC channel to the server
+(`target`). The app holds no model and no engine."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from osaurus import __version__
-from rest_bridge.errors import install_error_handlers
-from rest_bridge.grpc_client import GrpcClients
-from rest_bridge.routes import chat, health, models
+from osaurus.client import Stubs, aio_channel
+from rest_bridge import health
+from rest_bridge.errors import BridgeError, unexpected_error
+from rest_bridge.openai import errors as openai_errors
+from rest_bridge.openai import routes as openai_routes
 
 
 def create_app(target: str) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        app.state.clients = GrpcClients.connect(target)
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        channel = aio_channel(target)
+        app.state.clients = Stubs.over(target, channel)
         app.state.target = target
         try:
             yield
         finally:
-            await app.state.clients.close()
+            await channel.close()
 
     app = FastAPI(title="osaurus", version=__version__, lifespan=lifespan)
-    install_error_handlers(app)
-    for module in (health, models, chat):
-        app.include_router(module.router)
+    _install_fallback_handlers(app)
+    app.include_router(health.router)
+    app.include_router(openai_routes.router)
     return app
+
+
+def _install_fallback_handlers(app: FastAPI) -> None:
+    """Answers for what no family's route handles (an unknown URL, a wrong method): in OpenAI's
+    shape, the API most clients of the bridge speak."""
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 404:
+            message = "Unknown request URL. See the osaurus README for the supported endpoints."
+        return openai_errors.error_response(BridgeError(message, exc.status_code))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        return openai_errors.error_response(unexpected_error(exc))

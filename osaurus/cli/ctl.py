@@ -23,18 +23,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from osaurus.config import parse_duration
-from osaurus.errors import OsaurusError
-from osaurus.v1 import (
-    inference_pb2,
-    inference_pb2_grpc,
-    model_pb2,
-    model_pb2_grpc,
-    session_pb2,
-    session_pb2_grpc,
-    system_pb2,
-    system_pb2_grpc,
-)
+from osaurus.client import DEFAULT_TARGET, Stubs, channel
+from osaurus.durations import parse_duration
+from osaurus.v1 import inference_pb2, model_pb2, session_pb2, system_pb2
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -42,6 +33,17 @@ if not console.is_terminal and "COLUMNS" not in os.environ:
     # Piped or redirected, rich would cut tables to 80 columns ("smollm2-135m-…"); a table is
     # only as wide as its cells need, so give it room for whole ones.
     console.width = 240
+
+
+class UsageError(Exception):
+    """A bad argument, caught before calling the server: one line, exit code 1."""
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _dict(message: Message) -> dict[str, Any]:
@@ -67,11 +69,11 @@ class Ctl:
     def __init__(self, target: str, as_json: bool):
         self.target = target
         self.as_json = as_json
-        channel = grpc.insecure_channel(target)
-        self.models = model_pb2_grpc.ModelServiceStub(channel)
-        self.inference = inference_pb2_grpc.InferenceServiceStub(channel)
-        self.system = system_pb2_grpc.SystemServiceStub(channel)
-        self.sessions = session_pb2_grpc.SessionServiceStub(channel)
+        stubs = Stubs.over(target, channel(target))
+        self.models = stubs.models
+        self.inference = stubs.inference
+        self.system = stubs.system
+        self.sessions = stubs.sessions
 
     def _models_table(self, models: list[model_pb2.Model]) -> Table:
         table = Table(title=None)
@@ -236,7 +238,7 @@ class Ctl:
     def models_load(self, args: argparse.Namespace) -> None:
         request = model_pb2.LoadModelRequest(id=args.id)
         if args.keep_alive is not None:
-            request.keep_alive_seconds = parse_duration(args.keep_alive)
+            request.keep_alive_seconds = _duration(args.keep_alive)
         r = self.models.LoadModel(request)
         if self.as_json:
             return _print_json(_dict(r))
@@ -407,7 +409,7 @@ def main(argv: list[str] | None = None) -> None:
     import os
 
     args = _parser().parse_args(argv)
-    target = getattr(args, "target", None) or os.environ.get("OSU_TARGET", "127.0.0.1:50051")
+    target = getattr(args, "target", None) or os.environ.get("OSU_TARGET", DEFAULT_TARGET)
     ctl = Ctl(target, getattr(args, "json", False))
     handler: Callable[[argparse.Namespace], None] = getattr(ctl, args.handler)
     try:
@@ -425,8 +427,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"osaurus-ctl: {exc.details()} ({code.name})", highlight=False, markup=False
             )
         sys.exit(1)
-    except OsaurusError as exc:  # a bad argument caught before calling the server
-        errors.print(f"osaurus-ctl: {exc.message}", highlight=False, markup=False)
+    except UsageError as exc:
+        errors.print(f"osaurus-ctl: {exc}", highlight=False, markup=False)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -22,7 +22,7 @@ from osaurus.engine.request import (
     ToolCallChunk,
 )
 from osaurus.errors import InvalidArgument
-from osaurus.services.status import maps_errors
+from osaurus.services.grpc_errors import maps_errors
 from osaurus.v1 import inference_pb2 as pb
 from osaurus.v1 import inference_pb2_grpc
 
@@ -112,7 +112,8 @@ def sampling_from_proto(s: pb.SamplingParams) -> SamplingParams:
         seed=opt("seed"),
     )
     if params.temperature is not None:
-        _check_range("temperature", params.temperature, 0.0, 100.0)
+        # OpenAI's documented range, the same on every transport.
+        _check_range("temperature", params.temperature, 0.0, 2.0)
     if params.top_p is not None:
         _check_range("top_p", params.top_p, 0.0, 1.0)
     if params.top_k is not None and params.top_k < 0:

@@ -14,7 +14,7 @@ from osaurus.errors import InvalidArgument
 from osaurus.models import hub
 from osaurus.models.gguf_import import import_gguf
 from osaurus.models.registry import ModelInfo
-from osaurus.services.status import maps_errors
+from osaurus.services.grpc_errors import maps_errors
 from osaurus.services.timestamps import to_timestamp
 from osaurus.v1 import model_pb2 as pb
 from osaurus.v1 import model_pb2_grpc

@@ -7,7 +7,7 @@ import grpc
 from osaurus.engine.engine import Engine
 from osaurus.engine.kv_store import Session
 from osaurus.errors import InvalidArgument
-from osaurus.services.status import maps_errors
+from osaurus.services.grpc_errors import maps_errors
 from osaurus.services.timestamps import to_timestamp
 from osaurus.v1 import session_pb2 as pb
 from osaurus.v1 import session_pb2_grpc

@@ -12,7 +12,7 @@ from osaurus.engine.blas import blas_in_use
 from osaurus.engine.engine import Engine
 from osaurus.engine.native import status as kernel_status
 from osaurus.errors import InvalidArgument
-from osaurus.services.status import maps_errors
+from osaurus.services.grpc_errors import maps_errors
 from osaurus.system import SystemMonitor
 from osaurus.v1 import system_pb2 as pb
 from osaurus.v1 import system_pb2_grpc

@@ -1,0 +1,1 @@
+"""OpenAI's API: chat completions and models (protocol, translation, routes, error shape)."""

@@ -7,8 +7,9 @@ import time
 import uuid
 from typing import Any
 
-from osaurus.config import parse_duration
+from osaurus.durations import parse_duration
 from osaurus.v1 import inference_pb2 as pb
+from rest_bridge.generation import GeneratedToolCall, GenerationResult
 from rest_bridge.openai.protocol import ChatCompletionRequest, usage_json
 
 _ROLES = {
@@ -85,7 +86,9 @@ def to_generate_request(body: ChatCompletionRequest, session_id: str | None) -> 
         request.response_format.json_schema.name = spec.name
         request.response_format.json_schema.schema = json.dumps(spec.schema_)
         request.response_format.json_schema.strict = bool(spec.strict)
-    max_tokens = body.max_completion_tokens or body.max_tokens
+    max_tokens = (
+        body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    )
     if max_tokens is not None:
         request.max_tokens = max_tokens
     return request
@@ -149,41 +152,26 @@ def tool_call_delta(delta: pb.ToolCallDelta) -> dict[str, Any]:
     return out
 
 
-class ToolCallsAccumulator:
-    """Joins streamed call pieces into whole calls, for the non-stream answer."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-
-    def add(self, delta: pb.ToolCallDelta) -> None:
-        if delta.id:
-            function = {"name": delta.name, "arguments": delta.arguments}
-            self.calls.append({"id": delta.id, "type": "function", "function": function})
-        elif self.calls:
-            self.calls[delta.index]["function"]["arguments"] += delta.arguments
+def tool_call_json(call: GeneratedToolCall) -> dict[str, Any]:
+    function = {"name": call.name, "arguments": call.arguments}
+    return {"id": call.id, "type": "function", "function": function}
 
 
-def completion(
-    ids: CompletionIds,
-    text: str,
-    done: pb.GenerationDone,
-    tool_calls: list[dict[str, Any]] | None = None,
-    reasoning: str = "",
-) -> dict[str, Any]:
+def completion(ids: CompletionIds, result: GenerationResult) -> dict[str, Any]:
     out = ids.envelope("chat.completion")
-    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
-    if reasoning:  # the field reasoning servers (vLLM, DeepSeek's API) use
-        message["reasoning_content"] = reasoning
-    if tool_calls:
-        message["tool_calls"] = tool_calls
-        message["content"] = text or None  # OpenAI: null content when the answer is only calls
+    message: dict[str, Any] = {"role": "assistant", "content": result.text, "refusal": None}
+    if result.reasoning:  # the field reasoning servers (vLLM, DeepSeek's API) use
+        message["reasoning_content"] = result.reasoning
+    if result.tool_calls:
+        message["tool_calls"] = [tool_call_json(c) for c in result.tool_calls]
+        message["content"] = result.text or None  # OpenAI: null when the answer is only calls
     out["choices"] = [
         {
             "index": 0,
             "message": message,
             "logprobs": None,
-            "finish_reason": FINISH_REASONS.get(done.finish_reason, "stop"),
+            "finish_reason": FINISH_REASONS.get(result.done.finish_reason, "stop"),
         }
     ]
-    out["usage"] = done_usage(done)
+    out["usage"] = done_usage(result.done)
     return out

@@ -1,8 +1,13 @@
-"""OpenAI chat-completions request and response shapes (pydantic).
+"""OpenAI chat-completions request shapes (pydantic).
 
 Requests are strict about types (a string where a number belongs is a 400, as on OpenAI) and
 ignore unknown fields, as OpenAI-compatible servers do. Sampling extensions that mlx_lm.server
 and vLLM also accept (top_k, min_p, repetition_penalty) are taken as top-level fields.
+
+Values the contract defines (sampling ranges, max_tokens >= 1, stop strings, a model and at least
+one message) are checked by the server, once for every client; the errors come back naming the
+field, which the bridge reports as OpenAI's `param`. Checked here is only what OpenAI's API adds
+(n, stream_options, response_format, keep_alive's syntax) and what the wire can carry.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from pydantic import (
     model_validator,
 )
 
-from osaurus.config import parse_duration
-from osaurus.errors import InvalidArgument
+from osaurus.durations import parse_duration
 
 _REQUEST_CONFIG = ConfigDict(extra="ignore", strict=True)
+# What the contract's integer fields can carry (the server checks the meaningful range).
+UInt32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 
 
 class TextPart(BaseModel):
@@ -112,15 +119,15 @@ class ResponseFormat(BaseModel):
 class ChatCompletionRequest(BaseModel):
     model_config = _REQUEST_CONFIG
 
-    model: str = Field(min_length=1)
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
-    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
-    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    top_k: Annotated[int, Field(ge=0)] | None = None
-    min_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    repetition_penalty: Annotated[float, Field(gt=0)] | None = None
+    model: str
+    messages: list[ChatMessage]
+    max_tokens: UInt32 | None = None
+    max_completion_tokens: UInt32 | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: Int32 | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
     stop: str | list[str] | None = None
     seed: int | None = None
     n: int | None = None
@@ -144,10 +151,7 @@ class ChatCompletionRequest(BaseModel):
     @classmethod
     def _duration(cls, value: str | float | None) -> str | float | None:
         if value is not None:
-            try:
-                parse_duration(value)
-            except InvalidArgument as exc:
-                raise ValueError(exc.message) from None
+            parse_duration(value)  # its ValueError names the value
         return value
 
     @field_validator("n")
@@ -156,14 +160,6 @@ class ChatCompletionRequest(BaseModel):
         if n is not None and n != 1:
             raise ValueError("only n=1 is supported")
         return n
-
-    @field_validator("stop")
-    @classmethod
-    def _stop_strings(cls, stop: str | list[str] | None) -> str | list[str] | None:
-        values = [stop] if isinstance(stop, str) else stop or []
-        if any(not s for s in values):
-            raise ValueError("stop strings must not be empty")
-        return stop
 
     @field_validator("stream_options")
     @classmethod

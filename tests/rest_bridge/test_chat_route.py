@@ -9,12 +9,11 @@ import grpc
 import httpx
 import pytest
 
-from osaurus.errors import OsaurusError
-from osaurus.services.status import abort
+from osaurus.client import Stubs, aio_channel
+from osaurus.services.grpc_errors import rich_status
 from osaurus.v1 import inference_pb2 as pb
 from osaurus.v1 import inference_pb2_grpc
 from rest_bridge.app import create_app
-from rest_bridge.grpc_client import GrpcClients
 
 
 class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
@@ -28,9 +27,10 @@ class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
         self.requests.append(request)
         if request.model.startswith("abort-"):
             code = grpc.StatusCode[request.model.removeprefix("abort-")]
-            error = OsaurusError(f"fake {code.name}", field="sampling.top_p", reason="FAKE_REASON")
-            error.code = code
-            await abort(context, error)
+            status = rich_status(
+                code, f"fake {code.name}", "FAKE_REASON", {"field": "sampling.top_p"}
+            )
+            await context.abort_with_status(status)
         yield pb.GenerateResponse(
             started=pb.GenerationStarted(model="served-model", prompt_tokens=4)
         )
@@ -58,12 +58,13 @@ async def bridge():
     await server.start()
     target = f"127.0.0.1:{port}"
     app = create_app(target)
-    app.state.clients = GrpcClients.connect(target)  # what the lifespan does
+    channel = aio_channel(target)
+    app.state.clients = Stubs.over(target, channel)  # what the lifespan does
     app.state.target = target
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
         yield client, fake
-    await app.state.clients.close()
+    await channel.close()
     await server.stop(0)
 
 

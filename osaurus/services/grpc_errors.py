@@ -1,4 +1,5 @@
-"""Map the core's OsaurusError onto a rich gRPC status: code, message, google.rpc.ErrorInfo."""
+"""The core's errors as rich gRPC statuses: code, message, google.rpc.ErrorInfo (domain
+"osaurus", the error's reason, the field at fault). The only place that maps them to gRPC."""
 
 from __future__ import annotations
 
@@ -13,19 +14,34 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from osaurus.errors import ERROR_DOMAIN, InternalError, OsaurusError
+from osaurus.errors import ERROR_DOMAIN, ErrorKind, InternalError, OsaurusError
 
 log = logging.getLogger(__name__)
 
+STATUS_CODES = {
+    ErrorKind.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorKind.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+    ErrorKind.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorKind.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorKind.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
+}
 
-def to_rpc_status(error: OsaurusError) -> grpc.Status:
-    info = error_details_pb2.ErrorInfo(
-        reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata()
-    )
+
+def rich_status(
+    code: grpc.StatusCode, message: str, reason: str, metadata: dict[str, str] | None = None
+) -> grpc.Status:
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
-    status = status_pb2.Status(code=error.code.value[0], message=error.message, details=[detail])
+    status = status_pb2.Status(code=code.value[0], message=message, details=[detail])
     return rpc_status.to_status(status)
+
+
+def to_rpc_status(error: OsaurusError) -> grpc.Status:
+    return rich_status(STATUS_CODES[error.kind], error.message, error.reason, error.metadata())
 
 
 async def abort(context: grpc.aio.ServicerContext, error: OsaurusError) -> None:

@@ -1,4 +1,5 @@
-"""POST /v1/chat/completions (and /chat/completions): one gRPC Generate call per request."""
+"""OpenAI's routes: POST /v1/chat/completions and GET /v1/models[/{id}], each one gRPC call
+(and the same without /v1, as other OpenAI-compatible servers answer)."""
 
 from __future__ import annotations
 
@@ -10,27 +11,23 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 
-from osaurus.v1 import inference_pb2 as pb
-from rest_bridge.errors import OpenAIError, from_grpc_error
+from osaurus.v1 import model_pb2
+from rest_bridge.errors import from_grpc_error, grpc_target
+from rest_bridge.generation import Generation, start_generation
 from rest_bridge.grpc_client import clients
 from rest_bridge.openai.chat import (
     FINISH_REASONS,
     CompletionIds,
-    ToolCallsAccumulator,
     chunk,
     completion,
     to_generate_request,
     tool_call_delta,
     usage_chunk,
 )
+from rest_bridge.openai.errors import OpenAIRoute, error_body
 from rest_bridge.openai.protocol import ChatCompletionRequest
 
-router = APIRouter()
-
-
-async def _events(call: grpc.aio.UnaryStreamCall) -> AsyncIterator[pb.GenerateResponse]:
-    while (message := await call.read()) is not grpc.aio.EOF:
-        yield message
+router = APIRouter(route_class=OpenAIRoute)
 
 
 @router.post("/v1/chat/completions")
@@ -40,47 +37,23 @@ async def create_chat_completion(
     request: Request,
     x_session_id: str | None = Header(default=None),
 ):
-    call = clients(request).inference.Generate(to_generate_request(body, x_session_id))
-    try:
-        # Wait for the server to accept the request before answering, so that an unknown model
-        # or a prompt that is too long gets its HTTP status instead of an error in a 200 stream.
-        first = await call.read()
-        if first is grpc.aio.EOF or not first.HasField("started"):
-            raise OpenAIError("the gRPC server answered out of protocol", 502)
-    except BaseException:
-        call.cancel()
-        raise
-    ids = CompletionIds(first.started.model)
+    request_pb = to_generate_request(body, x_session_id)
+    generation = await start_generation(clients(request).inference, request_pb)
+    ids = CompletionIds(generation.started.model)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         # With tools the reply may be only calls: no empty content in the first delta then.
         first_content = None if body.tools else ""
-        events = _stream(call, ids, include_usage, request, first_content)
+        events = _stream(generation, ids, include_usage, request, first_content)
         return EventSourceResponse(events, sep="\n", ping=15)
     try:
-        return JSONResponse(await _collect(call, ids))
+        return JSONResponse(completion(ids, await generation.collect()))
     finally:
-        call.cancel()  # no-op when finished; frees the engine if our client went away
-
-
-async def _collect(call: grpc.aio.UnaryStreamCall, ids: CompletionIds) -> dict:
-    text: list[str] = []
-    calls = ToolCallsAccumulator()
-    reasoning: list[str] = []
-    async for message in _events(call):
-        if message.HasField("delta"):
-            text.append(message.delta.text)
-        elif message.HasField("tool_call"):
-            calls.add(message.tool_call)
-        elif message.HasField("reasoning"):
-            reasoning.append(message.reasoning.text)
-        elif message.HasField("done"):
-            return completion(ids, "".join(text), message.done, calls.calls, "".join(reasoning))
-    raise OpenAIError("the gRPC stream ended without a final event", 502)
+        generation.cancel()  # frees the engine if our client went away
 
 
 async def _stream(
-    call: grpc.aio.UnaryStreamCall,
+    generation: Generation,
     ids: CompletionIds,
     include_usage: bool,
     request: Request,
@@ -94,7 +67,7 @@ async def _stream(
 
     try:
         yield content_chunk({"role": "assistant", "content": first_content})
-        async for message in _events(call):
+        async for message in generation.events():
             if message.HasField("delta") and message.delta.text:
                 yield content_chunk({"content": message.delta.text})
             elif message.HasField("tool_call"):
@@ -108,9 +81,28 @@ async def _stream(
                     yield data(usage_chunk(ids, message.done))
     except grpc.aio.AioRpcError as exc:
         # The stream has started, so the status line is sent: report the error in-band, once.
-        yield data(from_grpc_error(exc, getattr(request.app.state, "target", "")).body())
+        yield data(error_body(from_grpc_error(exc, grpc_target(request))))
     finally:
         # Runs on normal end and when sse-starlette cancels us because the client disconnected:
         # cancelling the call makes the server drop the request at its next decode step.
-        call.cancel()
+        generation.cancel()
     yield {"data": "[DONE]"}
+
+
+def _model_json(model: model_pb2.Model) -> dict:
+    created = model.modified_time.seconds  # OpenAI's `created`: when the model came to be here
+    return {"id": model.id, "object": "model", "created": created, "owned_by": "osaurus"}
+
+
+@router.get("/v1/models")
+@router.get("/models", include_in_schema=False)
+async def list_models(request: Request) -> dict:
+    response = await clients(request).models.ListModels(model_pb2.ListModelsRequest())
+    return {"object": "list", "data": [_model_json(m) for m in response.models]}
+
+
+@router.get("/v1/models/{model_id:path}")
+@router.get("/models/{model_id:path}", include_in_schema=False)
+async def retrieve_model(model_id: str, request: Request) -> dict:
+    response = await clients(request).models.GetModel(model_pb2.GetModelRequest(id=model_id))
+    return _model_json(response.model)

@@ -1,0 +1,61 @@
+"""The client side of the contract: how to open a channel to an osaurus server.
+
+Everything that talks to the server over gRPC from Python (the REST bridge, osaurus-ctl, bench/,
+tests) builds its channel here, so all of them send and receive messages as large as the server
+does. This module imports nothing of the core but the generated code: the bridge may run alone,
+on a machine without MLX.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+from osaurus.v1 import (
+    inference_pb2_grpc,
+    model_pb2_grpc,
+    session_pb2_grpc,
+    system_pb2_grpc,
+)
+
+DEFAULT_TARGET = "127.0.0.1:50051"  # where `osaurus serve` listens by default
+# Chats can be long: gRPC's default 4 MB receive limit is too small for a big context.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
+
+
+def channel(target: str) -> grpc.Channel:
+    """A blocking channel to the server at HOST:PORT."""
+    return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+
+
+def aio_channel(target: str) -> grpc.aio.Channel:
+    """An asyncio channel to the server at HOST:PORT."""
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+
+
+@dataclass
+class Stubs:
+    """One stub per osaurus service, over one channel (blocking or asyncio alike)."""
+
+    target: str
+    channel: grpc.Channel | grpc.aio.Channel
+    inference: inference_pb2_grpc.InferenceServiceStub
+    models: model_pb2_grpc.ModelServiceStub
+    sessions: session_pb2_grpc.SessionServiceStub
+    system: system_pb2_grpc.SystemServiceStub
+
+    @classmethod
+    def over(cls, target: str, chan: grpc.Channel | grpc.aio.Channel) -> Stubs:
+        return cls(
+            target=target,
+            channel=chan,
+            inference=inference_pb2_grpc.InferenceServiceStub(chan),
+            models=model_pb2_grpc.ModelServiceStub(chan),
+            sessions=session_pb2_grpc.SessionServiceStub(chan),
+            system=system_pb2_grpc.SystemServiceStub(chan),
+        )

@@ -1,0 +1,96 @@
+"""One Generate call as every API family uses it: start it, wait for the server to accept the
+request, then read its events, or collect them into one result.
+
+Waiting for `GenerationStarted` before answering is what gives an unknown model or a prompt that
+is too long its HTTP status, instead of an error inside a 200 stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import grpc
+
+from osaurus.v1 import inference_pb2 as pb
+from osaurus.v1 import inference_pb2_grpc
+from rest_bridge.errors import BridgeError
+
+
+@dataclass
+class GeneratedToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, as the server streamed it
+
+
+class ToolCallsAccumulator:
+    """Joins streamed call pieces into whole calls: the first piece of a call carries its id
+    and name, later ones more argument text."""
+
+    def __init__(self) -> None:
+        self.calls: list[GeneratedToolCall] = []
+
+    def add(self, delta: pb.ToolCallDelta) -> None:
+        if delta.id:
+            self.calls.append(GeneratedToolCall(delta.id, delta.name, delta.arguments))
+        elif self.calls:
+            self.calls[delta.index].arguments += delta.arguments
+
+
+@dataclass
+class GenerationResult:
+    """A whole generation, for the non-streaming answers."""
+
+    done: pb.GenerationDone
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[GeneratedToolCall] = field(default_factory=list)
+
+
+class Generation:
+    """A Generate call the server has accepted: `started` is its first event."""
+
+    def __init__(self, call: grpc.aio.UnaryStreamCall, started: pb.GenerationStarted):
+        self.call = call
+        self.started = started
+
+    async def events(self) -> AsyncIterator[pb.GenerateResponse]:
+        """The events after `started`; a gRPC error after the start is raised from here."""
+        while (message := await self.call.read()) is not grpc.aio.EOF:
+            yield message
+
+    async def collect(self) -> GenerationResult:
+        text: list[str] = []
+        reasoning: list[str] = []
+        calls = ToolCallsAccumulator()
+        async for message in self.events():
+            if message.HasField("delta"):
+                text.append(message.delta.text)
+            elif message.HasField("reasoning"):
+                reasoning.append(message.reasoning.text)
+            elif message.HasField("tool_call"):
+                calls.add(message.tool_call)
+            elif message.HasField("done"):
+                return GenerationResult(
+                    message.done, "".join(text), "".join(reasoning), calls.calls
+                )
+        raise BridgeError("the gRPC stream ended without a final event", 502)
+
+    def cancel(self) -> None:
+        """Frees the engine slot at its next step; a no-op once the call has finished."""
+        self.call.cancel()
+
+
+async def start_generation(
+    stub: inference_pb2_grpc.InferenceServiceStub, request: pb.GenerateRequest
+) -> Generation:
+    call = stub.Generate(request)
+    try:
+        first = await call.read()
+        if first is grpc.aio.EOF or not first.HasField("started"):
+            raise BridgeError("the gRPC server answered out of protocol", 502)
+    except BaseException:
+        call.cancel()
+        raise
+    return Generation(call, first.started)
