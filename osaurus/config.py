@@ -1,127 +1,244 @@
-"""Server settings. Every setting has a command-line flag and an OSU_* environment variable."""
+"""The server's settings: one table, from which the `osaurus serve` flags, the OSU_* environment
+variables, `Settings` and the engine's options all come.
+
+Each field of `Settings` is one row: its default, its help, its env var and flag (derived from
+the name unless given), how to read it from text and its bounds. A value is read from the flag,
+else from the environment, else the default; a bad one, from either, is a `SettingError` that
+names the setting, which the CLI prints as one line before exiting with code 1.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from osaurus.errors import InvalidArgument
+from osaurus.durations import parse_duration
+from osaurus.engine.options import EngineOptions, Float32Policy
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_GRPC_PORT = 50051
-DEFAULT_HTTP_PORT = 8080
-FLOAT32_POLICIES = ("auto", "always", "never")  # see osaurus.engine.precision
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+ENV_PREFIX = "OSU_"
 
 
-def default_models_dir() -> Path:
-    return Path(os.environ.get("OSU_MODELS_DIR", "~/MLXModels")).expanduser()
+class SettingError(Exception):
+    """A setting's value is unusable; the message names the setting and the value."""
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME", "~/.cache")
-    return Path(os.environ.get("OSU_CACHE_DIR", f"{base}/osaurus")).expanduser()
+@dataclass(frozen=True)
+class Row:
+    help: str
+    parse: Callable[[str], Any] = str
+    env: str | None = None  # default: OSU_ + the name in upper case
+    flag: str | None = None  # default: --the-name; a boolean that defaults on gets --no-the-name
+    default_text: str | None = None  # for help, when the default is computed
+    choices: tuple[str, ...] | None = None
+    minimum: int | None = None
+    maximum: int | None = None
 
 
-def parse_duration(value: str | float) -> float:
-    """Seconds from "300", "90s", "5m", "1h" or a number (Ollama's keep_alive style); negative
-    means forever."""
-    if isinstance(value, int | float):
-        return float(value)
-    text = value.strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600}
-    scale = units.get(text[-1:])
-    try:
-        return float(text[:-1]) * scale if scale else float(text)
-    except ValueError:
-        raise InvalidArgument(
-            f"not a duration: {value!r} (use seconds, or a number with s, m or h)"
-        ) from None
+def setting(default: Any, help: str, **row: Any) -> Any:
+    """A Settings field and its row of the table; `default` may be a function (called when the
+    settings are read, e.g. a share of RAM)."""
+    key = "default_factory" if callable(default) else "default"
+    return dataclasses.field(**{key: default}, metadata={"row": Row(help, **row)})
 
 
-def default_model_memory_mb() -> int:
-    """Three quarters of RAM for loaded models' weights; the rest for KV caches and the system."""
-    import psutil
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("must be one of 1, true, yes, on, 0, false, no, off")
 
-    return psutil.virtual_memory().total * 3 // 4 >> 20
+
+def _path(text: str) -> Path:
+    return Path(text).expanduser()
 
 
-def default_kv_cache_mb() -> int:
-    """An eighth of RAM, at most 8 GiB: room for many chats without crowding the weights."""
-    import psutil
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "osaurus"
 
-    return min(psutil.virtual_memory().total // 8, 8 << 30) >> 20
+
+def _ram_mb(share: float, cap_mb: int | None = None) -> Callable[[], int]:
+    def default() -> int:
+        import psutil
+
+        mb = int(psutil.virtual_memory().total * share) >> 20
+        return min(mb, cap_mb) if cap_mb else mb
+
+    return default
+
+
+_ENGINE = EngineOptions()
+_LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @dataclass
 class Settings:
-    host: str = field(default_factory=lambda: os.environ.get("OSU_HOST", DEFAULT_HOST))
-    grpc_port: int = field(
-        default_factory=lambda: int(os.environ.get("OSU_GRPC_PORT", DEFAULT_GRPC_PORT))
+    host: str = setting("127.0.0.1", "address to bind the gRPC and HTTP ports to")
+    grpc_port: int = setting(
+        50051, "gRPC port (0: any free one)", parse=int, minimum=0, maximum=65535
     )
-    http_port: int = field(
-        default_factory=lambda: int(os.environ.get("OSU_HTTP_PORT", DEFAULT_HTTP_PORT))
+    http_port: int = setting(8080, "REST port", parse=int, minimum=0, maximum=65535)
+    models_dir: Path = setting(
+        Path("~/MLXModels").expanduser(),
+        "models directory",
+        parse=_path,
+        default_text="~/MLXModels",
     )
-    models_dir: Path = field(default_factory=default_models_dir)
-    cache_dir: Path = field(default_factory=default_cache_dir)
-    http: bool = field(default_factory=lambda: _env_bool("OSU_HTTP", True))
-    default_model: bool = field(default_factory=lambda: _env_bool("OSU_DEFAULT_MODEL", True))
-    # Use OpenBLAS under MLX's CPU backend when the machine has it (Linux only).
-    use_openblas: bool = field(default_factory=lambda: _env_bool("OSU_OPENBLAS", True))
-    # Generation length when a request sets none (capped by the context length).
-    default_max_tokens: int = field(
-        default_factory=lambda: int(os.environ.get("OSU_DEFAULT_MAX_TOKENS", "2048"))
+    cache_dir: Path = setting(
+        _cache_dir,
+        "downloads cache (the default model's GGUF)",
+        parse=_path,
+        default_text="$XDG_CACHE_HOME/osaurus",
     )
+    http: bool = setting(True, "serve the REST bridge beside gRPC", parse=parse_bool)
+    default_model: bool = setting(
+        True, "fetch SmolLM2-135M when the models directory is empty", parse=parse_bool
+    )
+    use_openblas: bool = setting(
+        True,
+        "load OpenBLAS under MLX's CPU backend when the machine has it (Linux)",
+        parse=parse_bool,
+        env="OSU_OPENBLAS",
+        flag="--no-openblas",
+    )
+    default_max_tokens: int = setting(
+        _ENGINE.default_max_tokens,
+        "generation length when a request sets none (capped by the context length)",
+        parse=int,
+        minimum=1,
+    )
+    float32: Float32Policy = setting(
+        _ENGINE.float32,
+        "CPU: dequantize models to float32, MLX's fastest CPU path, when they fit in memory",
+        parse=Float32Policy,
+        choices=tuple(Float32Policy),
+    )
+    max_batch_size: int = setting(
+        _ENGINE.max_batch_size, "sequences decoding together per model", parse=int, minimum=1
+    )
+    max_queue: int = setting(
+        _ENGINE.max_queue,
+        "requests waiting beyond the batch before new ones get 429 / RESOURCE_EXHAUSTED",
+        parse=int,
+        minimum=0,
+    )
+    kv_cache_mb: int = setting(
+        _ram_mb(1 / 8, cap_mb=8192),
+        "memory for KV caches kept between requests, MiB",
+        parse=int,
+        minimum=1,
+        default_text="1/8 of RAM, at most 8192",
+    )
+    prefix_cache: bool = setting(
+        _ENGINE.prefix_cache,
+        "reuse KV caches across requests without a session id",
+        parse=parse_bool,
+    )
+    speculative: bool = setting(
+        _ENGINE.speculative,
+        "prompt-lookup speculative decoding for greedy requests decoding alone "
+        "(a request may still ask for it)",
+        parse=parse_bool,
+    )
+    keep_alive: float = setting(
+        _ENGINE.keep_alive,
+        "idle time before a model unloads: seconds, or 90s, 5m, 1h; negative: never",
+        parse=parse_duration,
+        default_text="5m",
+    )
+    model_memory_mb: int = setting(
+        _ram_mb(3 / 4),
+        "memory for loaded models; loading past it unloads the least recently used, MiB",
+        parse=int,
+        minimum=1,
+        default_text="3/4 of RAM",
+    )
+    max_loaded_models: int = setting(
+        _ENGINE.max_loaded_models,
+        "models loaded at once, 0 for no limit, 1 for one at a time",
+        parse=int,
+        minimum=0,
+    )
+    log_level: str = setting("info", "log level", choices=_LOG_LEVELS)
 
-    # CPU only: dequantize models to float32 when it fits (auto), always, or never.
-    float32: str = field(default_factory=lambda: os.environ.get("OSU_FLOAT32", "auto"))
-    # Sequences decoding together per model, and requests allowed to wait beyond them.
-    max_batch_size: int = field(
-        default_factory=lambda: int(os.environ.get("OSU_MAX_BATCH_SIZE", "16"))
-    )
-    max_queue: int = field(default_factory=lambda: int(os.environ.get("OSU_MAX_QUEUE", "64")))
-    # Memory for KV caches kept between requests (sessions and prefix reuse), in MiB.
-    kv_cache_mb: int = field(
-        default_factory=lambda: int(os.environ.get("OSU_KV_CACHE_MB", str(default_kv_cache_mb())))
-    )
-    prefix_cache: bool = field(default_factory=lambda: _env_bool("OSU_PREFIX_CACHE", True))
-    # Prompt-lookup speculative decoding for a greedy request decoding alone.
-    speculative: bool = field(default_factory=lambda: _env_bool("OSU_SPECULATIVE", True))
-    # Idle time before a model unloads (seconds; negative: never), like Ollama's keep_alive.
-    keep_alive: float = field(
-        default_factory=lambda: parse_duration(os.environ.get("OSU_KEEP_ALIVE", "5m"))
-    )
-    # Memory for loaded models' weights; loading past it unloads the least recently used.
-    model_memory_mb: int = field(
-        default_factory=lambda: int(
-            os.environ.get("OSU_MODEL_MEMORY_MB", str(default_model_memory_mb()))
+    @classmethod
+    def load(
+        cls, flags: Mapping[str, str | None] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Settings from flag values (by field name; None: not given) over the environment."""
+        environ = os.environ if environ is None else environ
+        return cls(**{f.name: value_of(f, flags or {}, environ) for f in dataclasses.fields(cls)})
+
+    def engine_options(self) -> EngineOptions:
+        return EngineOptions(
+            default_max_tokens=self.default_max_tokens,
+            float32=self.float32,
+            max_batch_size=self.max_batch_size,
+            max_queue=self.max_queue,
+            kv_cache_bytes=self.kv_cache_mb << 20,
+            prefix_cache=self.prefix_cache,
+            keep_alive=None if self.keep_alive < 0 else self.keep_alive,
+            model_memory_bytes=self.model_memory_mb << 20,
+            max_loaded_models=self.max_loaded_models,
+            speculative=self.speculative,
         )
-    )
-    # At most this many models loaded at once (0: as many as fit; 1: one at a time).
-    max_loaded_models: int = field(
-        default_factory=lambda: int(os.environ.get("OSU_MAX_LOADED_MODELS", "0"))
-    )
 
-    def __post_init__(self) -> None:
-        self.models_dir = Path(self.models_dir).expanduser()
-        self.cache_dir = Path(self.cache_dir).expanduser()
-        self.validate()
 
-    def validate(self) -> None:
-        """Refuse settings that make no sense, naming the setting (called again after flags)."""
-        if self.float32 not in FLOAT32_POLICIES:
-            raise InvalidArgument(
-                f"float32 must be one of {', '.join(FLOAT32_POLICIES)}, not {self.float32!r}"
-            )
-        for name in ("max_batch_size", "kv_cache_mb", "model_memory_mb"):
-            if getattr(self, name) < 1:
-                raise InvalidArgument(f"{name} must be at least 1")
-        if self.max_queue < 0 or self.max_loaded_models < 0:
-            raise InvalidArgument("max_queue and max_loaded_models must be 0 or more")
+def row_of(f: dataclasses.Field) -> Row:
+    return f.metadata["row"]
+
+
+def env_name(f: dataclasses.Field) -> str:
+    return row_of(f).env or ENV_PREFIX + f.name.upper()
+
+
+def flag_name(f: dataclasses.Field) -> str:
+    row = row_of(f)
+    if row.flag:
+        return row.flag
+    negated = row.parse is parse_bool and f.default is True
+    return ("--no-" if negated else "--") + f.name.replace("_", "-")
+
+
+def value_of(
+    f: dataclasses.Field, flags: Mapping[str, str | None], environ: Mapping[str, str]
+) -> Any:
+    """The flag's value if given, else the environment's, else the default."""
+    if flags.get(f.name) is not None:
+        return read(f, flags[f.name], flag_name(f))  # type: ignore[arg-type]
+    if env_name(f) in environ:
+        return read(f, environ[env_name(f)], env_name(f))
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def read(f: dataclasses.Field, text: str, source: str) -> Any:
+    """One value from text; `source` (the flag or env var) is named if it is bad."""
+    row = row_of(f)
+    try:
+        value = row.parse(text)
+    except ValueError as exc:
+        kind = getattr(row.parse, "__name__", "")
+        why = {"int": "must be a whole number", "float": "must be a number"}.get(kind, str(exc))
+        if row.choices:
+            why = f"must be one of {', '.join(row.choices)}"
+        raise SettingError(f"{source}={text!r}: {why}") from None
+    if row.choices and value not in row.choices:
+        raise SettingError(f"{source}={text!r}: must be one of {', '.join(row.choices)}")
+    if row.minimum is not None and value < row.minimum:
+        raise SettingError(f"{source}={text!r}: must be at least {row.minimum}")
+    if row.maximum is not None and value > row.maximum:
+        raise SettingError(f"{source}={text!r}: must be at most {row.maximum}")
+    return value
+
+
+def default_cache_dir() -> Path:
+    """Where downloads are cached (tests and bench share it with the server)."""
+    cache_dir = next(f for f in dataclasses.fields(Settings) if f.name == "cache_dir")
+    return value_of(cache_dir, {}, os.environ)

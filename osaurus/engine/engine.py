@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from osaurus.chat.reasoning import ReasoningSplitter
@@ -34,7 +33,8 @@ from osaurus.engine.constraints import (
 )
 from osaurus.engine.kv_store import KVCacheStore, Session
 from osaurus.engine.loaded_model import LoadedModel, load_model
-from osaurus.engine.precision import Float32Policy, estimate_memory
+from osaurus.engine.options import EngineOptions
+from osaurus.engine.precision import estimate_memory
 from osaurus.engine.request import Finished, GenerationEvent, GenerationRequest
 from osaurus.engine.residency import Residency, ResidencyPolicy, keep_alive_seconds
 from osaurus.engine.scheduler import ModelScheduler
@@ -54,21 +54,6 @@ from osaurus.models.registry import ModelRegistry, describe
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _UNSET: Any = object()
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    default_max_tokens: int = 2048
-    float32: Float32Policy = Float32Policy.AUTO
-    max_batch_size: int = 16  # sequences decoding together, per model
-    max_queue: int = 64  # requests waiting beyond those
-    kv_cache_bytes: int = 2 << 30  # budget for caches kept between requests
-    prefix_cache: bool = True
-    prefill_step: int | None = None  # None: by device (see scheduler.default_prefill_step)
-    keep_alive: float | None = 300.0  # seconds idle before a model unloads; None: never
-    model_memory_bytes: int = 16 << 30  # budget for loaded models' weights
-    max_loaded_models: int = 0  # 0: as many as the memory budget allows
-    speculative: bool = True  # prompt-lookup decoding for a greedy request decoding alone
 
 
 def _deliver(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 from osaurus.chat.stopping import end_of_turn_ids
 from osaurus.chat.template import RenderedPrompt, encode_prompt, render_chat
 from osaurus.engine.fast_layers import use_native_fast_ops
-from osaurus.engine.precision import Float32Policy, Precision, apply_precision_policy
+from osaurus.engine.options import Float32Policy
+from osaurus.engine.precision import Precision, apply_precision_policy
 from osaurus.engine.request import GenerationRequest
 from osaurus.errors import InvalidArgument, UnsupportedModel
 from osaurus.models.registry import ModelInfo

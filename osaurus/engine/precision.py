@@ -12,7 +12,6 @@ they are: Metal's quantized kernels are fast and memory bandwidth is what counts
 
 from __future__ import annotations
 
-import enum
 import logging
 import re
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from mlx_lm.utils import dequantize_model, get_total_parameters
 
 from osaurus.engine.fused_projections import fuse_projections
 from osaurus.engine.native import kernels
+from osaurus.engine.options import Float32Policy
 from osaurus.engine.quantized_layers import (
     SUPPORTED_BITS,
     SUPPORTED_GROUP_SIZES,
@@ -36,12 +36,6 @@ log = logging.getLogger(__name__)
 # auto: the float32 copy may take at most this share of RAM, and of the memory free at load.
 _RAM_SHARE = 0.25
 _AVAILABLE_SHARE = 0.5
-
-
-class Float32Policy(enum.StrEnum):
-    AUTO = "auto"
-    ALWAYS = "always"
-    NEVER = "never"
 
 
 @dataclass(frozen=True)

@@ -72,9 +72,11 @@ def test_bad_settings_fail_fast_naming_the_setting(tmp_path) -> None:
     serve = ("serve", "--models-dir", str(tmp_path), "--no-default-model")
     for extra, env, fragment in (
         (("--keep-alive", "soon"), {}, "not a duration"),
-        (("--max-queue", "-1"), {}, "max_queue"),
-        ((), {"OSU_FLOAT32": "sometimes"}, "float32 must be one of"),
-        (("--max-batch-size", "0"), {}, "max_batch_size"),
+        (("--max-queue", "-1"), {}, "--max-queue='-1': must be at least 0"),
+        ((), {"OSU_FLOAT32": "sometimes"}, "OSU_FLOAT32='sometimes': must be one of"),
+        ((), {"OSU_MAX_QUEUE": "abc"}, "OSU_MAX_QUEUE='abc': must be a whole number"),
+        ((), {"OSU_PREFIX_CACHE": "maybe"}, "OSU_PREFIX_CACHE='maybe'"),
+        (("--max-batch-size", "0"), {}, "--max-batch-size='0'"),
     ):
         result = subprocess.run(
             osaurus_command(*serve, *extra),

@@ -1,0 +1,117 @@
+"""Build and run the whole server: engine, gRPC server and REST bridge, in one process (`serve`),
+or the bridge alone pointed at a server (`bridge`). The only module of the core that imports
+rest_bridge; the CLI parses arguments and calls it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+
+from osaurus import __version__
+from osaurus.config import Settings
+from osaurus.models.registry import ModelRegistry
+
+log = logging.getLogger("osaurus")
+
+
+def serve(settings: Settings) -> None:
+    from osaurus.engine.blas import preload_blas
+
+    # Before anything imports mlx: MLX binds its BLAS at load time.
+    blas = preload_blas(settings.use_openblas)
+    if blas:
+        log.info("using OpenBLAS at %s", blas)
+    import mlx.core as mx
+
+    from osaurus.engine.native import status as kernel_status
+
+    # On the CPU, say once which kernel multiplies quantized weights (status() itself warns
+    # when it is MLX's slow one, and why).
+    if mx.default_device() == mx.cpu and kernel_status().available:
+        log.info("quantized matmul on the CPU: %s", kernel_status().describe())
+
+    from osaurus.models.default_model import ensure_default_model
+
+    registry = ModelRegistry(settings.models_dir)
+    if settings.default_model and registry.is_empty():
+        ensure_default_model(settings.models_dir, settings.cache_dir)
+    asyncio.run(_serve(settings, registry))
+
+
+async def _serve(settings: Settings, registry: ModelRegistry) -> None:
+    import uvicorn
+
+    from osaurus.engine.engine import Engine
+    from osaurus.server import start_grpc_server
+    from rest_bridge.app import create_app
+
+    # Bind the REST port first, so a busy port fails fast with a clear line, before any loading.
+    http_socket = bind_http_socket(settings.host, settings.http_port) if settings.http else None
+    engine = Engine(registry, settings.engine_options())
+    try:
+        grpc_server = await start_grpc_server(engine, settings.host, settings.grpc_port)
+    except OSError:
+        engine.shutdown()
+        raise
+    target = f"{settings.host}:{grpc_server.port}"
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    waiters = {asyncio.create_task(stop.wait())}
+    http_server = None
+    if http_socket is not None:
+        config = uvicorn.Config(
+            create_app(target),
+            host=settings.host,
+            port=settings.http_port,
+            log_level=_uvicorn_log_level(settings.log_level),
+        )
+        http_server = uvicorn.Server(config)
+        waiters.add(asyncio.create_task(http_server.serve(sockets=[http_socket])))
+    models = ", ".join(m.id for m in registry.list()) or "none"
+    print(
+        f"osaurus {__version__}: gRPC on {target}"
+        + (f", OpenAI API on http://{settings.host}:{settings.http_port}/v1" if http_server else "")
+        + f"; models in {settings.models_dir}: {models}",
+        flush=True,
+    )
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if http_server is not None:
+            http_server.should_exit = True
+        await asyncio.gather(*waiters, return_exceptions=True)
+        await grpc_server.stop()
+        engine.shutdown()
+
+
+def _uvicorn_log_level(level: str) -> str:
+    return "warning" if level == "info" else level  # uvicorn's info logs every request
+
+
+def bind_http_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen for HTTP on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def bridge(target: str, host: str, port: int, log_level: str) -> None:
+    import uvicorn
+
+    from rest_bridge.app import create_app
+
+    sock = bind_http_socket(host, port)
+    print(f"osaurus bridge: OpenAI API on http://{host}:{port}/v1 -> gRPC {target}", flush=True)
+    config = uvicorn.Config(create_app(target), log_level=log_level)
+    asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
