@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, TypeVar
 
 from osaurus.chat.reasoning import ReasoningSplitter
@@ -49,7 +50,8 @@ from osaurus.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from osaurus.models.registry import ModelRegistry, describe
+from osaurus.models.gguf_import import import_gguf
+from osaurus.models.registry import ModelInfo, ModelRegistry, describe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -262,6 +264,13 @@ class Engine:
             return self.registry.delete(resolved)
 
         return await self.call(unload_and_delete)
+
+    async def import_gguf(self, gguf_path: Path, name: str | None = None) -> ModelInfo:
+        """Convert a GGUF file into the models directory. The conversion runs MLX, so it runs
+        on the engine thread, between batch steps."""
+        models_dir = self.registry.models_dir
+        path = await self.call(import_gguf, gguf_path, models_dir, name)
+        return self.registry.get(path.relative_to(models_dir).as_posix().lower())
 
     @property
     def request_limit(self) -> int:

@@ -9,13 +9,14 @@ is complete: it is copied into a hidden staging directory, then renamed into pla
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fnmatch
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,12 @@ class PullProgress:
     current_file: str  # huggingface_hub aggregates files: "2 of 4 files done"
     bytes_per_second: float
     eta_seconds: float
+
+
+@dataclass(frozen=True)
+class Pulled:
+    path: Path
+    already_present: bool
 
 
 class Cancelled(Exception):
@@ -211,6 +218,34 @@ def pull(
         raise Cancelled
     _install(Path(snapshot), target)
     return target, False
+
+
+async def pull_events(
+    repo_id: str, models_dir: Path, revision: str | None = None
+) -> AsyncIterator[PullProgress | Pulled]:
+    """`pull` on a worker thread, as events for the event loop: progress reports, then `Pulled`.
+    Closing the iterator early (the client went away) stops the download."""
+    loop = asyncio.get_running_loop()
+    # Progress reports from the download thread, then the finished task itself.
+    events: asyncio.Queue[PullProgress | asyncio.Future] = asyncio.Queue()
+    cancelled = threading.Event()
+
+    def report(progress: PullProgress) -> None:
+        loop.call_soon_threadsafe(events.put_nowait, progress)
+
+    task = asyncio.ensure_future(
+        asyncio.to_thread(pull, repo_id, models_dir, report, cancelled, revision)
+    )
+    task.add_done_callback(events.put_nowait)
+    try:
+        while isinstance(item := await events.get(), PullProgress):
+            yield item
+        path, already = task.result()
+        yield Pulled(path, already)
+    finally:
+        cancelled.set()  # a no-op when done; else it stops huggingface_hub at its next chunk
+        with contextlib.suppress(BaseException):
+            await task
 
 
 def _install(snapshot: Path, target: Path) -> None:

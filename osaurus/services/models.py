@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
 from pathlib import Path
 
 import grpc
@@ -12,7 +10,6 @@ import grpc
 from osaurus.engine.engine import Engine
 from osaurus.errors import InvalidArgument
 from osaurus.models import hub
-from osaurus.models.gguf_import import import_gguf
 from osaurus.models.registry import ModelInfo
 from osaurus.services.grpc_errors import maps_errors
 from osaurus.services.timestamps import to_timestamp
@@ -99,45 +96,28 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
     async def PullModel(self, request: pb.PullModelRequest, context: grpc.aio.ServicerContext):
         if not request.repo_id:
             raise InvalidArgument("repo_id is required", field="repo_id")
-        loop = asyncio.get_running_loop()
-        # Progress reports from the download thread, then the finished task itself.
-        events: asyncio.Queue[hub.PullProgress | asyncio.Future] = asyncio.Queue()
-        cancelled = threading.Event()
-
-        def report(p: hub.PullProgress) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, p)
-
-        task = asyncio.ensure_future(
-            asyncio.to_thread(
-                hub.pull,
-                request.repo_id,
-                self.engine.registry.models_dir,
-                report,
-                cancelled,
-                request.revision or None,
-            )
-        )
-        task.add_done_callback(events.put_nowait)
+        models_dir = self.engine.registry.models_dir
+        events = hub.pull_events(request.repo_id, models_dir, request.revision or None)
         try:
-            while isinstance(p := await events.get(), hub.PullProgress):
-                yield pb.PullModelResponse(
-                    progress=pb.PullProgress(
-                        bytes_done=p.bytes_done,
-                        bytes_total=p.bytes_total,
-                        current_file=p.current_file,
-                        bytes_per_second=p.bytes_per_second,
-                        eta_seconds=p.eta_seconds,
+            async for event in events:
+                if isinstance(event, hub.PullProgress):
+                    yield pb.PullModelResponse(
+                        progress=pb.PullProgress(
+                            bytes_done=event.bytes_done,
+                            bytes_total=event.bytes_total,
+                            current_file=event.current_file,
+                            bytes_per_second=event.bytes_per_second,
+                            eta_seconds=event.eta_seconds,
+                        )
                     )
-                )
-            _, already = task.result()
+                else:
+                    info = self.engine.registry.get(hub.local_id(request.repo_id))
+                    done = pb.PullDone(
+                        model=self._to_proto(info), already_present=event.already_present
+                    )
+                    yield pb.PullModelResponse(done=done)
         finally:
-            cancelled.set()  # the client went away (or we are done): stop the download
-            with contextlib.suppress(BaseException):
-                await task
-        info = self.engine.registry.get(hub.local_id(request.repo_id))
-        yield pb.PullModelResponse(
-            done=pb.PullDone(model=self._to_proto(info), already_present=already)
-        )
+            await events.aclose()  # a cancelled RPC stops the download
 
     @maps_errors
     async def LoadModel(self, request: pb.LoadModelRequest, context: grpc.aio.ServicerContext):
@@ -157,10 +137,5 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
     async def ImportModel(self, request: pb.ImportModelRequest, context: grpc.aio.ServicerContext):
         if not request.gguf_path:
             raise InvalidArgument("gguf_path is required", field="gguf_path")
-        registry = self.engine.registry
-        # The conversion runs MLX, so it runs on the engine thread.
-        path = await self.engine.call(
-            import_gguf, Path(request.gguf_path), registry.models_dir, request.name or None
-        )
-        model_id = path.relative_to(registry.models_dir).as_posix().lower()
-        return pb.ImportModelResponse(model=self._to_proto(registry.get(model_id)))
+        info = await self.engine.import_gguf(Path(request.gguf_path), request.name or None)
+        return pb.ImportModelResponse(model=self._to_proto(info))
