@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 import grpc
 import openai
 
+from osaurus.client import open_aio_channel
 from osaurus.v1 import inference_pb2 as ipb
 from osaurus.v1 import inference_pb2_grpc
 
@@ -129,7 +130,7 @@ class GrpcClient:
     def __init__(self, name: str, target: str, model: str):
         self.name = name
         self.model = model
-        self.channel = grpc.aio.insecure_channel(target)
+        self.channel = open_aio_channel(target)
         self.stub = inference_pb2_grpc.InferenceServiceStub(self.channel)
 
     async def chat(

@@ -13,7 +13,6 @@ Only one server runs at a time: the machine has two cores.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,16 +22,11 @@ from pathlib import Path
 
 import httpx
 
+from osaurus.child_server import ChildServer, free_port, spawn
 from osaurus.engine.blas import find_openblas
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / ".work"  # models and logs; not committed
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -43,6 +37,7 @@ class Server:
     process: subprocess.Popen
     started_at: float  # time.perf_counter() at spawn, for cold start
     grpc_target: str = ""
+    child: ChildServer | None = None  # osaurus: started and waited for as the tests do
 
 
 def prepare_models() -> tuple[Path, Path, Path]:
@@ -106,7 +101,10 @@ def _wait_ready(server: Server, timeout: float = 300) -> None:
 @contextmanager
 def running(server: Server):
     try:
-        _wait_ready(server)
+        if server.child is not None:
+            server.child.wait_ready(timeout=300)
+        else:
+            _wait_ready(server)
         yield server
     finally:
         server.process.terminate()
@@ -117,26 +115,23 @@ def running(server: Server):
 
 
 def osaurus(models: Path, model: str, name: str = "osaurus", *flags: str) -> Server:
-    http, grpc_port = free_port(), free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "osaurus",
-        "serve",
-        "--models-dir",
-        str(models),
+    child = spawn(
+        models,
+        WORK / f"{name}.log",
         "--no-default-model",
-        "--http-port",
-        str(http),
-        "--grpc-port",
-        str(grpc_port),
         "--log-level",
         "warning",
         *flags,
-    ]
-    process, started = _spawn(name, command, dict(os.environ, HF_HUB_OFFLINE="1"))
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+    )
     return Server(
-        name, f"http://127.0.0.1:{http}/v1", model, process, started, f"127.0.0.1:{grpc_port}"
+        name,
+        f"{child.http_url}/v1",
+        model,
+        child.process,
+        child.started_at,
+        child.grpc_target,
+        child,
     )
 
 

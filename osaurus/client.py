@@ -28,12 +28,12 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def channel(target: str) -> grpc.Channel:
+def open_channel(target: str) -> grpc.Channel:
     """A blocking channel to the server at HOST:PORT."""
     return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
 
 
-def aio_channel(target: str) -> grpc.aio.Channel:
+def open_aio_channel(target: str) -> grpc.aio.Channel:
     """An asyncio channel to the server at HOST:PORT."""
     return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from osaurus import __version__
-from osaurus.client import Stubs, aio_channel
+from osaurus.client import Stubs, open_aio_channel
 from rest_bridge import health
 from rest_bridge.errors import BridgeError, unexpected_error
 from rest_bridge.openai import errors as openai_errors
@@ -21,7 +21,7 @@ from rest_bridge.openai import routes as openai_routes
 def create_app(target: str) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        channel = aio_channel(target)
+        channel = open_aio_channel(target)
         app.state.clients = Stubs.over(target, channel)
         app.state.target = target
         try:

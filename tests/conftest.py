@@ -21,8 +21,10 @@ from osaurus.engine.blas import preload_blas
 
 preload_blas()  # before any test imports mlx, as `osaurus serve` does
 
-from helpers import ServerProcess, start_server, stop_server  # noqa: E402
+from helpers import start_server  # noqa: E402
 
+from osaurus.child_server import ChildServer  # noqa: E402
+from osaurus.client import open_channel  # noqa: E402
 from osaurus.models.default_model import MODEL_ID, ensure_default_model, fetch_gguf  # noqa: E402
 
 
@@ -45,18 +47,18 @@ def model_id() -> str:
 
 
 @pytest.fixture(scope="session")
-def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChildServer]:
     """One real `osaurus serve` (gRPC + REST) for the whole e2e suite."""
     running = start_server(
         models_dir, tmp_path_factory.mktemp("logs") / "server.log", "--no-default-model"
     )
     yield running
-    stop_server(running)
+    running.stop()
 
 
 @pytest.fixture(scope="session")
-def channel(server: ServerProcess) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(server.grpc_target) as ch:
+def channel(server: ChildServer) -> Iterator[grpc.Channel]:
+    with open_channel(server.grpc_target) as ch:
         yield ch
 
 

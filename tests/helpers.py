@@ -1,89 +1,24 @@
-"""Start and stop a real `osaurus serve` process on free ports (used by conftest and e2e tests)."""
+"""Helpers of the e2e tests: real servers (osaurus.child_server) and what they kept."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from osaurus.child_server import ChildServer, free_port, osaurus_command, start
 from osaurus.config import default_cache_dir
 
-SERVER_START_TIMEOUT = 120.0
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class ServerProcess:
-    process: subprocess.Popen
-    grpc_target: str
-    http_url: str
-    models_dir: Path
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def start_server(models_dir: Path, log_path: Path, *extra: str) -> ServerProcess:
-    grpc_port, http_port = free_port(), free_port()
+def start_server(models_dir: Path, log_path: Path, *extra: str) -> ChildServer:
+    """A real `osaurus serve` sharing the test model's download cache, once it answers."""
     env = {**os.environ, "OSU_CACHE_DIR": str(default_cache_dir())}
-    log_file = open(log_path, "w")  # noqa: SIM115 - the child process owns it
-    process = subprocess.Popen(
-        osaurus_command(
-            "serve",
-            "--grpc-port",
-            str(grpc_port),
-            "--http-port",
-            str(http_port),
-            "--models-dir",
-            str(models_dir),
-            *extra,
-        ),
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    server = ServerProcess(
-        process, f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}", models_dir, log_path
-    )
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"osaurus serve exited early:\n{server.log()}")
-        try:
-            if httpx.get(f"{server.http_url}/health", timeout=1).json().get("grpc_reachable"):
-                return server
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"osaurus serve did not become healthy:\n{server.log()}")
-
-
-def stop_server(server: ServerProcess) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-
-
-def osaurus_command(*args: str) -> list[str]:
-    """argv for the `osaurus` CLI in this interpreter."""
-    return [sys.executable, "-m", "osaurus", *args]
+    return start(models_dir, log_path, *extra, env=env)
 
 
 @contextlib.contextmanager

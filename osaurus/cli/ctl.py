@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from osaurus.client import DEFAULT_TARGET, Stubs, channel
+from osaurus.client import DEFAULT_TARGET, Stubs, open_channel
 from osaurus.durations import parse_duration
 from osaurus.v1 import inference_pb2, model_pb2, session_pb2, system_pb2
 
@@ -69,7 +69,7 @@ class Ctl:
     def __init__(self, target: str, as_json: bool):
         self.target = target
         self.as_json = as_json
-        stubs = Stubs.over(target, channel(target))
+        stubs = Stubs.over(target, open_channel(target))
         self.models = stubs.models
         self.inference = stubs.inference
         self.system = stubs.system

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from helpers import free_port
+from osaurus.child_server import free_port
 
 
 def ctl(server, *args: str, target: str | None = None) -> subprocess.CompletedProcess:

@@ -13,8 +13,10 @@ from pathlib import Path
 import grpc
 import pytest
 from fake_hub import FakeHub, repo_from_directory
-from helpers import ServerProcess, start_server, stop_server
+from helpers import start_server
 
+from osaurus.child_server import ChildServer
+from osaurus.client import open_channel
 from osaurus.v1 import inference_pb2 as ipb
 from osaurus.v1 import inference_pb2_grpc, model_pb2, model_pb2_grpc
 
@@ -32,7 +34,7 @@ def hub(models_dir: Path, model_id: str) -> Iterator[FakeHub]:
 
 
 @pytest.fixture
-def hub_server(hub: FakeHub, tmp_path: Path) -> Iterator[ServerProcess]:
+def hub_server(hub: FakeHub, tmp_path: Path) -> Iterator[ChildServer]:
     os.environ["HF_ENDPOINT"] = hub.endpoint  # the server inherits these
     os.environ["HF_HUB_CACHE"] = str(tmp_path / "hf-cache")
     os.environ.pop("HF_HUB_OFFLINE", None)
@@ -42,11 +44,11 @@ def hub_server(hub: FakeHub, tmp_path: Path) -> Iterator[ServerProcess]:
         os.environ["HF_HUB_OFFLINE"] = "1"
         del os.environ["HF_ENDPOINT"], os.environ["HF_HUB_CACHE"]
     yield server
-    stop_server(server)
+    server.stop()
 
 
-def stub(server: ServerProcess) -> model_pb2_grpc.ModelServiceStub:
-    return model_pb2_grpc.ModelServiceStub(grpc.insecure_channel(server.grpc_target))
+def stub(server: ChildServer) -> model_pb2_grpc.ModelServiceStub:
+    return model_pb2_grpc.ModelServiceStub(open_channel(server.grpc_target))
 
 
 def test_search_reports_sizes_compatibility_and_suggestions(hub_server, models_dir, model_id):
@@ -72,9 +74,7 @@ def test_pull_streams_progress_then_the_model_generates(hub_server, hub) -> None
     done = events[-1].done
     assert done.model.id == REPO.lower() and not done.already_present
 
-    inference = inference_pb2_grpc.InferenceServiceStub(
-        grpc.insecure_channel(hub_server.grpc_target)
-    )
+    inference = inference_pb2_grpc.InferenceServiceStub(open_channel(hub_server.grpc_target))
     request = ipb.GenerateRequest(
         model=REPO.lower(),
         chat=ipb.Chat(
@@ -144,10 +144,10 @@ def test_an_unreachable_hub_is_unavailable(tmp_path: Path) -> None:
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "cannot reach Hugging Face" in info.value.details()
     finally:
-        stop_server(server)
+        server.stop()
 
 
-def ctl(server: ServerProcess, *args: str) -> subprocess.CompletedProcess:
+def ctl(server: ChildServer, *args: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "osaurus.cli.ctl", "--target", server.grpc_target, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 

@@ -8,13 +8,15 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from helpers import ServerProcess, start_server, stop_server
+from helpers import start_server
+
+from osaurus.child_server import ChildServer
 
 COUNTING = [{"role": "user", "content": "Write the numbers from 1 to 1000, one per line."}]
 
 
 @pytest.fixture(scope="module")
-def tiny_server(models_dir, tmp_path_factory) -> Iterator[ServerProcess]:
+def tiny_server(models_dir, tmp_path_factory) -> Iterator[ChildServer]:
     running = start_server(
         models_dir,
         tmp_path_factory.mktemp("logs") / "tiny.log",
@@ -25,7 +27,7 @@ def tiny_server(models_dir, tmp_path_factory) -> Iterator[ServerProcess]:
         "0",
     )
     yield running
-    stop_server(running)
+    running.stop()
 
 
 def test_a_request_past_the_limit_gets_429_at_once(tiny_server, model_id) -> None:

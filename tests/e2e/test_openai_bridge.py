@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 
-import grpc
 import httpx
 import openai
 import pytest
 from helpers import kept_tokens, wait_until_idle
+
+from osaurus.client import open_channel
 
 QUESTION = [{"role": "user", "content": "Name the capital of France."}]
 ANSWER = "The capital of France is Paris."
@@ -251,7 +252,7 @@ def test_client_disconnect_mid_stream_frees_the_engine(server, model_id) -> None
             seen += line.startswith("data: ")
             if seen >= 3:
                 break
-    with grpc.insecure_channel(server.grpc_target) as channel:
+    with open_channel(server.grpc_target) as channel:
         assert wait_until_idle(channel, within=60)
         # Were the disconnect ignored, the session would hold the prompt and 1000 tokens.
         assert 0 < kept_tokens(channel, "disconnect") < 500
@@ -263,7 +264,7 @@ def test_keep_alive_zero_unloads_the_model_after_the_request(client, server, mod
     client.chat.completions.create(
         model=model_id, messages=QUESTION, max_tokens=2, extra_body={"keep_alive": 0}
     )
-    with grpc.insecure_channel(server.grpc_target) as channel:
+    with open_channel(server.grpc_target) as channel:
         models = model_pb2_grpc.ModelServiceStub(channel)
         for _ in range(50):
             if not models.GetModel(model_pb2.GetModelRequest(id=model_id)).model.loaded:

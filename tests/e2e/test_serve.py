@@ -7,7 +7,9 @@ import subprocess
 
 import httpx
 import openai
-from helpers import free_port, osaurus_command, running_bridge, start_server, stop_server
+from helpers import running_bridge, start_server
+
+from osaurus.child_server import free_port, osaurus_command
 
 QUESTION = [{"role": "user", "content": "Name the capital of France."}]
 
@@ -22,7 +24,7 @@ def test_serve_fetches_the_default_model_into_an_empty_dir(tmp_path, gguf_path, 
         assert [m.id for m in client.models.list().data] == [model_id]
         assert "importing" in server.log()
     finally:
-        stop_server(server)
+        server.stop()
     assert server.process.returncode == 0  # SIGTERM is a clean shutdown
 
 

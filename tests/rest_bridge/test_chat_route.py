@@ -9,7 +9,7 @@ import grpc
 import httpx
 import pytest
 
-from osaurus.client import Stubs, aio_channel
+from osaurus.client import Stubs, open_aio_channel
 from osaurus.services.grpc_errors import rich_status
 from osaurus.v1 import inference_pb2 as pb
 from osaurus.v1 import inference_pb2_grpc
@@ -58,7 +58,7 @@ async def bridge():
     await server.start()
     target = f"127.0.0.1:{port}"
     app = create_app(target)
-    channel = aio_channel(target)
+    channel = open_aio_channel(target)
     app.state.clients = Stubs.over(target, channel)  # what the lifespan does
     app.state.target = target
     transport = httpx.ASGITransport(app=app)
