@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/osaurus/v1/*.proto)
 
-.PHONY: setup serve test bench lint proto proto-check buf-lint check clean
+.PHONY: setup serve test test-unit bench lint proto proto-check buf-lint check clean
 
 KERNEL := osaurus/engine/native/_kernels.mlx-version
 KERNEL_SRC := $(wildcard osaurus/engine/native/*.cpp osaurus/engine/native/*.h) \
@@ -32,6 +32,10 @@ serve: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The fast part: no real model, no server process (seconds; see the e2e marker in tests/conftest.py).
+test-unit: setup
+	$(BIN)/python -m pytest -q -m "not e2e"
 
 # osaurus beside llama.cpp's llama-server and mlx_lm.server, in one run: bench/README.md.
 bench: setup

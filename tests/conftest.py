@@ -27,6 +27,18 @@ from osaurus.child_server import ChildServer  # noqa: E402
 from osaurus.client import open_channel  # noqa: E402
 from osaurus.models.default_model import MODEL_ID, ensure_default_model, fetch_gguf  # noqa: E402
 
+# Fixtures that need the real test model (fetched and imported once per run).
+REAL_MODEL_FIXTURES = {"gguf_path", "models_dir", "server", "channel", "scratch_models_dir"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark as e2e every test that starts a real server or uses the real model, so that
+    `make test-unit` (-m "not e2e") runs the rest alone."""
+    for item in items:
+        in_e2e = "e2e" in Path(str(item.path)).parts
+        if in_e2e or REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture(scope="session")
 def gguf_path() -> Path:

@@ -159,30 +159,6 @@ def test_unknown_model_is_404_model_not_found(client) -> None:
         assert "gpt-4o" in err["message"]
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "param"),
-    [
-        ({"temperature": 2.5}, "temperature"),
-        ({"top_p": -0.1}, "top_p"),
-        ({"n": 2}, "n"),
-        ({"max_tokens": 0}, "max_tokens"),
-        ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
-        ({"messages": []}, "messages"),
-        ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
-        ({"stop": 5}, "stop"),
-        ({"stop": ""}, "stop"),
-        ({"stream_options": {"include_usage": True}}, "stream_options"),
-    ],
-)
-def test_invalid_values_are_400_naming_the_param(client, model_id, kwargs, param) -> None:
-    args = {"model": model_id, "messages": QUESTION, **kwargs}
-    with pytest.raises(openai.BadRequestError) as info:
-        client.chat.completions.create(**args)
-    assert info.value.status_code == 400
-    assert info.value.body["param"] == param
-    assert info.value.body["type"] == "invalid_request_error"
-
-
 def test_context_length_exceeded_is_400(client, model_id) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(
@@ -190,35 +166,6 @@ def test_context_length_exceeded_is_400(client, model_id) -> None:
         )
     assert info.value.body["code"] == "context_length_exceeded"
     assert "8192" in info.value.body["message"]
-
-
-def test_raw_http_errors_are_openai_shaped(server, model_id) -> None:
-    url = f"{server.http_url}/v1/chat/completions"
-    bad_json = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})
-    assert bad_json.status_code == 400 and "JSON" in bad_json.json()["error"]["message"]
-    wrong_type = httpx.post(
-        url, json={"model": model_id, "messages": QUESTION, "temperature": "hot"}
-    )
-    assert wrong_type.status_code == 400 and wrong_type.json()["error"]["param"] == "temperature"
-    missing = httpx.post(url, json={"messages": QUESTION})
-    assert missing.status_code == 400 and missing.json()["error"]["param"] == "model"
-    not_object = httpx.post(url, json=[1, 2])
-    assert not_object.status_code == 400
-    unknown_route = httpx.get(f"{server.http_url}/v1/nothing")
-    assert unknown_route.status_code == 404 and "error" in unknown_route.json()
-    # Unknown fields are ignored, as OpenAI-compatible servers do.
-    ok = httpx.post(
-        url,
-        json={
-            "model": model_id,
-            "messages": QUESTION,
-            "max_tokens": 2,
-            "frobnicate": True,
-            "logit_bias": {},
-        },
-        timeout=60,
-    )
-    assert ok.status_code == 200
 
 
 def test_sse_wire_format(server, model_id) -> None:

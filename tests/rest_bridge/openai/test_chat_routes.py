@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 
 import grpc
-import httpx
 import pytest
+from bridge_helpers import bridge_over
 
-from osaurus.client import Stubs, open_aio_channel
 from osaurus.services.grpc_errors import rich_status
 from osaurus.v1 import inference_pb2 as pb
 from osaurus.v1 import inference_pb2_grpc
-from rest_bridge.app import create_app
 
 
 class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
@@ -52,20 +50,8 @@ class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
 @pytest.fixture
 async def bridge():
     fake = FakeInference()
-    server = grpc.aio.server()
-    inference_pb2_grpc.add_InferenceServiceServicer_to_server(fake, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    target = f"127.0.0.1:{port}"
-    app = create_app(target)
-    channel = open_aio_channel(target)
-    app.state.clients = Stubs.over(target, channel)  # what the lifespan does
-    app.state.target = target
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
+    async with bridge_over(fake) as client:
         yield client, fake
-    await channel.close()
-    await server.stop(0)
 
 
 def _body(model: str, **extra) -> dict:
