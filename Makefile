@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/osaurus/v1/*.proto)
 
-.PHONY: setup serve test test-unit bench lint proto proto-check buf-lint check clean
+.PHONY: setup serve test test-unit bench lint typecheck proto proto-check buf-lint check clean
 
 KERNEL := osaurus/engine/native/_kernels.mlx-version
 KERNEL_SRC := $(wildcard osaurus/engine/native/*.cpp osaurus/engine/native/*.h) \
@@ -46,6 +46,10 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# mypy on osaurus/ and rest_bridge/ (settings in pyproject.toml; the generated code excluded).
+typecheck: setup
+	$(BIN)/mypy
+
 proto: setup
 	$(BIN)/python -m grpc_tools.protoc -I proto --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
 
@@ -54,11 +58,13 @@ proto-check: proto
 	git diff --exit-code -- osaurus/v1 || (echo "osaurus/v1 is stale: run make proto and commit" && exit 1)
 	test -z "$$(git status --porcelain -- osaurus/v1)" || (echo "untracked generated files in osaurus/v1" && exit 1)
 
+# Pinned: a new buf release may add lint rules.
+BUF_VERSION := 1.75.0
 buf-lint:
-	cd proto && npx --yes @bufbuild/buf lint
+	cd proto && npx --yes @bufbuild/buf@$(BUF_VERSION) lint
 
-check: lint proto-check buf-lint
+check: lint typecheck proto-check buf-lint
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache osaurus/engine/native/build
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache osaurus/engine/native/build
 	rm -f osaurus/engine/native/_kernels*.so $(KERNEL)

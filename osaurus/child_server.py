@@ -60,7 +60,8 @@ class ChildServer:
 
     def _answers(self, health: health_pb2_grpc.HealthStub) -> bool:
         try:
-            reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+            # types-grpcio-health-checking's HealthStub lists no methods.
+            reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1)  # type: ignore[attr-defined]
             if reply.status != health_pb2.HealthCheckResponse.SERVING:
                 return False
             if not self.http_url:

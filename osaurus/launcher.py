@@ -8,6 +8,7 @@ import asyncio
 import logging
 import signal
 import socket
+from typing import Any
 
 from osaurus import __version__
 from osaurus.config import Settings
@@ -61,7 +62,7 @@ async def _serve(settings: Settings, registry: ModelRegistry) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    waiters = {asyncio.create_task(stop.wait())}
+    waiters: set[asyncio.Task[Any]] = {asyncio.create_task(stop.wait())}
     http_server = None
     if http_socket is not None:
         config = uvicorn.Config(

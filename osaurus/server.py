@@ -10,6 +10,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from osaurus.engine.engine import Engine
+from osaurus.engine.native import mlx_version
 from osaurus.services.inference import InferenceServicer
 from osaurus.services.models import ModelServicer
 from osaurus.services.sessions import SessionServicer
@@ -57,7 +58,7 @@ class RunningServer:
 def _mlx_identity() -> tuple[str, str]:
     import mlx.core as mx
 
-    return mx.default_device().type.name, mx.__version__
+    return mx.default_device().type.name, mlx_version()
 
 
 async def start_grpc_server(engine: Engine, host: str, port: int) -> RunningServer:

@@ -71,7 +71,7 @@ def from_grpc_error(error: grpc.aio.AioRpcError, target: str = "") -> BridgeErro
     code = error.code()
     message = error.details() or code.name
     field, reason = None, None
-    rich = rpc_status.from_call(error)
+    rich = rpc_status.from_call(error)  # type: ignore[arg-type]  # an aio error is a Call too
     if rich is not None:
         for detail in rich.details:
             info = error_details_pb2.ErrorInfo()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import grpc
 
@@ -58,7 +59,7 @@ class Generation:
     async def events(self) -> AsyncIterator[pb.GenerateResponse]:
         """The events after `started`; a gRPC error after the start is raised from here."""
         while (message := await self.call.read()) is not grpc.aio.EOF:
-            yield message
+            yield cast(pb.GenerateResponse, message)  # the stubs type EOF as object
 
     async def collect(self) -> GenerationResult:
         text: list[str] = []

@@ -188,6 +188,7 @@ class Ctl:
             call.cancel()
             errors.print(f"osaurus-ctl: pull of {args.repo} cancelled", highlight=False)
             sys.exit(130)
+        assert done is not None  # the stream ends with `done`, or with an error status
         if self.as_json:
             return _print_json(_dict(done))
         if done.already_present:

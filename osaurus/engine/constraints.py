@@ -116,7 +116,7 @@ class GrammarConstraint:
 
     def __call__(self, tokens: mx.array, logits: mx.array) -> mx.array:
         if self._started:
-            self.matcher.consume_token(int(tokens[-1].item()))
+            self.matcher.consume_token(int(tokens[-1].item()))  # type: ignore[arg-type]
         self._started = True
         if self.matcher.is_error():
             raise InternalError(f"constrained decoding failed: {self.matcher.get_error()}")

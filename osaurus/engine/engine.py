@@ -28,6 +28,7 @@ from osaurus.chat.template import TRANSCRIPT_STOPS
 from osaurus.chat.tool_stream import AutoCallStream
 from osaurus.chat.tools import validate_tool_request
 from osaurus.engine.constraints import (
+    GrammarConstraint,
     check_tool_schemas,
     compile_constraint,
     compile_tool_constraint,
@@ -401,11 +402,11 @@ class Engine:
         if tools:  # every declared schema must compile, whatever the choice
             check_tool_schemas(tools, lm.grammar_tokenizer)
         if tools and choice.forced:  # the grammar writes calls in the format the reader streams
-            constraint = compile_tool_constraint(
+            tool_constraint = compile_tool_constraint(
                 tools, choice, request.parallel_tool_calls, lm.grammar_tokenizer
             )
-            return constraint, AutoCallStream(tools)
-        constraint = None
+            return tool_constraint, AutoCallStream(tools)
+        constraint: GrammarConstraint | None = None
         if request.response_format is not None:
             constraint = compile_constraint(request.response_format, lm.grammar_tokenizer)
         if tools and choice.mode == "auto":

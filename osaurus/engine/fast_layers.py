@@ -23,17 +23,17 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx_lm.models.rope_utils import Llama3RoPE
 
-from osaurus.engine.native import kernels
+from osaurus.engine.native import kernels, loaded_kernels
 
 
 class NativeRMSNorm(nn.RMSNorm):
     def __call__(self, x: mx.array) -> mx.array:
-        return kernels().rms_norm(x, self["weight"], self.eps)
+        return loaded_kernels().rms_norm(x, self["weight"], self.eps)
 
 
 class NativeRoPE(nn.RoPE):
     def __call__(self, x: mx.array, offset: int | mx.array = 0) -> mx.array:
-        return kernels().rope(
+        return loaded_kernels().rope(
             x,
             self.dims,
             traditional=self.traditional,
@@ -45,7 +45,7 @@ class NativeRoPE(nn.RoPE):
 
 class NativeLlama3RoPE(Llama3RoPE):
     def __call__(self, x: mx.array, offset: int | mx.array = 0) -> mx.array:
-        return kernels().rope(
+        return loaded_kernels().rope(
             x,
             self.dims,
             traditional=self.traditional,
@@ -56,7 +56,11 @@ class NativeLlama3RoPE(Llama3RoPE):
         )
 
 
-_NATIVE_CLASS = {nn.RMSNorm: NativeRMSNorm, nn.RoPE: NativeRoPE, Llama3RoPE: NativeLlama3RoPE}
+_NATIVE_CLASS: dict[type, type] = {
+    nn.RMSNorm: NativeRMSNorm,
+    nn.RoPE: NativeRoPE,
+    Llama3RoPE: NativeLlama3RoPE,
+}
 
 
 def native_attention(original: Callable) -> Callable:
@@ -71,12 +75,13 @@ def native_attention(original: Callable) -> Callable:
             and (mask is None or causal or isinstance(mask, mx.array))
             and mx.default_device() == mx.cpu
         ):
-            return kernels().attention(
+            return loaded_kernels().attention(
                 queries, keys, values, scale=scale, causal=causal, mask=None if causal else mask
             )
         return original(queries, keys, values, cache, scale, mask, sinks)
 
-    scaled_dot_product_attention.osaurus_original = original
+    # Marks the wrapper (so a model file is not wrapped twice) and keeps what it wraps.
+    scaled_dot_product_attention.osaurus_original = original  # type: ignore[attr-defined]
     return scaled_dot_product_attention
 
 
@@ -86,8 +91,8 @@ def _use_native_attention(model: nn.Module) -> int:
     for name in {type(m).__module__ for _, m in model.named_modules()}:
         source = sys.modules.get(name)
         function = getattr(source, "scaled_dot_product_attention", None)
-        if callable(function) and not hasattr(function, "osaurus_original"):
-            source.scaled_dot_product_attention = native_attention(function)
+        if source is not None and callable(function) and not hasattr(function, "osaurus_original"):
+            source.scaled_dot_product_attention = native_attention(function)  # type: ignore[attr-defined]
             replaced += 1
     return replaced
 

@@ -42,7 +42,7 @@ class NativeFusedLinear(NativeQuantizedLinear):
     _product: _Product
 
     def __call__(self, x: mx.array) -> mx.array:
-        parts = mx.split(super().__call__(x), self._product.offsets, axis=-1)
+        parts: list[mx.array] = mx.split(super().__call__(x), self._product.offsets, axis=-1)  # type: ignore[assignment]
         self._product.x, self._product.parts = x, parts
         return parts[0]
 

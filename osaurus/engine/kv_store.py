@@ -103,8 +103,11 @@ class KVCacheStore:
                 return Lease(model, cache, reused, held_session)
         return Lease(model, None, 0, held_session)
 
-    def checkin(self, lease: Lease, tokens: list[int], cache: KVCache | None) -> None:
-        """Keep a finished request's cache (holding `tokens`), then fit the budget."""
+    def checkin(self, lease: Lease | None, tokens: list[int], cache: KVCache | None) -> None:
+        """Keep a finished request's cache (holding `tokens`), then fit the budget. (A request
+        that failed before it got a lease has nothing to give back.)"""
+        if lease is None:
+            return
         session = self._sessions.get(lease.session_id) if lease.session_id else None
         if session is not None and session.in_use:
             session.in_use = False

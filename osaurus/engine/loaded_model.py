@@ -55,7 +55,7 @@ def load_model(info: ModelInfo, float32: Float32Policy = Float32Policy.AUTO) -> 
 
     start = time.perf_counter()
     try:
-        model, tokenizer = load(str(info.path))
+        model, tokenizer = load(str(info.path))[:2]
     except ValueError as exc:  # mlx-lm's way of saying "unknown model type" and the like
         raise UnsupportedModel(f"cannot load model {info.id!r}: {exc}", field="model") from exc
     except FileNotFoundError as exc:
@@ -69,5 +69,5 @@ def load_model(info: ModelInfo, float32: Float32Policy = Float32Policy.AUTO) -> 
         stop_token_ids=end_of_turn_ids(tokenizer),
         load_seconds=time.perf_counter() - start,
         precision=precision,
-        memory_bytes=sum(p.nbytes for _, p in tree_flatten(model.parameters())),
+        memory_bytes=sum(p.nbytes for _, p in tree_flatten(model.parameters())),  # type: ignore[str-unpack,union-attr]
     )

@@ -22,7 +22,7 @@ import psutil
 from mlx_lm.utils import dequantize_model, get_total_parameters
 
 from osaurus.engine.fused_projections import fuse_projections
-from osaurus.engine.native import kernels
+from osaurus.engine.native import kernels, loaded_kernels
 from osaurus.engine.options import Float32Policy
 from osaurus.engine.quantized_layers import (
     SUPPORTED_BITS,
@@ -105,7 +105,7 @@ def apply_precision_policy(model: Any, policy: Float32Policy) -> Precision:
         if native and use_native_kernels(model):
             compute_in_float32(model)
             fuse_projections(model)
-            return Precision(stored, kernel=f"osaurus {kernels().simd()}")
+            return Precision(stored, kernel=f"osaurus {loaded_kernels().simd()}")
         return Precision(stored, kernel="mlx")
     dequantize_model(model)  # mlx-lm's: quantized layers become plain Linear/Embedding
     model.set_dtype(mx.float32)
@@ -122,7 +122,7 @@ def estimate_memory(info: Any, policy: Float32Policy) -> int:
     bits = int(match[1]) + 32 / int(match[2]) if match else 16
     on_cpu = mx.default_device() == mx.cpu
     expanded = int(size * 32 / bits)
-    native = bool(match) and native_kernel_fits(int(match[1]), int(match[2]))
+    native = match is not None and native_kernel_fits(int(match[1]), int(match[2]))
     if policy is Float32Policy.ALWAYS or (
         policy is Float32Policy.AUTO and should_use_float32(expanded // 4, policy, on_cpu, native)
     ):

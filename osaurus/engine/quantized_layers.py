@@ -18,7 +18,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-from osaurus.engine.native import kernels
+from osaurus.engine.native import kernels, loaded_kernels
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ KERNEL = "auto"
 
 def _native_matmul(module: Any, x: mx.array) -> mx.array:
     """x @ dequant(module.weight).T on the native kernel (the layer's own quantization)."""
-    return kernels().quantized_matmul(
+    return loaded_kernels().quantized_matmul(
         x,
         module["weight"],
         module["scales"],

@@ -160,6 +160,7 @@ class ModelScheduler:
         self._solo = (seq, PromptLookupDecoder(self.lm.model, cache, tokens, pending))
 
     def _solo_step(self) -> None:
+        assert self._solo is not None  # called in solo mode only
         seq, decoder = self._solo
         if seq.cancelled.is_set():
             seq.finish("cancelled")
@@ -175,6 +176,7 @@ class ModelScheduler:
                 return self._end_solo()
 
     def _end_solo(self) -> None:
+        assert self._solo is not None  # called in solo mode only
         seq, decoder = self._solo
         self._solo = None
         log.debug("prompt lookup: kept %d of %d draft tokens", decoder.accepted, decoder.drafted)
@@ -182,6 +184,7 @@ class ModelScheduler:
 
     def _rejoin(self) -> None:
         """Back into the batch: the pending token is the prompt that resumes the sequence."""
+        assert self._solo is not None  # called in solo mode only
         seq, decoder = self._solo
         self._solo = None
         try:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from osaurus.chat.reasoning import REASONING, ReasoningSplitter
 from osaurus.chat.stopping import StopStringFilter
@@ -39,7 +40,7 @@ class Sequence:
     prompt: list[int]
     max_tokens: int
     stops: list[str]
-    detokenizer: object  # mlx-lm's streaming detokenizer, one per sequence
+    detokenizer: Any  # mlx-lm's streaming detokenizer, one per sequence
     emit: Emit
     cancelled: threading.Event
     received_at: float  # time.perf_counter() when the request arrived

@@ -81,7 +81,7 @@ class PromptLookupDecoder:
         draft = self._index.draft(self.draft_length)
         inputs = mx.array([[self.pending, *draft]])
         logits = self.model(inputs, cache=self.cache)
-        chosen = mx.argmax(logits[0], axis=-1).tolist()
+        chosen: list[int] = mx.argmax(logits[0], axis=-1).tolist()  # type: ignore[assignment]
         kept = 0
         while kept < len(draft) and chosen[kept] == draft[kept]:
             kept += 1

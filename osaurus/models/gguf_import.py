@@ -174,7 +174,7 @@ def _read_tensors(gguf_path: Path, reader) -> Iterator[tuple[str, Any]]:
 
     if all(t.tensor_type.name in MLX_EXACT_TYPES for t in reader.tensors):
         try:
-            yield from mx.load(str(gguf_path)).items()
+            yield from mx.load(str(gguf_path)).items()  # type: ignore[union-attr]  # a dict for GGUF
         except Exception as exc:  # MLX raises plain RuntimeError/ValueError on a broken file
             raise InvalidArgument(
                 f"cannot read GGUF file {gguf_path}: {exc}", field="gguf_path"
@@ -296,10 +296,10 @@ def _unpermute_rows(x, n_head: int):
 
 def _convert_weights(
     tensors: Iterable[tuple[str, Any]], config: dict[str, Any], tensor_types: dict[str, str]
-) -> dict:
+) -> dict[str, Any]:
     import mlx.core as mx
 
-    out = {}
+    out: dict[str, Any] = {}
     for name, array in tensors:
         mlx_name = _mlx_name(name)
         if mlx_name is None:

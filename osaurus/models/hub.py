@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import functools
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from mlx_lm.utils import DEFAULT_ALLOW_PATTERNS
 
@@ -32,6 +33,7 @@ from osaurus.errors import (
     Unavailable,
 )
 
+HubSort = Literal["downloads", "likes", "last_modified"]
 # What an MLX model needs: mlx-lm's own list of file patterns.
 NEEDED_FILES = DEFAULT_ALLOW_PATTERNS
 DEFAULT_AUTHOR = "mlx-community"
@@ -105,14 +107,14 @@ def hub_error(exc: Exception, repo_id: str) -> OsaurusError:
     return Unavailable(f"cannot reach Hugging Face for {repo_id}: {type(exc).__name__}: {exc}")
 
 
-def _network_errors() -> tuple[type[BaseException], ...]:
+def _network_errors() -> tuple[type[Exception], ...]:
     """What huggingface_hub raises for the hub's answers and for the network (it moved from
     httpx to httpx2 in 2.x; both are caught)."""
     import importlib
 
     from huggingface_hub import errors
 
-    found: list[type[BaseException]] = [
+    found: list[type[Exception]] = [
         errors.HfHubHTTPError,
         errors.LocalEntryNotFoundError,
         OSError,
@@ -167,7 +169,7 @@ def search(
             api.list_models(
                 search=query or None,
                 author=author or None,
-                sort="lastModified" if sort == "last_modified" else sort,
+                sort=cast(HubSort, sort),  # checked above
                 limit=limit,
             )
         ),
@@ -175,7 +177,8 @@ def search(
     # Sizes need each repo's file list (one request per result).
     return [
         _describe(
-            _call_hub(m.id, lambda m=m: api.model_info(m.id, files_metadata=True)), models_dir
+            _call_hub(m.id, functools.partial(api.model_info, m.id, files_metadata=True)),
+            models_dir,
         )
         for m in found
     ]
@@ -222,7 +225,7 @@ def pull(
 
 async def pull_events(
     repo_id: str, models_dir: Path, revision: str | None = None
-) -> AsyncIterator[PullProgress | Pulled]:
+) -> AsyncGenerator[PullProgress | Pulled]:
     """`pull` on a worker thread, as events for the event loop: progress reports, then `Pulled`.
     Closing the iterator early (the client went away) stops the download."""
     loop = asyncio.get_running_loop()
@@ -303,6 +306,6 @@ def _progress_class(
             speed = done / max(now - start, 1e-6)
             eta = (total - done) / speed if speed > 0 else 0.0
             files = f"{state['files_done']} of {state['files_total']} files done"
-            on_progress(PullProgress(done, total, files, speed, eta))
+            on_progress(PullProgress(int(done), total, files, speed, eta))
 
     return Progress

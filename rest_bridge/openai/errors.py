@@ -70,7 +70,7 @@ def _loc_to_param(loc: tuple[Any, ...]) -> str | None:
 
 def validation_error(exc: RequestValidationError) -> BridgeError:
     errors = exc.errors()
-    first = errors[0] if errors else {"msg": "invalid request", "loc": ()}
+    first: dict[str, Any] = errors[0] if errors else {"msg": "invalid request", "loc": ()}
     if first.get("type") == "json_invalid":
         detail = str(first.get("ctx", {}).get("error", ""))
         return BridgeError(f"We could not parse the JSON body of your request: {detail}")

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.metadata
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +39,14 @@ class KernelStatus:
 
 @functools.cache
 def _load() -> tuple[ModuleType | None, str]:
-    import mlx.core as mx
+    import mlx.core  # noqa: F401  (first: the extension takes and returns its arrays)
 
     try:
         built_for = _VERSION_FILE.read_text().strip()
     except OSError:
         return None, "not built; run `make setup` or `python -m osaurus.engine.native.build`"
-    if built_for != mx.__version__:
-        return None, f"built for mlx {built_for}, running mlx {mx.__version__}; rebuild it"
+    if built_for != mlx_version():
+        return None, f"built for mlx {built_for}, running mlx {mlx_version()}; rebuild it"
     try:
         module = importlib.import_module("osaurus.engine.native._kernels")
     except ImportError as exc:
@@ -55,6 +57,20 @@ def _load() -> tuple[ModuleType | None, str]:
 def kernels() -> ModuleType | None:
     """The extension module, or None when it cannot be used here."""
     return _load()[0]
+
+
+def loaded_kernels() -> Any:
+    """The extension module, for code that runs only where it loads (typed Any: a compiled
+    module has no type stubs)."""
+    module = _load()[0]
+    if module is None:
+        raise RuntimeError(f"osaurus' native kernels are not available: {_load()[1]}")
+    return module
+
+
+def mlx_version() -> str:
+    """The installed MLX's version: the extension binds to one."""
+    return importlib.metadata.version("mlx")
 
 
 @functools.cache

@@ -15,7 +15,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-import mlx.core as mx
+from osaurus.engine.native import mlx_version
 
 HERE = Path(__file__).resolve().parent
 BUILD_DIR = HERE / "build"
@@ -44,7 +44,7 @@ def build(portable: bool = False) -> Path:
     staging = target.with_suffix(".so.tmp")
     shutil.copy2(built, staging)
     os.replace(staging, target)  # a running server keeps the old file's inode
-    VERSION_FILE.write_text(mx.__version__ + "\n")
+    VERSION_FILE.write_text(mlx_version() + "\n")
     return target
 
 
@@ -52,7 +52,7 @@ def main() -> None:
     portable = "--portable" in sys.argv
     if BUILD_DIR.exists() and "--clean" in sys.argv:
         shutil.rmtree(BUILD_DIR)
-    print(f"osaurus: built {build(portable)} for mlx {mx.__version__}")
+    print(f"osaurus: built {build(portable)} for mlx {mlx_version()}")
 
 
 if __name__ == "__main__":
