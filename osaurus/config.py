@@ -14,8 +14,9 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from osaurus.client import DEFAULT_TARGET
 from osaurus.durations import parse_duration
 from osaurus.engine.options import EngineOptions, Float32Policy
 
@@ -170,9 +171,7 @@ class Settings:
     def load(
         cls, flags: Mapping[str, str | None] | None = None, environ: Mapping[str, str] | None = None
     ) -> Settings:
-        """Settings from flag values (by field name; None: not given) over the environment."""
-        environ = os.environ if environ is None else environ
-        return cls(**{f.name: value_of(f, flags or {}, environ) for f in dataclasses.fields(cls)})
+        return load(cls, flags, environ)
 
     def engine_options(self) -> EngineOptions:
         return EngineOptions(
@@ -187,6 +186,37 @@ class Settings:
             max_loaded_models=self.max_loaded_models,
             speculative=self.speculative,
         )
+
+
+@dataclass
+class BridgeSettings:
+    """`osaurus bridge`: the REST bridge alone, pointed at a server."""
+
+    target: str = setting(DEFAULT_TARGET, "the osaurus gRPC server, HOST:PORT")
+    host: str = setting("127.0.0.1", "address to bind the HTTP port to")
+    http_port: int = setting(8080, "REST port", parse=int, minimum=0, maximum=65535, flag="--port")
+    log_level: str = setting("info", "log level", choices=_LOG_LEVELS)
+
+    @classmethod
+    def load(
+        cls, flags: Mapping[str, str | None] | None = None, environ: Mapping[str, str] | None = None
+    ) -> BridgeSettings:
+        return load(cls, flags, environ)
+
+
+T = TypeVar("T")
+
+
+def load(
+    table: type[T],
+    flags: Mapping[str, str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> T:
+    """A settings table's values: flags (by field name; None: not given) over the environment
+    over the defaults."""
+    environ = os.environ if environ is None else environ
+    fields = dataclasses.fields(table)  # type: ignore[arg-type]  # a dataclass, by contract
+    return table(**{f.name: value_of(f, flags or {}, environ) for f in fields})
 
 
 def row_of(f: dataclasses.Field) -> Row:

@@ -11,7 +11,7 @@ import socket
 from typing import Any
 
 from osaurus import __version__
-from osaurus.config import Settings
+from osaurus.config import BridgeSettings, Settings
 from osaurus.models.registry import ModelRegistry
 
 log = logging.getLogger("osaurus")
@@ -107,12 +107,13 @@ def bind_http_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def bridge(target: str, host: str, port: int, log_level: str) -> None:
+def bridge(settings: BridgeSettings) -> None:
     import uvicorn
 
     from rest_bridge.app import create_app
 
+    host, port, target = settings.host, settings.http_port, settings.target
     sock = bind_http_socket(host, port)
     print(f"osaurus bridge: OpenAI API on http://{host}:{port}/v1 -> gRPC {target}", flush=True)
-    config = uvicorn.Config(create_app(target), log_level=log_level)
+    config = uvicorn.Config(create_app(target), log_level=_uvicorn_log_level(settings.log_level))
     asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))

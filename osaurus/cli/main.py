@@ -12,15 +12,14 @@ import logging
 import sys
 
 from osaurus import __version__
-from osaurus.client import DEFAULT_TARGET
-from osaurus.config import SettingError, Settings, env_name, flag_name, row_of
+from osaurus.config import BridgeSettings, SettingError, Settings, env_name, flag_name, row_of
 from osaurus.errors import OsaurusError
 
 log = logging.getLogger("osaurus")
 
 
-def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    for f in dataclasses.fields(Settings):
+def _add_setting_flags(parser: argparse.ArgumentParser, table: type) -> None:
+    for f in dataclasses.fields(table):
         row, flag, env = row_of(f), flag_name(f), env_name(f)
         if flag.startswith("--no-"):
             # A switch: given, it turns the setting off, as OSU_...=0 does.
@@ -48,33 +47,25 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the gRPC server and the OpenAI REST bridge")
-    _add_setting_flags(serve)
+    _add_setting_flags(serve, Settings)
 
     bridge = sub.add_parser("bridge", help="run the REST bridge alone, pointed at a gRPC server")
-    bridge.add_argument("--target", default=DEFAULT_TARGET, help="gRPC server HOST:PORT")
-    bridge.add_argument("--host", default="127.0.0.1")
-    bridge.add_argument("--port", type=int, default=8080)
-    bridge.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
-    )
+    _add_setting_flags(bridge, BridgeSettings)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "serve":
-            flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)}
-            settings = Settings.load(flags)
-            _configure_logging(settings.log_level)
-            from osaurus import launcher
+        table = Settings if args.command == "serve" else BridgeSettings
+        settings = table.load({f.name: getattr(args, f.name) for f in dataclasses.fields(table)})
+        _configure_logging(settings.log_level)
+        from osaurus import launcher
 
+        if isinstance(settings, Settings):
             launcher.serve(settings)
         else:
-            _configure_logging(args.log_level)
-            from osaurus import launcher
-
-            launcher.bridge(args.target, args.host, args.port, args.log_level)
+            launcher.bridge(settings)
     except KeyboardInterrupt:
         pass
     except (OSError, OsaurusError, SettingError) as exc:

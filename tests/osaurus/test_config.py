@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from osaurus.config import SettingError, Settings, env_name, flag_name
+from osaurus.config import BridgeSettings, SettingError, Settings, env_name, flag_name
 from osaurus.engine.options import EngineOptions, Float32Policy
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -58,3 +58,10 @@ def test_the_readme_lists_every_setting_with_its_flag_and_env_var() -> None:
     )
     table = {(flag_name(f), env_name(f)) for f in dataclasses.fields(Settings)}
     assert set(rows) == table
+
+
+def test_the_bridge_alone_reads_its_own_table() -> None:
+    s = BridgeSettings.load({"http_port": "9000"}, {"OSU_TARGET": "10.0.0.2:50051"})
+    assert (s.target, s.http_port, s.host) == ("10.0.0.2:50051", 9000, "127.0.0.1")
+    with pytest.raises(SettingError, match="--port='x': must be a whole number"):
+        BridgeSettings.load({"http_port": "x"}, {})
