@@ -19,7 +19,6 @@ from osaurus.v1 import (
     system_pb2_grpc,
 )
 
-DEFAULT_TARGET = "127.0.0.1:50051"  # where `osaurus serve` listens by default
 # Chats can be long: gRPC's default 4 MB receive limit is too small for a big context.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CHANNEL_OPTIONS = [

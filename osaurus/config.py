@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from osaurus.client import DEFAULT_TARGET
 from osaurus.durations import parse_duration
 from osaurus.engine.options import EngineOptions, Float32Policy
 
@@ -74,6 +73,12 @@ def _ram_mb(share: float, cap_mb: int | None = None) -> Callable[[], int]:
 
 
 _ENGINE = EngineOptions()
+
+
+def _field_default(table: type, name: str) -> Any:
+    return next(f.default for f in dataclasses.fields(table) if f.name == name)
+
+
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -186,6 +191,10 @@ class Settings:
             max_loaded_models=self.max_loaded_models,
             speculative=self.speculative,
         )
+
+
+# Where `osaurus serve` listens by default: what the bridge alone and osaurus-ctl call.
+DEFAULT_TARGET = f"{_field_default(Settings, 'host')}:{_field_default(Settings, 'grpc_port')}"
 
 
 @dataclass

@@ -23,7 +23,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from osaurus.client import DEFAULT_TARGET, Stubs, open_channel
+from osaurus.client import Stubs, open_channel
+from osaurus.config import DEFAULT_TARGET
 from osaurus.durations import parse_duration
 from osaurus.v1 import inference_pb2, model_pb2, session_pb2, system_pb2
 
