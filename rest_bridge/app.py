@@ -7,13 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from osaurus import __version__
 from osaurus.client import Stubs, open_aio_channel
 from rest_bridge import health
-from rest_bridge.errors import BridgeError, unexpected_error
+from rest_bridge.errors import BridgeError, Render, unexpected_error
+from rest_bridge.ollama import errors as ollama_errors
+from rest_bridge.ollama import routes as ollama_routes
 from rest_bridge.openai import errors as openai_errors
 from rest_bridge.openai import routes as openai_routes
 
@@ -33,20 +35,29 @@ def create_app(target: str) -> FastAPI:
     _install_fallback_handlers(app)
     app.include_router(health.router)
     app.include_router(openai_routes.router)
+    app.include_router(ollama_routes.router)
     return app
 
 
+def _family_shape(request: Request) -> Render:
+    """The error shape of the API family a URL belongs to: Ollama's under /api, else OpenAI's
+    (the API most clients of the bridge speak)."""
+    if request.url.path.startswith("/api/"):
+        return ollama_errors.error_response
+    return openai_errors.error_response
+
+
 def _install_fallback_handlers(app: FastAPI) -> None:
-    """Answers for what no family's route handles (an unknown URL, a wrong method): in OpenAI's
-    shape, the API most clients of the bridge speak."""
+    """Answers for what no family's route handles (an unknown URL, a wrong method), in the
+    shape of the family the URL belongs to."""
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> Response:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 404:
             message = "Unknown request URL. See the osaurus README for the supported endpoints."
-        return openai_errors.error_response(BridgeError(message, exc.status_code))
+        return _family_shape(request)(BridgeError(message, exc.status_code))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        return openai_errors.error_response(unexpected_error(exc))
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        return _family_shape(request)(unexpected_error(exc))

@@ -15,9 +15,10 @@ HEALTH_TIMEOUT_SECONDS = 2.0
 
 
 @router.get("/", response_class=PlainTextResponse)
+@router.head("/", response_class=PlainTextResponse, include_in_schema=False)  # Ollama's probe
 async def root(request: Request) -> str:
     return (
-        f"osaurus {__version__} is running (OpenAI-compatible API at /v1, "
+        f"osaurus {__version__} is running (OpenAI API at /v1, Ollama API at /api, "
         f"gRPC server at {clients(request).target})\n"
     )
 

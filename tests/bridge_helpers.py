@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import grpc
 import httpx
@@ -13,11 +14,17 @@ from osaurus.v1 import inference_pb2_grpc
 from rest_bridge.app import create_app
 
 
+@dataclass
+class InProcessBridge:
+    http: httpx.AsyncClient  # base URL http://bridge
+    transport: httpx.ASGITransport  # for other clients (openai's, ollama's) of the same app
+
+
 @contextlib.asynccontextmanager
 async def bridge_over(
     inference: inference_pb2_grpc.InferenceServiceServicer,
-) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the bridge, whose gRPC server answers with `inference`."""
+) -> AsyncIterator[InProcessBridge]:
+    """The bridge app in-process, whose gRPC server answers with `inference`."""
     server = grpc.aio.server()
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(inference, server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -30,7 +37,7 @@ async def bridge_over(
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
-            yield client
+            yield InProcessBridge(client, transport)
     finally:
         await channel.close()
         await server.stop(0)

@@ -7,12 +7,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from fake_hub import FakeHub, repo_from_directory
 from helpers import start_server
 
 from osaurus.child_server import ChildServer
@@ -22,29 +20,6 @@ from osaurus.v1 import inference_pb2_grpc, model_pb2, model_pb2_grpc
 
 REPO = "mlx-community/SmolLM2-135M-Instruct-4bit"
 GATED = "mlx-community/Gated-Model-4bit"
-
-
-@pytest.fixture(scope="module")
-def hub(models_dir: Path, model_id: str) -> Iterator[FakeHub]:
-    with FakeHub() as running:
-        running.add(repo_from_directory(REPO, models_dir / model_id, downloads=500, likes=7))
-        running.add(repo_from_directory(GATED, models_dir / model_id, gated=True))
-        running.add(repo_from_directory("someone/not-mlx", models_dir / model_id, tags=[]))
-        yield running
-
-
-@pytest.fixture
-def hub_server(hub: FakeHub, tmp_path: Path) -> Iterator[ChildServer]:
-    os.environ["HF_ENDPOINT"] = hub.endpoint  # the server inherits these
-    os.environ["HF_HUB_CACHE"] = str(tmp_path / "hf-cache")
-    os.environ.pop("HF_HUB_OFFLINE", None)
-    try:
-        server = start_server(tmp_path / "models", tmp_path / "server.log", "--no-default-model")
-    finally:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        del os.environ["HF_ENDPOINT"], os.environ["HF_HUB_CACHE"]
-    yield server
-    server.stop()
 
 
 def stub(server: ChildServer) -> model_pb2_grpc.ModelServiceStub:
@@ -173,3 +148,36 @@ def test_the_cli_searches_pulls_and_explains_errors(hub_server, hub) -> None:
     assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
     assert "Traceback" not in missing.stderr
     assert ctl(hub_server, "rm", REPO.lower()).returncode == 0
+
+
+def test_ollama_pull_streams_its_statuses_then_delete(hub_server, hub) -> None:
+    import ollama
+
+    client = ollama.Client(host=hub_server.http_url, timeout=120)
+    hub.bytes_per_second = 40e6  # a few progress lines
+    try:
+        statuses = list(client.pull(REPO, stream=True))
+    finally:
+        hub.bytes_per_second = None
+    assert statuses[0].status == "pulling manifest"
+    assert [s.status for s in statuses[-3:]] == [
+        "verifying sha256 digest",
+        "writing manifest",
+        "success",
+    ]
+    progress = [s for s in statuses if s.completed is not None]
+    assert len(progress) >= 2 and progress[-1].completed == progress[-1].total > 90_000_000
+    assert all(s.digest.startswith("sha256:") for s in progress)
+    assert [s.completed for s in progress] == sorted(s.completed for s in progress)
+
+    name = f"{REPO.lower()}:latest"
+    assert name in {m.model for m in client.list().models}
+    assert client.pull(REPO).status == "success"  # already here: at once
+    assert client.delete(name).status == "success"
+    assert name not in {m.model for m in client.list().models}
+    with pytest.raises(ollama.ResponseError) as info:
+        client.delete(name)
+    assert info.value.status_code == 404
+    with pytest.raises(ollama.ResponseError) as info:
+        client.pull("someone/not-mlx")
+    assert info.value.status_code == 400 and "MLX" in info.value.error

@@ -50,8 +50,8 @@ class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
 @pytest.fixture
 async def bridge():
     fake = FakeInference()
-    async with bridge_over(fake) as client:
-        yield client, fake
+    async with bridge_over(fake) as bridge:
+        yield bridge.http, fake
 
 
 def _body(model: str, **extra) -> dict:

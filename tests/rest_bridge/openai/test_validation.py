@@ -18,11 +18,11 @@ MODEL = "m"
 @pytest.fixture
 async def bridge():
     engine = FakeEngine()
-    async with bridge_over(InferenceServicer(engine)) as http:
+    async with bridge_over(InferenceServicer(engine)) as bridge:
         client = openai.AsyncOpenAI(
-            base_url="http://bridge/v1", api_key="any", max_retries=0, http_client=http
+            base_url="http://bridge/v1", api_key="any", max_retries=0, http_client=bridge.http
         )
-        yield client, http, engine
+        yield client, bridge.http, engine
 
 
 @pytest.mark.parametrize(

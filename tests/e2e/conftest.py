@@ -1,0 +1,40 @@
+"""Fixtures of the e2e tests that talk to the hub: a local server speaking its protocol, and an
+osaurus server pointed at it (with an empty models directory)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fake_hub import FakeHub, repo_from_directory
+from helpers import start_server
+
+from osaurus.child_server import ChildServer
+
+REPO = "mlx-community/SmolLM2-135M-Instruct-4bit"
+GATED = "mlx-community/Gated-Model-4bit"
+
+
+@pytest.fixture(scope="module")
+def hub(models_dir: Path, model_id: str) -> Iterator[FakeHub]:
+    with FakeHub() as running:
+        running.add(repo_from_directory(REPO, models_dir / model_id, downloads=500, likes=7))
+        running.add(repo_from_directory(GATED, models_dir / model_id, gated=True))
+        running.add(repo_from_directory("someone/not-mlx", models_dir / model_id, tags=[]))
+        yield running
+
+
+@pytest.fixture
+def hub_server(hub: FakeHub, tmp_path: Path) -> Iterator[ChildServer]:
+    os.environ["HF_ENDPOINT"] = hub.endpoint  # the server inherits these
+    os.environ["HF_HUB_CACHE"] = str(tmp_path / "hf-cache")
+    os.environ.pop("HF_HUB_OFFLINE", None)
+    try:
+        server = start_server(tmp_path / "models", tmp_path / "server.log", "--no-default-model")
+    finally:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        del os.environ["HF_ENDPOINT"], os.environ["HF_HUB_CACHE"]
+    yield server
+    server.stop()
