@@ -351,7 +351,9 @@ class Engine:
         if cancelled.is_set():  # gone while waiting for the engine thread
             return
         try:
+            before_load = time.perf_counter()
             lm = self._ensure_loaded(request.model)
+            load_seconds = time.perf_counter() - before_load if lm.loaded_at > before_load else 0.0
             if request.keep_alive is not None:
                 self._touch(lm.info.id, keep_alive_seconds(request.keep_alive, None))
             prompt, rendered = lm.prompt_tokens(request)
@@ -382,6 +384,7 @@ class Engine:
                 emit=_logging_finish(emit),
                 cancelled=cancelled,
                 received_at=received_at,
+                load_seconds=load_seconds,
                 constraint=constraint,
                 tool_calls=tool_calls,
                 reasoning=_reasoning_splitter(lm, request, rendered),

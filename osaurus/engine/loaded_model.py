@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from osaurus.chat.stopping import end_of_turn_ids
@@ -26,6 +26,7 @@ class LoadedModel:
     load_seconds: float
     precision: Precision
     memory_bytes: int = 0  # the weights as loaded
+    loaded_at: float = field(default_factory=time.perf_counter)
 
     @functools.cached_property
     def grammar_tokenizer(self) -> Any:

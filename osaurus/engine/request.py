@@ -78,6 +78,7 @@ class Timings:
     prompt_tokens_per_second: float
     generation_tokens_per_second: float
     total_seconds: float
+    load_seconds: float = 0.0  # waiting for the model to load (0 when it was loaded)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ class Sequence:
     emit: Emit
     cancelled: threading.Event
     received_at: float  # time.perf_counter() when the request arrived
+    load_seconds: float = 0.0  # of which spent loading the model
     lease: Lease | None = None
     constraint: LogitsProcessor | None = None  # constrained decoding (response_format, tools)
     tool_calls: AutoCallStream | None = None  # when the request has tools
@@ -145,6 +146,7 @@ class Sequence:
                         (generated - 1) / (end - first) if generated > 1 else 0.0
                     ),
                     total_seconds=end - self.received_at,
+                    load_seconds=self.load_seconds,
                 ),
                 model=self.model_id,
             )

@@ -8,12 +8,18 @@ Hidden directories (imports and downloads in progress) are never listed.
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from osaurus.errors import InvalidArgument, ModelNotFound
+from osaurus.errors import AlreadyExists, InvalidArgument, ModelNotFound
+from osaurus.models import details
+
+# A name, or org/name: what a models directory holds (no hidden or parent directories).
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,8 @@ class ModelInfo:
     quantization: str
     context_length: int
     modified_time: float  # seconds since the epoch
+    parameter_count: int = 0
+    capabilities: tuple[str, ...] = ()  # see osaurus.models.details
 
 
 def _is_model_dir(path: Path) -> bool:
@@ -58,6 +66,8 @@ def describe(model_id: str, path: Path) -> ModelInfo:
         quantization=_describe_quantization(config),
         context_length=_context_length(config),
         modified_time=max(st.st_mtime for st in files),
+        parameter_count=details.parameter_count(path, config),
+        capabilities=details.capabilities(path),
     )
 
 
@@ -113,6 +123,29 @@ class ModelRegistry:
         info.path.rename(trash)
         shutil.rmtree(trash, ignore_errors=True)
         return info.size_bytes
+
+    def copy(self, source_id: str, destination_id: str) -> ModelInfo:
+        """Copy a model's directory under a new id, through a hidden staging directory: the
+        copy is listed only once whole."""
+        _, source = self.resolve(source_id)
+        wanted = destination_id.strip()
+        if not _MODEL_ID.fullmatch(wanted):
+            raise InvalidArgument(
+                f"invalid model id {destination_id!r}: use a name or org/name of letters, digits, "
+                "'.', '_' and '-'",
+                field="destination_id",
+            )
+        target = self.models_dir / wanted
+        if wanted.lower() in self._scan() or target.exists():
+            raise AlreadyExists(f"a model {wanted!r} already exists", field="destination_id")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".copy-", dir=target.parent))
+        try:
+            shutil.copytree(source, staging, dirs_exist_ok=True)
+            staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return describe(wanted.lower(), target)
 
     def is_empty(self) -> bool:
         return not self._scan()

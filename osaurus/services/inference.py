@@ -188,6 +188,7 @@ def done_to_proto(event: Finished) -> pb.GenerationDone:
             prompt_tokens_per_second=event.timings.prompt_tokens_per_second,
             generation_tokens_per_second=event.timings.generation_tokens_per_second,
             total_seconds=event.timings.total_seconds,
+            load_seconds=event.timings.load_seconds,
         ),
         model=event.model,
     )

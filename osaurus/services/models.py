@@ -9,7 +9,7 @@ import grpc
 
 from osaurus.engine.engine import Engine
 from osaurus.errors import InvalidArgument
-from osaurus.models import hub
+from osaurus.models import details, hub
 from osaurus.models.registry import ModelInfo
 from osaurus.services.grpc_errors import maps_errors
 from osaurus.services.timestamps import to_timestamp
@@ -23,6 +23,11 @@ def _require_id(model_id: str) -> str:
     return model_id
 
 
+_CAPABILITIES = {
+    details.COMPLETION: pb.MODEL_CAPABILITY_COMPLETION,
+    details.TOOLS: pb.MODEL_CAPABILITY_TOOLS,
+    details.THINKING: pb.MODEL_CAPABILITY_THINKING,
+}
 _SORTS = {
     pb.SEARCH_SORT_DOWNLOADS: "downloads",
     pb.SEARCH_SORT_LIKES: "likes",
@@ -49,6 +54,8 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
             precision=loaded.precision.describe() if loaded else "",
             memory_bytes=residency[0] if residency else 0,
             expire_time=to_timestamp(residency[1]) if residency and residency[1] else None,
+            parameter_count=info.parameter_count,
+            capabilities=[_CAPABILITIES[c] for c in info.capabilities],
         )
 
     @maps_errors
@@ -59,9 +66,11 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
 
     @maps_errors
     async def GetModel(self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext):
-        return pb.GetModelResponse(
-            model=self._to_proto(self.engine.registry.get(_require_id(request.id)))
-        )
+        info = self.engine.registry.get(_require_id(request.id))
+        model = self._to_proto(info)
+        model.chat_template = details.chat_template(info.path)
+        model.config_json = (info.path / "config.json").read_text()
+        return pb.GetModelResponse(model=model)
 
     @maps_errors
     async def SearchModels(
@@ -132,6 +141,16 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
     @maps_errors
     async def DeleteModel(self, request: pb.DeleteModelRequest, context: grpc.aio.ServicerContext):
         return pb.DeleteModelResponse(freed_bytes=await self.engine.delete(_require_id(request.id)))
+
+    @maps_errors
+    async def CopyModel(self, request: pb.CopyModelRequest, context: grpc.aio.ServicerContext):
+        for name in ("source_id", "destination_id"):
+            if not getattr(request, name):
+                raise InvalidArgument(f"{name} is required", field=name)
+        # Copying gigabytes blocks: a worker thread, not the event loop.
+        registry = self.engine.registry
+        info = await asyncio.to_thread(registry.copy, request.source_id, request.destination_id)
+        return pb.CopyModelResponse(model=self._to_proto(info))
 
     @maps_errors
     async def ImportModel(self, request: pb.ImportModelRequest, context: grpc.aio.ServicerContext):

@@ -225,16 +225,18 @@ class Usage(_message.Message):
     def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ...) -> None: ...
 
 class Timings(_message.Message):
-    __slots__ = ("time_to_first_token_seconds", "prompt_tokens_per_second", "generation_tokens_per_second", "total_seconds")
+    __slots__ = ("time_to_first_token_seconds", "prompt_tokens_per_second", "generation_tokens_per_second", "total_seconds", "load_seconds")
     TIME_TO_FIRST_TOKEN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     GENERATION_TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     TOTAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LOAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
     time_to_first_token_seconds: float
     prompt_tokens_per_second: float
     generation_tokens_per_second: float
     total_seconds: float
-    def __init__(self, time_to_first_token_seconds: _Optional[float] = ..., prompt_tokens_per_second: _Optional[float] = ..., generation_tokens_per_second: _Optional[float] = ..., total_seconds: _Optional[float] = ...) -> None: ...
+    load_seconds: float
+    def __init__(self, time_to_first_token_seconds: _Optional[float] = ..., prompt_tokens_per_second: _Optional[float] = ..., generation_tokens_per_second: _Optional[float] = ..., total_seconds: _Optional[float] = ..., load_seconds: _Optional[float] = ...) -> None: ...
 
 class GenerationDone(_message.Message):
     __slots__ = ("finish_reason", "usage", "timings", "model")

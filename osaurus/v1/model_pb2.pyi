@@ -10,19 +10,30 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ModelCapability(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MODEL_CAPABILITY_UNSPECIFIED: _ClassVar[ModelCapability]
+    MODEL_CAPABILITY_COMPLETION: _ClassVar[ModelCapability]
+    MODEL_CAPABILITY_TOOLS: _ClassVar[ModelCapability]
+    MODEL_CAPABILITY_THINKING: _ClassVar[ModelCapability]
+
 class SearchSort(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SEARCH_SORT_UNSPECIFIED: _ClassVar[SearchSort]
     SEARCH_SORT_DOWNLOADS: _ClassVar[SearchSort]
     SEARCH_SORT_LIKES: _ClassVar[SearchSort]
     SEARCH_SORT_RECENT: _ClassVar[SearchSort]
+MODEL_CAPABILITY_UNSPECIFIED: ModelCapability
+MODEL_CAPABILITY_COMPLETION: ModelCapability
+MODEL_CAPABILITY_TOOLS: ModelCapability
+MODEL_CAPABILITY_THINKING: ModelCapability
 SEARCH_SORT_UNSPECIFIED: SearchSort
 SEARCH_SORT_DOWNLOADS: SearchSort
 SEARCH_SORT_LIKES: SearchSort
 SEARCH_SORT_RECENT: SearchSort
 
 class Model(_message.Message):
-    __slots__ = ("id", "path", "size_bytes", "architecture", "quantization", "context_length", "loaded", "modified_time", "precision", "memory_bytes", "expire_time")
+    __slots__ = ("id", "path", "size_bytes", "architecture", "quantization", "context_length", "loaded", "modified_time", "precision", "memory_bytes", "expire_time", "parameter_count", "capabilities", "chat_template", "config_json")
     ID_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +45,10 @@ class Model(_message.Message):
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PARAMETER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
+    CHAT_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     id: str
     path: str
     size_bytes: int
@@ -45,7 +60,11 @@ class Model(_message.Message):
     precision: str
     memory_bytes: int
     expire_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., path: _Optional[str] = ..., size_bytes: _Optional[int] = ..., architecture: _Optional[str] = ..., quantization: _Optional[str] = ..., context_length: _Optional[int] = ..., loaded: _Optional[bool] = ..., modified_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., precision: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    parameter_count: int
+    capabilities: _containers.RepeatedScalarFieldContainer[ModelCapability]
+    chat_template: str
+    config_json: str
+    def __init__(self, id: _Optional[str] = ..., path: _Optional[str] = ..., size_bytes: _Optional[int] = ..., architecture: _Optional[str] = ..., quantization: _Optional[str] = ..., context_length: _Optional[int] = ..., loaded: _Optional[bool] = ..., modified_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., precision: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parameter_count: _Optional[int] = ..., capabilities: _Optional[_Iterable[_Union[ModelCapability, str]]] = ..., chat_template: _Optional[str] = ..., config_json: _Optional[str] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
@@ -118,6 +137,20 @@ class ImportModelRequest(_message.Message):
     def __init__(self, gguf_path: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class ImportModelResponse(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: Model
+    def __init__(self, model: _Optional[_Union[Model, _Mapping]] = ...) -> None: ...
+
+class CopyModelRequest(_message.Message):
+    __slots__ = ("source_id", "destination_id")
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_ID_FIELD_NUMBER: _ClassVar[int]
+    source_id: str
+    destination_id: str
+    def __init__(self, source_id: _Optional[str] = ..., destination_id: _Optional[str] = ...) -> None: ...
+
+class CopyModelResponse(_message.Message):
     __slots__ = ("model",)
     MODEL_FIELD_NUMBER: _ClassVar[int]
     model: Model

@@ -75,6 +75,11 @@ class ModelServiceStub:
                 request_serializer=osaurus_dot_v1_dot_model__pb2.ImportModelRequest.SerializeToString,
                 response_deserializer=osaurus_dot_v1_dot_model__pb2.ImportModelResponse.FromString,
                 _registered_method=True)
+        self.CopyModel = channel.unary_unary(
+                '/osaurus.v1.ModelService/CopyModel',
+                request_serializer=osaurus_dot_v1_dot_model__pb2.CopyModelRequest.SerializeToString,
+                response_deserializer=osaurus_dot_v1_dot_model__pb2.CopyModelResponse.FromString,
+                _registered_method=True)
 
 
 class ModelServiceServicer:
@@ -140,6 +145,14 @@ class ModelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CopyModel(self, request, context):
+        """Copies a model's directory under a new id (ALREADY_EXISTS if taken); the copy appears
+        whole or not at all.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -182,6 +195,11 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.ImportModel,
                     request_deserializer=osaurus_dot_v1_dot_model__pb2.ImportModelRequest.FromString,
                     response_serializer=osaurus_dot_v1_dot_model__pb2.ImportModelResponse.SerializeToString,
+            ),
+            'CopyModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.CopyModel,
+                    request_deserializer=osaurus_dot_v1_dot_model__pb2.CopyModelRequest.FromString,
+                    response_serializer=osaurus_dot_v1_dot_model__pb2.CopyModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +419,33 @@ class ModelService:
             '/osaurus.v1.ModelService/ImportModel',
             osaurus_dot_v1_dot_model__pb2.ImportModelRequest.SerializeToString,
             osaurus_dot_v1_dot_model__pb2.ImportModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CopyModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/osaurus.v1.ModelService/CopyModel',
+            osaurus_dot_v1_dot_model__pb2.CopyModelRequest.SerializeToString,
+            osaurus_dot_v1_dot_model__pb2.CopyModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

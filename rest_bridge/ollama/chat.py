@@ -152,15 +152,17 @@ def tool_call_json(call: GeneratedToolCall) -> dict[str, Any]:
 def done_fields(done: pb.GenerationDone) -> dict[str, Any]:
     """The final object's counts and durations (nanoseconds), from what the server measured."""
     t, u = done.timings, done.usage
-    prompt_ns = int(t.time_to_first_token_seconds * _NS)
+    load_ns = int(t.load_seconds * _NS)
+    first_ns = int(t.time_to_first_token_seconds * _NS)  # from arrival: the load, then the prompt
+    prompt_ns = max(first_ns - load_ns, 0)
     total_ns = int(t.total_seconds * _NS)
     return {
         "done": True,
         "done_reason": DONE_REASONS.get(done.finish_reason, "stop"),
         "total_duration": total_ns,
-        "load_duration": 0,
+        "load_duration": load_ns,
         "prompt_eval_count": u.prompt_tokens - u.cached_tokens,
         "prompt_eval_duration": prompt_ns,
         "eval_count": u.completion_tokens,
-        "eval_duration": max(total_ns - prompt_ns, 0),
+        "eval_duration": max(total_ns - first_ns, 0),
     }

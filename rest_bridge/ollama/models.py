@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -29,13 +30,24 @@ def quantization_level(quantization: str) -> str:
     return f"Q{found[1]}_G{found[2]}" if found else "unquantized"
 
 
+def parameter_size(count: int) -> str:
+    """135M, 1.2B: how Ollama (and model cards) write sizes; "" when unknown."""
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= scale:
+            value = count / scale
+            return (
+                f"{value:.0f}{unit}" if value >= 100 else f"{value:.1f}".removesuffix(".0") + unit
+            )
+    return str(count) if count else ""
+
+
 def details(model: model_pb2.Model) -> dict[str, Any]:
     return {
         "parent_model": "",
         "format": "mlx",  # safetensors in MLX's layout, not GGUF
         "family": model.architecture,
         "families": [model.architecture] if model.architecture else None,
-        "parameter_size": "",
+        "parameter_size": parameter_size(model.parameter_count),
         "quantization_level": quantization_level(model.quantization),
     }
 
@@ -67,17 +79,46 @@ def running(model: model_pb2.Model) -> dict[str, Any]:
     return out
 
 
-def show(model: model_pb2.Model) -> dict[str, Any]:
+# Ollama's model_info keys (GGUF metadata names) from config.json's, per architecture prefix.
+_MODEL_INFO = {
+    "embedding_length": "hidden_size",
+    "block_count": "num_hidden_layers",
+    "feed_forward_length": "intermediate_size",
+    "attention.head_count": "num_attention_heads",
+    "attention.head_count_kv": "num_key_value_heads",
+    "attention.layer_norm_rms_epsilon": "rms_norm_eps",
+    "rope.freq_base": "rope_theta",
+    "vocab_size": "vocab_size",
+}
+_CAPABILITIES = {
+    model_pb2.MODEL_CAPABILITY_COMPLETION: "completion",
+    model_pb2.MODEL_CAPABILITY_TOOLS: "tools",
+    model_pb2.MODEL_CAPABILITY_THINKING: "thinking",
+}
+
+
+def model_info(model: model_pb2.Model) -> dict[str, Any]:
+    """The keys clients read (Open WebUI, Continue: the architecture, its context length)."""
     arch = model.architecture or "unknown"
+    config = json.loads(model.config_json or "{}")
+    info: dict[str, Any] = {
+        "general.architecture": arch,
+        "general.parameter_count": model.parameter_count,
+        f"{arch}.context_length": model.context_length,
+    }
+    for key, name in _MODEL_INFO.items():
+        if isinstance(config.get(name), int | float):
+            info[f"{arch}.{key}"] = config[name]
+    return info
+
+
+def show(model: model_pb2.Model) -> dict[str, Any]:
     return {
-        "modelfile": f"# osaurus serves {model.id} from {model.path}\nFROM {model.path}\n",
+        "modelfile": f"# osaurus serves {model.id} from its files\nFROM {model.path}\n",
         "parameters": "",
-        "template": "",
+        "template": model.chat_template,
         "details": details(model),
-        "model_info": {
-            "general.architecture": arch,
-            f"{arch}.context_length": model.context_length,
-        },
-        "capabilities": ["completion"],
+        "model_info": model_info(model),
+        "capabilities": [_CAPABILITIES[c] for c in model.capabilities if c in _CAPABILITIES],
         "modified_at": _time(model.modified_time),
     }

@@ -248,4 +248,8 @@ async def _pull_stream(call: Any, first: Any, name: str, request: Request) -> As
 
 @router.post("/copy")
 async def copy(body: CopyRequest, request: Request) -> Response:
-    raise BridgeError("copy is not supported yet", 501)
+    copy_request = model_pb2.CopyModelRequest(
+        source_id=model_id(body.source), destination_id=model_id(body.destination)
+    )
+    await clients(request).models.CopyModel(copy_request)
+    return Response(status_code=200)

@@ -88,11 +88,16 @@ def test_list_show_and_ps(client, name, model_id) -> None:
     tag = listed[name]
     assert tag.size > 50_000_000 and len(tag.digest) == 64
     assert tag.details.family == "llama" and tag.details.quantization_level == "Q4_G32"
+    assert tag.details.parameter_size == "135M"  # counted from the weights' headers
     shown = client.show(name)
     assert shown.details.family == "llama"
     assert shown.modelinfo["general.architecture"] == "llama"
+    assert shown.modelinfo["general.parameter_count"] == 134_515_008
     assert shown.modelinfo["llama.context_length"] == 8192
-    assert "completion" in shown.capabilities
+    assert shown.modelinfo["llama.embedding_length"] == 576
+    assert shown.modelinfo["llama.block_count"] == 30
+    assert shown.capabilities == ["completion"]
+    assert "<|im_start|>" in shown.template
     client.chat(model=name, messages=QUESTION, options={"num_predict": 1})
     running = {m.model: m for m in client.ps().models}
     assert name in running and running[name].size > 0
@@ -101,10 +106,15 @@ def test_list_show_and_ps(client, name, model_id) -> None:
 def test_an_empty_request_loads_and_keep_alive_0_unloads(client, name) -> None:
     loaded = client.generate(model=name)
     assert (loaded.done, loaded.done_reason) == (True, "load")
+    warm = client.generate(model=name, prompt="Hi", options={"num_predict": 1})
+    assert warm.load_duration == 0  # loaded already
     assert name in {m.model for m in client.ps().models}
     unloaded = client.chat(model=name, messages=[], keep_alive=0)
     assert unloaded.done_reason == "unload"
     assert name not in {m.model for m in client.ps().models}
+    cold = client.generate(model=name, prompt="Hi", options={"num_predict": 1})
+    assert 0 < cold.load_duration < cold.total_duration  # measured: it loaded for this one
+    assert cold.prompt_eval_duration < cold.total_duration - cold.load_duration
 
 
 def test_errors_are_ollama_shaped_with_their_status(client, name, server) -> None:
@@ -124,3 +134,26 @@ def test_errors_are_ollama_shaped_with_their_status(client, name, server) -> Non
     assert bad.status_code == 400 and "temperature" in bad.json()["error"]
     unknown = httpx.get(f"{server.http_url}/api/nothing")
     assert unknown.status_code == 404 and set(unknown.json()) == {"error"}
+
+
+def test_copy_then_delete_the_copy(client, name, server) -> None:
+    assert client.copy(name, "smollm2-copy").status == "success"
+    try:
+        listed = {m.model for m in client.list().models}
+        assert {"smollm2-copy:latest", name} <= listed
+        with pytest.raises(ollama.ResponseError) as info:
+            client.copy(name, "smollm2-copy")
+        assert info.value.status_code == 409 and "already exists" in info.value.error
+        with pytest.raises(ollama.ResponseError) as info:
+            client.copy(name, "../outside")
+        assert info.value.status_code == 400
+        with pytest.raises(ollama.ResponseError) as info:
+            client.copy("nope", "other")
+        assert info.value.status_code == 404
+        prompt = "Name the capital of France."
+        assert (
+            client.generate(model="smollm2-copy", prompt=prompt, options=GREEDY).response == ANSWER
+        )
+    finally:
+        assert client.delete("smollm2-copy").status == "success"
+    assert not (server.models_dir / "smollm2-copy").exists()

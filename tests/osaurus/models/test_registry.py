@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from osaurus.errors import InvalidArgument, ModelNotFound
+from osaurus.errors import AlreadyExists, InvalidArgument, ModelNotFound
 from osaurus.models.registry import ModelRegistry
 
 
@@ -68,3 +68,21 @@ def test_delete_removes_directory_and_reports_bytes(tmp_path: Path) -> None:
 def test_creates_missing_models_dir(tmp_path: Path) -> None:
     ModelRegistry(tmp_path / "a" / "b")
     assert (tmp_path / "a" / "b").is_dir()
+
+
+def test_copy_appears_whole_under_the_new_id_or_not_at_all(tmp_path: Path) -> None:
+    _fake_model(tmp_path / "base")
+    registry = ModelRegistry(tmp_path)
+    copied = registry.copy("BASE", "team/Base-Copy")
+    assert (
+        copied.id == "team/base-copy" and (tmp_path / "team" / "Base-Copy" / "config.json").exists()
+    )
+    assert [m.id for m in registry.list()] == ["base", "team/base-copy"]
+    with pytest.raises(AlreadyExists):
+        registry.copy("base", "team/base-copy")
+    for bad in ("../up", ".hidden", "a/b/c", ""):
+        with pytest.raises(InvalidArgument):
+            registry.copy("base", bad)
+    with pytest.raises(ModelNotFound):
+        registry.copy("nope", "other")
+    assert not [p for p in tmp_path.rglob(".copy-*")]  # no staging left behind
