@@ -103,7 +103,10 @@ class Settings:
     )
     http: bool = setting(True, "serve the REST bridge beside gRPC", parse=parse_bool)
     default_model: bool = setting(
-        True, "fetch SmolLM2-135M when the models directory is empty", parse=parse_bool
+        True,
+        "fetch SmolLM2-135M (chat) and all-MiniLM-L6-v2 (embeddings) into an empty models "
+        "directory",
+        parse=parse_bool,
     )
     use_openblas: bool = setting(
         True,

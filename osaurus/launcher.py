@@ -33,11 +33,12 @@ def serve(settings: Settings) -> None:
     if mx.default_device() == mx.cpu and kernel_status().available:
         log.info("quantized matmul on the CPU: %s", kernel_status().describe())
 
-    from osaurus.models.default_model import ensure_default_model
+    from osaurus.models.default_model import ensure_default_embedding_model, ensure_default_model
 
     registry = ModelRegistry(settings.models_dir)
     if settings.default_model and registry.is_empty():
         ensure_default_model(settings.models_dir, settings.cache_dir)
+        ensure_default_embedding_model(settings.models_dir, settings.cache_dir)
     asyncio.run(_serve(settings, registry))
 
 

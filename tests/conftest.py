@@ -25,7 +25,13 @@ from helpers import start_server  # noqa: E402
 
 from osaurus.child_server import ChildServer  # noqa: E402
 from osaurus.client import open_channel  # noqa: E402
-from osaurus.models.default_model import MODEL_ID, ensure_default_model, fetch_gguf  # noqa: E402
+from osaurus.models.default_model import (  # noqa: E402
+    EMBEDDING_MODEL_ID,
+    MODEL_ID,
+    ensure_default_embedding_model,
+    ensure_default_model,
+    fetch_gguf,
+)
 
 # Fixtures that need the real test model (fetched and imported once per run).
 REAL_MODEL_FIXTURES = {"gguf_path", "models_dir", "server", "channel", "scratch_models_dir"}
@@ -47,15 +53,21 @@ def gguf_path() -> Path:
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory, gguf_path: Path) -> Path:
-    """A models directory holding the imported test model."""
+    """A models directory holding the imported test model and the embedding model."""
     directory = tmp_path_factory.mktemp("models")
     ensure_default_model(directory, default_cache_dir(), log=lambda _: None)
+    ensure_default_embedding_model(directory, default_cache_dir(), log=lambda _: None)
     return directory
 
 
 @pytest.fixture(scope="session")
 def model_id() -> str:
     return MODEL_ID
+
+
+@pytest.fixture(scope="session")
+def embedding_model_id() -> str:
+    return EMBEDDING_MODEL_ID
 
 
 @pytest.fixture(scope="session")

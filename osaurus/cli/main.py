@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 
 from osaurus import __version__
@@ -64,13 +65,27 @@ def main(argv: list[str] | None = None) -> None:
 
         if isinstance(settings, Settings):
             launcher.serve(settings)
+            _exit_now(0)
         else:
             launcher.bridge(settings)
     except KeyboardInterrupt:
-        pass
+        if args.command == "serve":
+            _exit_now(130)
     except (OSError, OsaurusError, SettingError) as exc:
         print(f"osaurus: {exc}", file=sys.stderr)
         sys.exit(1)
+
+
+def _exit_now(code: int) -> None:
+    """Leave once the server has shut down, without the interpreter's teardown: MLX's C++
+    statics, destroyed at exit, race with state the engine thread left (measured: a model
+    loaded on a worker thread aborts 1 exit in 2 with SIGABRT, "terminate called without an
+    active exception"; never on the main thread alone). Everything is stopped and flushed here,
+    so there is nothing left for that teardown to do."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _configure_logging(level: str) -> None:

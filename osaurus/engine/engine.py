@@ -33,6 +33,7 @@ from osaurus.engine.constraints import (
     compile_constraint,
     compile_tool_constraint,
 )
+from osaurus.engine.encoder import Embedded, LoadedEncoder, load_encoder
 from osaurus.engine.kv_store import KVCacheStore, Session
 from osaurus.engine.loaded_model import LoadedModel, load_model
 from osaurus.engine.options import EngineOptions
@@ -51,6 +52,7 @@ from osaurus.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from osaurus.models.details import EMBEDDING
 from osaurus.models.gguf_import import import_gguf
 from osaurus.models.registry import ModelInfo, ModelRegistry, describe
 
@@ -70,7 +72,7 @@ class Engine:
         self.registry = registry
         self.options = options or EngineOptions()
         self.kv_store = KVCacheStore(self.options.kv_cache_bytes, self.options.prefix_cache)
-        self._models: dict[str, LoadedModel] = {}
+        self._models: dict[str, LoadedModel | LoadedEncoder] = {}
         self._models_lock = threading.Lock()  # _models is read from the event loop too
         self._schedulers: dict[str, ModelScheduler] = {}  # engine thread only
         self._residency: dict[str, Residency] = {}  # keep-alive bookkeeping (engine thread)
@@ -168,7 +170,7 @@ class Engine:
         with self._models_lock:
             return model_id in self._models
 
-    def loaded(self, model_id: str) -> LoadedModel | None:
+    def loaded(self, model_id: str) -> LoadedModel | LoadedEncoder | None:
         with self._models_lock:
             return self._models.get(model_id)
 
@@ -182,7 +184,18 @@ class Engine:
         expires = None if deadline is None else time.time() + (deadline - time.monotonic())
         return residency.memory_bytes, expires
 
-    def _ensure_loaded(self, model_id: str) -> LoadedModel:
+    def _generator(self, model_id: str) -> LoadedModel:
+        """The model loaded, for generation: an embedding model cannot generate."""
+        lm = self._ensure_loaded(model_id)
+        if isinstance(lm, LoadedEncoder):
+            raise InvalidArgument(
+                f"model {lm.info.id!r} is an embedding model: it embeds (Embed, /v1/embeddings, "
+                "/api/embed) and does not generate",
+                field="model",
+            )
+        return lm
+
+    def _ensure_loaded(self, model_id: str) -> LoadedModel | LoadedEncoder:
         with self._models_lock:  # a loaded model is served without reading the disk
             loaded = self._models.get(model_id.strip().lower())
         if loaded is not None:
@@ -198,7 +211,11 @@ class Engine:
             log.info("unloading %s to make room for %s", victim, info.id)
             self._unload(victim)
         log.info("loading model %s from %s", info.id, info.path)
-        lm = load_model(info, self.options.float32)
+        lm: LoadedModel | LoadedEncoder
+        if EMBEDDING in info.capabilities:
+            lm = load_encoder(info)
+        else:
+            lm = load_model(info, self.options.float32)
         log.info(
             "loaded %s in %.1fs, computing in %s",
             info.id,
@@ -243,8 +260,10 @@ class Engine:
             mx.clear_cache()  # the model's arrays are freed with the last reference; drop the cache
         return was_loaded
 
-    async def load(self, model_id: str, keep_alive: float | None = None) -> LoadedModel:
-        def load_and_keep() -> LoadedModel:
+    async def load(
+        self, model_id: str, keep_alive: float | None = None
+    ) -> LoadedModel | LoadedEncoder:
+        def load_and_keep() -> LoadedModel | LoadedEncoder:
             lm = self._ensure_loaded(model_id)
             if keep_alive is not None:
                 self._touch(lm.info.id, keep_alive_seconds(keep_alive, None))
@@ -272,6 +291,43 @@ class Engine:
         models_dir = self.registry.models_dir
         path = await self.call(import_gguf, gguf_path, models_dir, name)
         return self.registry.get(path.relative_to(models_dir).as_posix().lower())
+
+    async def embed(
+        self,
+        model_id: str,
+        texts: list[str] | None,
+        token_ids: list[list[int]] | None,
+        truncate: bool = True,
+        dimensions: int = 0,
+        normalize: bool | None = None,
+        keep_alive: float | None = None,
+    ) -> tuple[str, Embedded, float]:
+        """Embed on the engine thread, between batch steps: (the model's id, the vectors, the
+        seconds spent loading it)."""
+
+        def run() -> tuple[str, Embedded, float]:
+            before = time.perf_counter()
+            lm = self._ensure_loaded(model_id)
+            load_seconds = time.perf_counter() - before if lm.loaded_at > before else 0.0
+            if not isinstance(lm, LoadedEncoder):
+                raise InvalidArgument(
+                    f"model {lm.info.id!r} generates and does not embed: use an embedding "
+                    "model (capability embedding in ListModels)",
+                    field="model",
+                )
+            if keep_alive is not None:
+                self._touch(lm.info.id, keep_alive_seconds(keep_alive, None))
+            else:
+                self._touch(lm.info.id)
+            field = "texts" if texts is not None else "token_ids"
+            inputs = lm.tokenize(texts) if texts is not None else token_ids or []
+            return (
+                lm.info.id,
+                lm.embed(inputs, truncate, dimensions, normalize, field),
+                load_seconds,
+            )
+
+        return await self.call(run)
 
     @property
     def request_limit(self) -> int:
@@ -305,6 +361,16 @@ class Engine:
     async def count_tokens(self, request: GenerationRequest) -> tuple[int, int]:
         def count() -> tuple[int, int]:
             lm = self._ensure_loaded(request.model)
+            if isinstance(lm, LoadedEncoder):
+                tokens = (
+                    lm.tokenize([request.prompt or ""])[0] if request.prompt is not None else []
+                )
+                if request.messages is not None:
+                    raise InvalidArgument(
+                        f"model {lm.info.id!r} is an embedding model: count text, not a chat",
+                        field="input",
+                    )
+                return len(tokens), lm.context_length
             tokens, _ = lm.prompt_tokens(request)
             return len(tokens), lm.context_length
 
@@ -352,7 +418,7 @@ class Engine:
             return
         try:
             before_load = time.perf_counter()
-            lm = self._ensure_loaded(request.model)
+            lm = self._generator(request.model)
             load_seconds = time.perf_counter() - before_load if lm.loaded_at > before_load else 0.0
             if request.keep_alive is not None:
                 self._touch(lm.info.id, keep_alive_seconds(request.keep_alive, None))

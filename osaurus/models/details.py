@@ -10,7 +10,9 @@ import struct
 from pathlib import Path
 from typing import Any
 
-COMPLETION, TOOLS, THINKING = "completion", "tools", "thinking"
+COMPLETION, TOOLS, THINKING, EMBEDDING = "completion", "tools", "thinking", "embedding"
+# Encoder families osaurus embeds with (osaurus.engine.encoder).
+ENCODER_TYPES = ("bert",)
 _THINK_START = "<think>"
 
 
@@ -60,9 +62,12 @@ def chat_template(path: Path) -> str:
     return template if isinstance(template, str) else ""
 
 
-def capabilities(path: Path) -> tuple[str, ...]:
-    """completion for every generative model; tools when its template renders them (as
-    osaurus.chat.template decides); thinking when it has reasoning markers."""
+def capabilities(path: Path, config: dict[str, Any]) -> tuple[str, ...]:
+    """embedding for an encoder (a sentence-transformers model); else completion, tools when
+    its template renders them (as osaurus.chat.template decides), thinking when it has
+    reasoning markers."""
+    if config.get("model_type") in ENCODER_TYPES:
+        return (EMBEDDING,)
     template = chat_template(path)
     found = [COMPLETION]
     if "tools" in template:

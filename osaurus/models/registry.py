@@ -67,7 +67,7 @@ def describe(model_id: str, path: Path) -> ModelInfo:
         context_length=_context_length(config),
         modified_time=max(st.st_mtime for st in files),
         parameter_count=details.parameter_count(path, config),
-        capabilities=details.capabilities(path),
+        capabilities=details.capabilities(path, config),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from typing import Any
 
 import grpc
@@ -232,6 +233,29 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
             await events.aclose()
 
     @maps_errors
+    async def Embed(self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext):
+        texts, token_ids = _embed_inputs(request)
+        start = time.perf_counter()
+        model, embedded, load_seconds = await self.engine.embed(
+            request.model,
+            texts,
+            token_ids,
+            truncate=request.truncate if request.HasField("truncate") else True,
+            dimensions=request.dimensions,
+            normalize=request.normalize if request.HasField("normalize") else None,
+            keep_alive=(
+                request.keep_alive_seconds if request.HasField("keep_alive_seconds") else None
+            ),
+        )
+        return pb.EmbedResponse(
+            model=model,
+            embeddings=[pb.Embedding(values=v) for v in embedded.vectors],
+            prompt_tokens=embedded.tokens,
+            total_seconds=time.perf_counter() - start,
+            load_seconds=load_seconds,
+        )
+
+    @maps_errors
     async def CountTokens(self, request: pb.CountTokensRequest, context: grpc.aio.ServicerContext):
         if not request.model:
             raise InvalidArgument("model is required", field="model")
@@ -245,6 +269,21 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         )
         count, context_length = await self.engine.count_tokens(generation)
         return pb.CountTokensResponse(token_count=count, context_length=context_length)
+
+
+def _embed_inputs(request: pb.EmbedRequest) -> tuple[list[str] | None, list[list[int]] | None]:
+    if not request.model:
+        raise InvalidArgument("model is required", field="model")
+    if bool(request.texts) == bool(request.token_ids):
+        raise InvalidArgument(
+            "set either texts or token_ids, with at least one input", field="texts"
+        )
+    for i, text in enumerate(request.texts):
+        if not text:
+            raise InvalidArgument(f"texts[{i}] is empty", field="texts")
+    if request.texts:
+        return list(request.texts), None
+    return None, [list(t.ids) for t in request.token_ids]
 
 
 def parse_json_object(text: str, field: str) -> dict[str, Any]:

@@ -46,6 +46,11 @@ class InferenceServiceStub:
                 request_serializer=osaurus_dot_v1_dot_inference__pb2.CountTokensRequest.SerializeToString,
                 response_deserializer=osaurus_dot_v1_dot_inference__pb2.CountTokensResponse.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/osaurus.v1.InferenceService/Embed',
+                request_serializer=osaurus_dot_v1_dot_inference__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=osaurus_dot_v1_dot_inference__pb2.EmbedResponse.FromString,
+                _registered_method=True)
 
 
 class InferenceServiceServicer:
@@ -68,6 +73,14 @@ class InferenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Embed(self, request, context):
+        """Embeds texts (or token ids) with an embedding model, all inputs batched together. A chat
+        model, or a chat request to an embedding model, is INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -80,6 +93,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     servicer.CountTokens,
                     request_deserializer=osaurus_dot_v1_dot_inference__pb2.CountTokensRequest.FromString,
                     response_serializer=osaurus_dot_v1_dot_inference__pb2.CountTokensResponse.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=osaurus_dot_v1_dot_inference__pb2.EmbedRequest.FromString,
+                    response_serializer=osaurus_dot_v1_dot_inference__pb2.EmbedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -138,6 +156,33 @@ class InferenceService:
             '/osaurus.v1.InferenceService/CountTokens',
             osaurus_dot_v1_dot_inference__pb2.CountTokensRequest.SerializeToString,
             osaurus_dot_v1_dot_inference__pb2.CountTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/osaurus.v1.InferenceService/Embed',
+            osaurus_dot_v1_dot_inference__pb2.EmbedRequest.SerializeToString,
+            osaurus_dot_v1_dot_inference__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,

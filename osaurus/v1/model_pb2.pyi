@@ -16,6 +16,7 @@ class ModelCapability(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MODEL_CAPABILITY_COMPLETION: _ClassVar[ModelCapability]
     MODEL_CAPABILITY_TOOLS: _ClassVar[ModelCapability]
     MODEL_CAPABILITY_THINKING: _ClassVar[ModelCapability]
+    MODEL_CAPABILITY_EMBEDDING: _ClassVar[ModelCapability]
 
 class SearchSort(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -27,6 +28,7 @@ MODEL_CAPABILITY_UNSPECIFIED: ModelCapability
 MODEL_CAPABILITY_COMPLETION: ModelCapability
 MODEL_CAPABILITY_TOOLS: ModelCapability
 MODEL_CAPABILITY_THINKING: ModelCapability
+MODEL_CAPABILITY_EMBEDDING: ModelCapability
 SEARCH_SORT_UNSPECIFIED: SearchSort
 SEARCH_SORT_DOWNLOADS: SearchSort
 SEARCH_SORT_LIKES: SearchSort

@@ -94,6 +94,7 @@ _CAPABILITIES = {
     model_pb2.MODEL_CAPABILITY_COMPLETION: "completion",
     model_pb2.MODEL_CAPABILITY_TOOLS: "tools",
     model_pb2.MODEL_CAPABILITY_THINKING: "thinking",
+    model_pb2.MODEL_CAPABILITY_EMBEDDING: "embedding",
 }
 
 

@@ -125,6 +125,31 @@ class ModelRequest(_ModelNamed):
     verbose: bool = False
 
 
+class EmbedRequest(_ModelNamed):
+    """/api/embed: `input` is a text or texts."""
+
+    input: str | list[str]
+    truncate: bool = True
+    dimensions: Annotated[int, Field(ge=1, le=2**32 - 1)] | None = None
+    options: Options | None = None
+    keep_alive: Duration | None = None
+
+    @field_validator("keep_alive")
+    @classmethod
+    def _duration(cls, value: Duration | None) -> Duration | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+class EmbeddingsRequest(_ModelNamed):
+    """/api/embeddings, the older route: one `prompt`."""
+
+    prompt: str
+    options: Options | None = None
+    keep_alive: Duration | None = None
+
+
 class CopyRequest(BaseModel):
     model_config = _REQUEST_CONFIG
     source: str

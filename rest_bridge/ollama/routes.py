@@ -14,6 +14,8 @@ import grpc
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from osaurus.durations import parse_duration
+from osaurus.v1 import inference_pb2 as pb
 from osaurus.v1 import model_pb2
 from rest_bridge.errors import BridgeError, from_grpc_error, grpc_target
 from rest_bridge.generation import Generation, ToolCallsAccumulator, start_generation
@@ -32,6 +34,8 @@ from rest_bridge.ollama.errors import OllamaRoute, error_body
 from rest_bridge.ollama.protocol import (
     ChatRequest,
     CopyRequest,
+    EmbeddingsRequest,
+    EmbedRequest,
     GenerateRequest,
     GenerationBase,
     ModelRequest,
@@ -244,6 +248,44 @@ async def _pull_stream(call: Any, first: Any, name: str, request: Request) -> As
         yield _line(error_body(from_grpc_error(exc, grpc_target(request))))
     finally:
         call.cancel()  # a client gone mid-pull stops the download
+
+
+@router.post("/embed")
+async def embed(body: EmbedRequest, request: Request) -> dict[str, Any]:
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    embed_request = pb.EmbedRequest(
+        model=model_id(body.model),
+        texts=texts,
+        truncate=body.truncate,
+        dimensions=body.dimensions or 0,
+        normalize=True,  # /api/embed's vectors are unit length
+    )
+    if body.keep_alive is not None:
+        embed_request.keep_alive_seconds = parse_duration(body.keep_alive)
+    reply = await clients(request).inference.Embed(_non_empty(embed_request))
+    return {
+        "model": ollama_name(reply.model),
+        "embeddings": [list(e.values) for e in reply.embeddings],
+        "total_duration": int(reply.total_seconds * 1e9),
+        "load_duration": int(reply.load_seconds * 1e9),
+        "prompt_eval_count": reply.prompt_tokens,
+    }
+
+
+@router.post("/embeddings")
+async def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any]:
+    """The older route: one vector, as the model makes it (not normalized by the route)."""
+    embed_request = pb.EmbedRequest(model=model_id(body.model), texts=[body.prompt])
+    if body.keep_alive is not None:
+        embed_request.keep_alive_seconds = parse_duration(body.keep_alive)
+    reply = await clients(request).inference.Embed(_non_empty(embed_request))
+    return {"embedding": list(reply.embeddings[0].values)}
+
+
+def _non_empty(embed_request: pb.EmbedRequest) -> pb.EmbedRequest:
+    if not embed_request.texts or not all(embed_request.texts):
+        raise BridgeError("input must hold text to embed", field="input")
+    return embed_request
 
 
 @router.post("/copy")

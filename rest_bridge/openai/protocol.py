@@ -176,6 +176,27 @@ class ChatCompletionRequest(BaseModel):
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
 
+TokenId = Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
+class EmbeddingRequest(BaseModel):
+    """POST /v1/embeddings: `input` is a text, texts, token ids, or lists of token ids."""
+
+    model_config = _REQUEST_CONFIG
+    model: str
+    input: str | list[str] | list[TokenId] | list[list[TokenId]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: Annotated[int, Field(ge=1, le=2**32 - 1)] | None = None
+    user: str | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if value == "" or value == [] or (isinstance(value, list) and [] in value):
+            raise ValueError("input must not be empty")
+        return value
+
+
 def usage_json(prompt: int, completion: int, cached: int) -> dict[str, Any]:
     return {
         "prompt_tokens": prompt,

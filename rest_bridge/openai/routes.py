@@ -1,5 +1,5 @@
-"""OpenAI's routes: POST /v1/chat/completions and GET /v1/models[/{id}], each one gRPC call
-(and the same without /v1, as other OpenAI-compatible servers answer)."""
+"""OpenAI's routes: POST /v1/chat/completions, POST /v1/embeddings and GET /v1/models[/{id}],
+each one gRPC call (and the same without /v1, as other OpenAI-compatible servers answer)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ from rest_bridge.openai.chat import (
     tool_call_delta,
     usage_chunk,
 )
+from rest_bridge.openai.embeddings import embedding_list, to_embed_request
 from rest_bridge.openai.errors import OpenAIRoute, error_body
-from rest_bridge.openai.protocol import ChatCompletionRequest
+from rest_bridge.openai.protocol import ChatCompletionRequest, EmbeddingRequest
 
 router = APIRouter(route_class=OpenAIRoute)
 
@@ -87,6 +88,13 @@ async def _stream(
         # cancelling the call makes the server drop the request at its next decode step.
         generation.cancel()
     yield {"data": "[DONE]"}
+
+
+@router.post("/v1/embeddings")
+@router.post("/embeddings", include_in_schema=False)
+async def create_embeddings(body: EmbeddingRequest, request: Request) -> dict:
+    reply = await clients(request).inference.Embed(to_embed_request(body))
+    return embedding_list(reply, body.encoding_format)
 
 
 def _model_json(model: model_pb2.Model) -> dict:

