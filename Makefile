@@ -41,6 +41,7 @@ test-unit: setup
 bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.embeddings
 
 lint: setup
 	$(BIN)/ruff check .
