@@ -133,3 +133,16 @@ def test_grpc_embed(server, embedding_model_id) -> None:
             pb.EmbedRequest(model=embedding_model_id, texts=["a"], token_ids=[pb.TokenIds(ids=[1])])
         )
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_langchain_ollama_embeddings_and_chat(server, embedding_model_id, model_id) -> None:
+    from langchain_ollama import ChatOllama, OllamaEmbeddings
+
+    embedder = OllamaEmbeddings(model=embedding_model_id, base_url=server.http_url)
+    docs = np.array(embedder.embed_documents(WEATHER))
+    assert np.abs(docs @ docs.T - WEATHER_SIMILARITY).max() < ROUNDING
+    query = np.array(embedder.embed_query(WEATHER[0]))
+    assert query @ docs[0] > 0.99999
+    chat = ChatOllama(model=model_id, base_url=server.http_url, temperature=0)
+    reply = chat.invoke("Name the capital of France.")
+    assert reply.content == "The capital of France is Paris."
