@@ -7,15 +7,27 @@ is too long its HTTP status, instead of an error inside a 200 stream.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import grpc
 
 from osaurus.v1 import inference_pb2 as pb
 from osaurus.v1 import inference_pb2_grpc
 from rest_bridge.errors import BridgeError
+
+
+def add_tool(
+    request: pb.GenerateRequest,
+    name: str,
+    description: str | None,
+    parameters: dict[str, Any] | None,
+) -> None:
+    """A function tool, as every family declares one: its schema travels as JSON text."""
+    schema = json.dumps(parameters) if parameters is not None else ""
+    request.tools.add(name=name, description=description or "", parameters=schema)
 
 
 @dataclass

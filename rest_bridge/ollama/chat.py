@@ -9,7 +9,7 @@ from typing import Any
 
 from osaurus.v1 import inference_pb2 as pb
 from rest_bridge.errors import BridgeError
-from rest_bridge.generation import GeneratedToolCall
+from rest_bridge.generation import GeneratedToolCall, add_tool
 from rest_bridge.ollama.protocol import (
     ChatRequest,
     GenerateRequest,
@@ -113,12 +113,7 @@ def chat_request(body: ChatRequest) -> pb.GenerateRequest:
         chat=pb.Chat(messages=[_message(i, m) for i, m in enumerate(body.messages)])
     )
     for tool in body.tools or []:
-        f = tool.function
-        request.tools.add(
-            name=f.name,
-            description=f.description or "",
-            parameters=json.dumps(f.parameters) if f.parameters is not None else "",
-        )
+        add_tool(request, tool.function.name, tool.function.description, tool.function.parameters)
     return _common(body, request)
 
 

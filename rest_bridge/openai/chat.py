@@ -9,7 +9,7 @@ from typing import Any
 
 from osaurus.durations import parse_duration
 from osaurus.v1 import inference_pb2 as pb
-from rest_bridge.generation import GeneratedToolCall, GenerationResult
+from rest_bridge.generation import GeneratedToolCall, GenerationResult, add_tool
 from rest_bridge.openai.protocol import ChatCompletionRequest, usage_json
 
 _ROLES = {
@@ -64,12 +64,7 @@ def to_generate_request(body: ChatCompletionRequest, session_id: str | None) -> 
         speculative=body.speculative,
     )
     for tool in body.tools or []:
-        f = tool.function
-        request.tools.add(
-            name=f.name,
-            description=f.description or "",
-            parameters=json.dumps(f.parameters) if f.parameters is not None else "",
-        )
+        add_tool(request, tool.function.name, tool.function.description, tool.function.parameters)
     if body.keep_alive is not None:
         request.keep_alive_seconds = parse_duration(body.keep_alive)
     if body.parallel_tool_calls is not None:
