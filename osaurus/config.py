@@ -58,6 +58,14 @@ def _path(text: str) -> Path:
     return Path(text).expanduser()
 
 
+def _origins(text: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], or *)")
+    return origins
+
+
 def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "osaurus"
 
@@ -174,6 +182,12 @@ class Settings:
         minimum=0,
     )
     log_level: str = setting("info", "log level", choices=_LOG_LEVELS)
+    cors_origins: tuple[str, ...] = setting(
+        (),
+        "origins a browser may call the REST API from, comma-separated (* for any)",
+        parse=_origins,
+        default_text="none: same origin only",
+    )
 
     @classmethod
     def load(
@@ -208,6 +222,12 @@ class BridgeSettings:
     host: str = setting("127.0.0.1", "address to bind the HTTP port to")
     http_port: int = setting(8080, "REST port", parse=int, minimum=0, maximum=65535, flag="--port")
     log_level: str = setting("info", "log level", choices=_LOG_LEVELS)
+    cors_origins: tuple[str, ...] = setting(
+        (),
+        "origins a browser may call the REST API from, comma-separated (* for any)",
+        parse=_origins,
+        default_text="none: same origin only",
+    )
 
     @classmethod
     def load(

@@ -67,7 +67,7 @@ async def _serve(settings: Settings, registry: ModelRegistry) -> None:
     http_server = None
     if http_socket is not None:
         config = uvicorn.Config(
-            create_app(target),
+            create_app(target, settings.cors_origins),
             host=settings.host,
             port=settings.http_port,
             log_level=_uvicorn_log_level(settings.log_level),
@@ -116,5 +116,6 @@ def bridge(settings: BridgeSettings) -> None:
     host, port, target = settings.host, settings.http_port, settings.target
     sock = bind_http_socket(host, port)
     print(f"osaurus bridge: OpenAI API on http://{host}:{port}/v1 -> gRPC {target}", flush=True)
-    config = uvicorn.Config(create_app(target), log_level=_uvicorn_log_level(settings.log_level))
+    app = create_app(target, settings.cors_origins)
+    config = uvicorn.Config(app, log_level=_uvicorn_log_level(settings.log_level))
     asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))

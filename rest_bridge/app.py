@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from osaurus import __version__
 from osaurus.client import Stubs, open_aio_channel
 from rest_bridge import health
+from rest_bridge.anthropic import routes as anthropic_routes
 from rest_bridge.errors import BridgeError, Render, unexpected_error
 from rest_bridge.ollama import errors as ollama_errors
 from rest_bridge.ollama import routes as ollama_routes
@@ -20,7 +22,10 @@ from rest_bridge.openai import errors as openai_errors
 from rest_bridge.openai import routes as openai_routes
 
 
-def create_app(target: str) -> FastAPI:
+def create_app(target: str, cors_origins: tuple[str, ...] = ()) -> FastAPI:
+    """`cors_origins`: the origins a browser page may call from (FastAPI's CORSMiddleware
+    answers their preflights); none, the default, is same-origin only."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         channel = open_aio_channel(target)
@@ -32,10 +37,19 @@ def create_app(target: str) -> FastAPI:
             await channel.close()
 
     app = FastAPI(title="osaurus", version=__version__, lifespan=lifespan)
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["Retry-After"],
+        )
     _install_fallback_handlers(app)
     app.include_router(health.router)
     app.include_router(openai_routes.router)
     app.include_router(ollama_routes.router)
+    app.include_router(anthropic_routes.router)
     return app
 
 

@@ -93,6 +93,27 @@ def grpc_target(request: Request) -> str:
     return getattr(request.app.state, "target", "")
 
 
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in (loc[1:] if loc and loc[0] == "body" else loc)]
+    return ".".join(p for p in parts if not p.startswith(("str", "list[", "dict[", "int")))
+
+
+def plain_validation_error(exc: RequestValidationError) -> BridgeError:
+    """A validation failure in plain words, for families whose errors carry only a message
+    (Ollama, Anthropic): the field's path and what is wrong with it."""
+    errors = exc.errors()
+    first: dict[str, Any] = errors[0] if errors else {"msg": "invalid request", "loc": ()}
+    if first.get("type") == "json_invalid":
+        return BridgeError(f"invalid JSON in the request body: {first.get('ctx', {}).get('error')}")
+    if first.get("type") == "model_attributes_type" or first.get("loc") == ("body",):
+        return BridgeError("the request body must be a JSON object")
+    field = _field(tuple(first.get("loc", ())))
+    if first.get("type") == "missing":
+        return BridgeError(f"{field} is required", field=field)
+    got = f" (got {first['input']!r:.200})" if "input" in first else ""
+    return BridgeError(f"invalid {field}: {first.get('msg', 'invalid value')}{got}", field=field)
+
+
 Render = Callable[[BridgeError], Response]
 ReadValidation = Callable[[RequestValidationError], BridgeError]
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import grpc
 import httpx
+from fastapi import FastAPI
 
 from osaurus.client import Stubs, open_aio_channel
 from osaurus.v1 import inference_pb2_grpc
@@ -18,6 +19,7 @@ from rest_bridge.app import create_app
 class InProcessBridge:
     http: httpx.AsyncClient  # base URL http://bridge
     transport: httpx.ASGITransport  # for other clients (openai's, ollama's) of the same app
+    app: FastAPI  # for clients on another HTTP library (anthropic's: httpx2)
 
 
 @contextlib.asynccontextmanager
@@ -37,7 +39,7 @@ async def bridge_over(
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
-            yield InProcessBridge(client, transport)
+            yield InProcessBridge(client, transport, app)
     finally:
         await channel.close()
         await server.stop(0)

@@ -43,10 +43,13 @@ class StopStringFilter:
     """Feed decoded text; get back the text that is safe to emit and whether a stop matched."""
 
     def __init__(self, stops: list[str]):
-        stops = [s for s in stops if s]
-        self._machine = TextStateMachine({"normal": [(s, None) for s in stops]}) if stops else None
+        self._stops = [s for s in stops if s]
+        machine = TextStateMachine({"normal": [(s, None) for s in self._stops]})
+        self._machine = machine if self._stops else None
         self._state = self._machine.make_state() if self._machine else None
+        self._recent = ""  # the last text fed, long enough to hold any stop string
         self.stopped = False
+        self.matched: str | None = None  # the stop string that ended the text
 
     def feed(self, text: str) -> str:
         if self._machine is None:
@@ -55,9 +58,18 @@ class StopStringFilter:
             return ""
         self._state, segments = TextStateMachine.split(self._state, text)
         out = "".join(t for s, t in segments if s is not None)
+        longest = max(map(len, self._stops))
+        self._recent = (self._recent + text)[-(2 * longest + len(text)) :]
         if self._state[0] is None:
             self.stopped = True
+            self.matched = self._first_match()
         return out
+
+    def _first_match(self) -> str | None:
+        """The stop string the machine matched: of those in the recent text, the one that
+        ends first (the machine stops at the first complete match)."""
+        found = [(self._recent.find(s) + len(s), s) for s in self._stops if s in self._recent]
+        return min(found)[1] if found else None
 
     def flush(self) -> str:
         """Release held-back text at the end of generation (it was not a stop string)."""

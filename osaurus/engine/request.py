@@ -104,6 +104,7 @@ class Finished:
     usage: Usage
     timings: Timings
     model: str
+    stop_sequence: str = ""  # the request's stop string that ended it, if one did
 
 
 GenerationEvent = Started | TextChunk | ReasoningChunk | ToolCallChunk | Finished

@@ -119,6 +119,12 @@ class Sequence:
         tail = self._stop_filter.feed(self.detokenizer.last_segment) + self._stop_filter.flush()
         self._send(tail, force=True)
 
+    def _matched_stop(self) -> str:
+        """The client's stop string that ended the reply (not the server's own transcript
+        stops, which guard against templates that fell back to plain text)."""
+        matched = self._stop_filter.matched
+        return matched if matched is not None and matched in self.request.stop else ""
+
     def finish(self, reason: str) -> bool:
         if self.done:
             return True
@@ -149,6 +155,7 @@ class Sequence:
                     load_seconds=self.load_seconds,
                 ),
                 model=self.model_id,
+                stop_sequence=self._matched_stop(),
             )
         )
         return True

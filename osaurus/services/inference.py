@@ -192,6 +192,7 @@ def done_to_proto(event: Finished) -> pb.GenerationDone:
             load_seconds=event.timings.load_seconds,
         ),
         model=event.model,
+        stop_sequence=event.stop_sequence,
     )
 
 

@@ -69,3 +69,12 @@ def test_end_of_turn_ids_include_template_markers(models_dir: Path, model_id: st
     ids = end_of_turn_ids(tokenizer)
     assert {0, 2} <= ids  # <|endoftext|> and <|im_end|>
     assert 1 not in ids  # <|im_start|> is not an end
+
+
+def test_the_filter_says_which_stop_string_matched() -> None:
+    f = StopStringFilter(["END", "Paris", "zzz"])
+    out = "".join(f.feed(piece) for piece in ["The capital is Pa", "ris, and", " END"])
+    assert out == "The capital is " and f.stopped and f.matched == "Paris"
+    quiet = StopStringFilter(["zzz"])
+    quiet.feed("nothing here")
+    assert quiet.matched is None and not quiet.stopped

@@ -1,0 +1,72 @@
+"""Anthropic's routes: POST /v1/messages (one message, or its event stream) and
+POST /v1/messages/count_tokens. The x-api-key and anthropic-version headers are accepted."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sse_starlette.sse import EventSourceResponse
+
+from osaurus.v1 import inference_pb2 as pb
+from rest_bridge.anthropic.errors import AnthropicRoute, error_body
+from rest_bridge.anthropic.messages import (
+    StreamWriter,
+    chat,
+    message,
+    new_message_id,
+    to_generate_request,
+)
+from rest_bridge.anthropic.protocol import CountTokensRequest, MessagesRequest
+from rest_bridge.errors import from_grpc_error, grpc_target
+from rest_bridge.generation import Generation, start_generation
+from rest_bridge.grpc_client import clients
+
+router = APIRouter(route_class=AnthropicRoute)
+
+
+@router.post("/v1/messages")
+async def create_message(body: MessagesRequest, request: Request) -> Response:
+    generation = await start_generation(clients(request).inference, to_generate_request(body))
+    thinking = body.thinking is not None and body.thinking.type == "enabled"
+    message_id, model = new_message_id(), generation.started.model
+    if body.stream:
+        writer = StreamWriter(message_id, model, generation.started.prompt_tokens, thinking)
+        return EventSourceResponse(_events(generation, writer, request), sep="\n", ping=10)
+    try:
+        result = await generation.collect()
+    finally:
+        generation.cancel()
+    return JSONResponse(message(message_id, model, result, thinking))
+
+
+def _sse(event: dict[str, Any]) -> dict[str, str]:
+    return {"event": event["type"], "data": json.dumps(event, separators=(",", ":"))}
+
+
+async def _events(
+    generation: Generation, writer: StreamWriter, request: Request
+) -> AsyncIterator[dict[str, str]]:
+    try:
+        yield _sse(writer.start)
+        yield _sse({"type": "ping"})
+        async for event in generation.events():
+            for out in writer.feed(event):
+                yield _sse(out)
+    except grpc.aio.AioRpcError as exc:
+        # The stream has begun: the error is an `error` event, as Anthropic sends it.
+        yield _sse(error_body(from_grpc_error(exc, grpc_target(request))))
+    finally:
+        generation.cancel()  # the client went away, or we are done
+
+
+@router.post("/v1/messages/count_tokens")
+async def count_tokens(body: CountTokensRequest, request: Request) -> dict[str, int]:
+    reply = await clients(request).inference.CountTokens(
+        pb.CountTokensRequest(model=body.model, chat=chat(body))
+    )
+    return {"input_tokens": reply.token_count}
