@@ -59,6 +59,7 @@ class GenerationResult:
     text: str = ""
     reasoning: str = ""
     tool_calls: list[GeneratedToolCall] = field(default_factory=list)
+    logprobs: list[pb.TokenLogprob] = field(default_factory=list)  # when asked for
 
 
 class Generation:
@@ -77,16 +78,18 @@ class Generation:
         text: list[str] = []
         reasoning: list[str] = []
         calls = ToolCallsAccumulator()
+        logprobs: list[pb.TokenLogprob] = []
         async for message in self.events():
             if message.HasField("delta"):
                 text.append(message.delta.text)
+                logprobs.extend(message.delta.logprobs)
             elif message.HasField("reasoning"):
                 reasoning.append(message.reasoning.text)
             elif message.HasField("tool_call"):
                 calls.add(message.tool_call)
             elif message.HasField("done"):
                 return GenerationResult(
-                    message.done, "".join(text), "".join(reasoning), calls.calls
+                    message.done, "".join(text), "".join(reasoning), calls.calls, logprobs
                 )
         raise BridgeError("the gRPC stream ended without a final event", 502)
 

@@ -446,7 +446,7 @@ class Engine:
                 prompt=prompt,
                 max_tokens=max_tokens,
                 stops=stops,
-                detokenizer=lm.tokenizer.detokenizer,
+                detokenizer=_detokenizer(lm, raw=request.messages is None),
                 emit=_logging_finish(emit),
                 cancelled=cancelled,
                 received_at=received_at,
@@ -454,6 +454,7 @@ class Engine:
                 constraint=constraint,
                 tool_calls=tool_calls,
                 reasoning=_reasoning_splitter(lm, request, rendered),
+                token_text=_token_text(lm) if request.logprobs is not None else None,
             )
             self._scheduler(lm).add(sequence)
         except OsaurusError as exc:
@@ -498,6 +499,24 @@ class Engine:
             )
             self._schedulers[lm.info.id] = scheduler
         return scheduler
+
+
+def _detokenizer(lm: LoadedModel, raw: bool) -> Any:
+    """mlx-lm's streaming detokenizer for one sequence. A chat reply starts without the space
+    its first token carries (mlx-lm trims it); a raw prompt's continuation keeps it, as the
+    completions API has it ("The capital of France is" + " Paris")."""
+    detokenizer = lm.tokenizer.detokenizer
+    if raw:
+        if hasattr(detokenizer, "trim_space"):  # SentencePiece's
+            detokenizer.trim_space = False
+        if hasattr(detokenizer, "_maybe_trim_space"):  # byte-level BPE's: no switch to turn
+            detokenizer._maybe_trim_space = lambda text: text
+    return detokenizer
+
+
+def _token_text(lm: LoadedModel) -> Callable[[int], str]:
+    tokenizer = lm.tokenizer
+    return lambda token: tokenizer.decode([token])
 
 
 def _reasoning_splitter(

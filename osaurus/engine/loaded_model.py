@@ -45,6 +45,14 @@ class LoadedModel:
             tools = request.tools if request.tool_choice.mode != "none" else None
             rendered = render_chat(self.tokenizer, request.messages, tools)
             return encode_prompt(self.tokenizer, rendered.text), rendered
+        if request.prompt_token_ids is not None:
+            vocab = len(self.tokenizer.get_vocab())
+            if any(not 0 <= t < vocab for t in request.prompt_token_ids):
+                raise InvalidArgument(
+                    f"prompt token ids must be below {self.info.id}'s vocabulary size {vocab}",
+                    field="prompt",
+                )
+            return list(request.prompt_token_ids), None
         return encode_prompt(self.tokenizer, request.prompt or ""), None
 
 

@@ -35,6 +35,7 @@ class GenerationRequest:
     model: str
     messages: list[Message] | None = None  # a chat, rendered with the model's template...
     prompt: str | None = None  # ...or a raw prompt
+    prompt_token_ids: list[int] | None = None  # ...or a raw prompt's token ids
     sampling: SamplingParams = field(default_factory=SamplingParams)
     max_tokens: int | None = None
     stop: list[str] = field(default_factory=list)
@@ -46,6 +47,7 @@ class GenerationRequest:
     keep_alive: float | None = None  # seconds the model stays loaded when idle; <0 forever
     ignore_eos: bool = False  # generate past end-of-turn tokens, up to max_tokens
     speculative: bool | None = None  # prompt-lookup decoding when alone; None: the server's
+    logprobs: int | None = None  # each token's logprob and this many alternatives; None: none
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,21 @@ class Started:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """A generated token's log probability, under the distribution it was sampled from (after
+    constraints and penalties, before temperature), and the most likely alternatives."""
+
+    token_id: int
+    token: str
+    logprob: float
+    top: list[tuple[int, str, float]] = field(default_factory=list)  # (id, text, logprob)
+
+
+@dataclass(frozen=True)
 class TextChunk:
     text: str
     token_ids: list[int]
+    logprobs: list[TokenLogprob] = field(default_factory=list)  # one per token id, when asked
 
 
 @dataclass(frozen=True)

@@ -121,10 +121,10 @@ class ModelScheduler:
             if seq is None:
                 continue
             if r.finish_reason is not None:  # the generator dropped it and hands back its cache
-                seq.on_token(r.token, r.finish_reason)
+                seq.on_token(r.token, r.finish_reason, r.logprobs)
                 del self._sequences[r.uid]
                 self.store.checkin(seq.lease, list(r.all_tokens), r.prompt_cache)
-            elif seq.on_token(r.token, None):  # a stop string
+            elif seq.on_token(r.token, None, r.logprobs):  # a stop string
                 finished.append(r.uid)
             else:
                 decoding.append(r.uid)
@@ -143,6 +143,7 @@ class ModelScheduler:
             and (self.speculative if wanted is None else wanted)
             and not seq.request.sampling.temperature
             and seq.constraint is None
+            and seq.request.logprobs is None  # drafts verified in one pass carry none
             and not make_request_processors(seq.request.sampling)
         )
 

@@ -25,6 +25,7 @@ from osaurus.engine.request import (
     ReasoningChunk,
     TextChunk,
     Timings,
+    TokenLogprob,
     ToolCallChunk,
     Usage,
 )
@@ -53,7 +54,9 @@ class Sequence:
     generated: int = 0
     first_token_at: float | None = None
     done: bool = False
+    token_text: Callable[[int], str] | None = None  # for logprobs: a token id's text
     _pending_ids: list[int] = field(default_factory=list)  # tokens whose text is held back
+    _pending_logprobs: list[TokenLogprob] = field(default_factory=list)  # theirs, when asked
 
     def __post_init__(self) -> None:
         self._stop_filter = StopStringFilter(self.stops)
@@ -63,9 +66,10 @@ class Sequence:
     def cached_tokens(self) -> int:
         return self.lease.reused if self.lease else 0
 
-    def on_token(self, token: int, end: str | None) -> bool:
+    def on_token(self, token: int, end: str | None, logprobs: Any = None) -> bool:
         """Take the token sampled for this sequence. `end` is the batch generator's finish
-        reason: "stop" (an end-of-turn token, not shown) or "length" (this was the last).
+        reason: "stop" (an end-of-turn token, not shown) or "length" (this was the last);
+        `logprobs`, the distribution it was sampled from (an mx.array over the vocabulary).
         Returns True when the sequence is finished (a Finished event has been emitted)."""
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
@@ -74,6 +78,8 @@ class Sequence:
             return self.finish("stop")
         self.generated += 1
         self._pending_ids.append(token)
+        if self.request.logprobs is not None and logprobs is not None:
+            self._pending_logprobs.append(self._logprob(token, logprobs))
         self.detokenizer.add_token(token)
         self._send(self._stop_filter.feed(self.detokenizer.last_segment))
         if self._stop_filter.stopped:
@@ -83,6 +89,26 @@ class Sequence:
             return self.finish("length")
         return False
 
+    def _emit_text(self, text: str) -> None:
+        self.emit(TextChunk(text, self._pending_ids, self._pending_logprobs))
+        self._pending_ids, self._pending_logprobs = [], []
+
+    def _logprob(self, token: int, logprobs: Any) -> TokenLogprob:
+        """The token's logprob and the top alternatives, read on the engine thread (only for
+        requests that ask: the vector stays on the device otherwise)."""
+        import mlx.core as mx
+
+        text = self.token_text or str
+        top: list[tuple[int, str, float]] = []
+        k = min(self.request.logprobs or 0, logprobs.shape[-1])
+        if k:
+            ids = mx.argpartition(-logprobs, kth=k - 1)[:k]
+            found: list[int] = ids.tolist()  # type: ignore[assignment]  # mlx: any nesting
+            values: list[float] = logprobs[ids].tolist()
+            pairs = sorted(zip(found, values, strict=True), key=lambda p: -p[1])
+            top = [(i, text(i), v) for i, v in pairs]
+        return TokenLogprob(token, text(token), float(logprobs[token].item()), top)
+
     def _send(self, text: str, force: bool = False) -> None:
         if self.reasoning is None:
             return self._send_content(text, force)
@@ -90,7 +116,7 @@ class Sequence:
         for kind, piece in parts:
             if kind == REASONING:
                 self.emit(ReasoningChunk(piece))
-                self._pending_ids = []  # token ids travel with content only
+                self._pending_ids, self._pending_logprobs = [], []  # these go with content
             else:
                 self._send_content(piece)
         if force:
@@ -100,8 +126,7 @@ class Sequence:
         if self.tool_calls is not None:
             self._send_pieces(self.tool_calls.feed(text) if text else [])
         elif text or (force and self._pending_ids):
-            self.emit(TextChunk(text=text, token_ids=self._pending_ids))
-            self._pending_ids = []
+            self._emit_text(text)
 
     def _send_pieces(self, pieces: list[Piece]) -> None:
         """Content and tool-call pieces from the tool-call stream (token ids go with text)."""
@@ -109,8 +134,7 @@ class Sequence:
             if isinstance(piece, CallDelta):
                 self.emit(ToolCallChunk(piece.index, piece.id, piece.name, piece.arguments))
             else:
-                self.emit(TextChunk(text=piece, token_ids=self._pending_ids))
-                self._pending_ids = []
+                self._emit_text(piece)
 
     def _flush(self) -> None:
         """Send the text held back for a stop string that never completed, and any bytes the

@@ -20,6 +20,7 @@ from osaurus.engine.request import (
     SamplingParams,
     Started,
     TextChunk,
+    TokenLogprob,
     ToolCallChunk,
 )
 from osaurus.errors import InvalidArgument
@@ -27,6 +28,7 @@ from osaurus.services.grpc_errors import maps_errors
 from osaurus.v1 import inference_pb2 as pb
 from osaurus.v1 import inference_pb2_grpc
 
+MAX_TOP_LOGPROBS = 20  # OpenAI's limit
 _ROLES = {
     pb.ROLE_SYSTEM: "system",
     pb.ROLE_USER: "user",
@@ -131,16 +133,22 @@ def request_from_proto(request: pb.GenerateRequest) -> GenerationRequest:
         raise InvalidArgument("model is required", field="model")
     which = request.WhichOneof("input")
     if which is None:
-        raise InvalidArgument("input is required: set chat or prompt", field="input")
+        raise InvalidArgument("input is required: set chat, prompt or prompt_tokens", field="input")
     if request.HasField("max_tokens") and request.max_tokens == 0:
         raise InvalidArgument("max_tokens must be at least 1", field="max_tokens")
     if any(not s for s in request.stop):
         raise InvalidArgument("stop strings must not be empty", field="stop")
+    if request.HasField("top_logprobs") and request.top_logprobs > MAX_TOP_LOGPROBS:
+        raise InvalidArgument(
+            f"top_logprobs must be at most {MAX_TOP_LOGPROBS}, got {request.top_logprobs}",
+            field="top_logprobs",
+        )
     tools, choice = tools_from_proto(request)
     return GenerationRequest(
         model=request.model,
         messages=messages_from_proto(request.chat) if which == "chat" else None,
         prompt=request.prompt if which == "prompt" else None,
+        prompt_token_ids=list(request.prompt_tokens.ids) if which == "prompt_tokens" else None,
         sampling=sampling_from_proto(request.sampling),
         max_tokens=request.max_tokens if request.HasField("max_tokens") else None,
         stop=list(request.stop),
@@ -154,6 +162,7 @@ def request_from_proto(request: pb.GenerateRequest) -> GenerationRequest:
         keep_alive=(request.keep_alive_seconds if request.HasField("keep_alive_seconds") else None),
         ignore_eos=request.ignore_eos,
         speculative=request.speculative if request.HasField("speculative") else None,
+        logprobs=request.top_logprobs if request.HasField("top_logprobs") else None,
     )
 
 
@@ -172,6 +181,19 @@ def response_format_from_proto(request: pb.GenerateRequest) -> ResponseFormat | 
         )
     raise InvalidArgument(
         "response_format must set json_object or json_schema", field="response_format"
+    )
+
+
+def _logprob_to_proto(lp: TokenLogprob) -> pb.TokenLogprob:
+    return pb.TokenLogprob(
+        token_id=lp.token_id,
+        token=lp.token,
+        token_bytes=lp.token.encode(),
+        logprob=lp.logprob,
+        top_logprobs=[
+            pb.TopLogprob(token_id=i, token=t, token_bytes=t.encode(), logprob=v)
+            for i, t, v in lp.top
+        ],
     )
 
 
@@ -206,9 +228,12 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         try:
             async for event in events:
                 if isinstance(event, TextChunk):
-                    yield pb.GenerateResponse(
-                        delta=pb.TextDelta(text=event.text, token_ids=event.token_ids)
+                    delta = pb.TextDelta(
+                        text=event.text,
+                        token_ids=event.token_ids,
+                        logprobs=[_logprob_to_proto(lp) for lp in event.logprobs],
                     )
+                    yield pb.GenerateResponse(delta=delta)
                 elif isinstance(event, ReasoningChunk):
                     yield pb.GenerateResponse(reasoning=pb.ReasoningDelta(text=event.text))
                 elif isinstance(event, ToolCallChunk):

@@ -67,6 +67,8 @@ def to_generate_request(body: ChatCompletionRequest, session_id: str | None) -> 
         add_tool(request, tool.function.name, tool.function.description, tool.function.parameters)
     if body.keep_alive is not None:
         request.keep_alive_seconds = parse_duration(body.keep_alive)
+    if body.logprobs:
+        request.top_logprobs = body.top_logprobs or 0
     if body.parallel_tool_calls is not None:
         request.parallel_tool_calls = body.parallel_tool_calls
     if isinstance(body.tool_choice, str):
@@ -92,8 +94,8 @@ def to_generate_request(body: ChatCompletionRequest, session_id: str | None) -> 
 class CompletionIds:
     """The id, creation time and model (the server's canonical id) every chunk repeats."""
 
-    def __init__(self, model: str):
-        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+    def __init__(self, model: str, prefix: str = "chatcmpl"):
+        self.id = f"{prefix}-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.model = model
 
@@ -107,15 +109,39 @@ class CompletionIds:
         }
 
 
+def _logprob_entry(token: str, logprob: float) -> dict[str, Any]:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+
+def logprobs_json(logprobs: list[pb.TokenLogprob] | None) -> dict[str, Any] | None:
+    """Chat completions' `logprobs`: per token, its logprob, bytes and top alternatives."""
+    if logprobs is None:
+        return None
+    content = [
+        {
+            **_logprob_entry(lp.token, lp.logprob),
+            "top_logprobs": [_logprob_entry(t.token, t.logprob) for t in lp.top_logprobs],
+        }
+        for lp in logprobs
+    ]
+    return {"content": content, "refusal": None}
+
+
 def chunk(
     ids: CompletionIds,
     delta: dict[str, Any],
     finish_reason: str | None = None,
     with_usage_field: bool = False,
+    logprobs: list[pb.TokenLogprob] | None = None,
 ) -> dict[str, Any]:
     out = ids.envelope("chat.completion.chunk")
     out["choices"] = [
-        {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        {
+            "index": 0,
+            "delta": delta,
+            "logprobs": logprobs_json(logprobs),
+            "finish_reason": finish_reason,
+        }
     ]
     if with_usage_field:
         out["usage"] = None  # OpenAI sends null here when the final usage chunk will follow
@@ -152,7 +178,9 @@ def tool_call_json(call: GeneratedToolCall) -> dict[str, Any]:
     return {"id": call.id, "type": "function", "function": function}
 
 
-def completion(ids: CompletionIds, result: GenerationResult) -> dict[str, Any]:
+def completion(
+    ids: CompletionIds, result: GenerationResult, with_logprobs: bool = False
+) -> dict[str, Any]:
     out = ids.envelope("chat.completion")
     message: dict[str, Any] = {"role": "assistant", "content": result.text, "refusal": None}
     if result.reasoning:  # the field reasoning servers (vLLM, DeepSeek's API) use
@@ -164,7 +192,7 @@ def completion(ids: CompletionIds, result: GenerationResult) -> dict[str, Any]:
         {
             "index": 0,
             "message": message,
-            "logprobs": None,
+            "logprobs": logprobs_json(result.logprobs if with_logprobs else None),
             "finish_reason": FINISH_REASONS.get(result.done.finish_reason, "stop"),
         }
     ]

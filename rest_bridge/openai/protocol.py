@@ -12,7 +12,7 @@ field, which the bridge reports as OpenAI's `param`. Checked here is only what O
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     BaseModel,
@@ -146,6 +146,8 @@ class ChatCompletionRequest(BaseModel):
     ignore_eos: bool = False
     # osaurus extension: prompt-lookup speculative decoding (greedy requests decoding alone).
     speculative: bool | None = None
+    logprobs: bool = False
+    top_logprobs: UInt32 | None = None  # the server checks the range (0 to 20)
 
     @field_validator("keep_alive")
     @classmethod
@@ -170,6 +172,12 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError("stream_options is only allowed when stream is true")
         return options
 
+    @model_validator(mode="after")
+    def _top_logprobs_need_logprobs(self) -> ChatCompletionRequest:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs to be true")
+        return self
+
     def stop_list(self) -> list[str]:
         if self.stop is None:
             return []
@@ -177,6 +185,60 @@ class ChatCompletionRequest(BaseModel):
 
 
 TokenId = Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
+class CompletionRequest(BaseModel):
+    """POST /v1/completions: a raw prompt (text, texts, token ids, or lists of them)."""
+
+    model_config = _REQUEST_CONFIG
+    model: str
+    prompt: str | list[str] | list[TokenId] | list[list[TokenId]]
+    max_tokens: UInt32 | None = 16  # OpenAI's default for this endpoint
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: Int32 | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int | None = None
+    best_of: int | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    logprobs: Annotated[int, Field(ge=0, le=5)] | None = None  # OpenAI's limit here
+    echo: bool = False
+    suffix: str | None = None
+    user: str | None = None
+
+    @model_validator(mode="after")
+    def _what_osaurus_does(self) -> CompletionRequest:
+        if self.n not in (None, 1):
+            raise ValueError("only n=1 is supported")
+        if self.best_of not in (None, 1):
+            raise ValueError("best_of is not supported (only 1)")
+        if self.suffix:
+            raise ValueError("suffix (fill-in-the-middle) is not supported")
+        if self.echo and self.logprobs is not None:
+            raise ValueError("echo with logprobs is not supported: prompt tokens carry none")
+        if self.prompt in ("", []) or (isinstance(self.prompt, list) and [] in self.prompt):
+            raise ValueError("prompt must not be empty")
+        if self.stream_options is not None and not self.stream:
+            raise ValueError("stream_options is only allowed when stream is true")
+        return self
+
+    def prompts(self) -> list[str | list[int]]:
+        """One prompt per choice: a text, or a list of token ids."""
+        p = self.prompt
+        if isinstance(p, str):
+            return [p]
+        if all(isinstance(x, int) for x in p):
+            return [cast(list[int], p)]  # one prompt of token ids
+        return list(cast(list[str | list[int]], p))
+
+    def stop_list(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
 
 class EmbeddingRequest(BaseModel):

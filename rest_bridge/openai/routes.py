@@ -3,6 +3,7 @@ each one gRPC call (and the same without /v1, as other OpenAI-compatible servers
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -12,9 +13,10 @@ from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 
 from osaurus.v1 import model_pb2
-from rest_bridge.errors import from_grpc_error, grpc_target
+from rest_bridge.errors import BridgeError, from_grpc_error, grpc_target
 from rest_bridge.generation import Generation, start_generation
 from rest_bridge.grpc_client import clients
+from rest_bridge.openai import completions
 from rest_bridge.openai.chat import (
     FINISH_REASONS,
     CompletionIds,
@@ -26,7 +28,11 @@ from rest_bridge.openai.chat import (
 )
 from rest_bridge.openai.embeddings import embedding_list, to_embed_request
 from rest_bridge.openai.errors import OpenAIRoute, error_body
-from rest_bridge.openai.protocol import ChatCompletionRequest, EmbeddingRequest
+from rest_bridge.openai.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+)
 
 router = APIRouter(route_class=OpenAIRoute)
 
@@ -45,10 +51,10 @@ async def create_chat_completion(
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         # With tools the reply may be only calls: no empty content in the first delta then.
         first_content = None if body.tools else ""
-        events = _stream(generation, ids, include_usage, request, first_content)
+        events = _stream(generation, ids, include_usage, request, first_content, body.logprobs)
         return EventSourceResponse(events, sep="\n", ping=15)
     try:
-        return JSONResponse(completion(ids, await generation.collect()))
+        return JSONResponse(completion(ids, await generation.collect(), body.logprobs))
     finally:
         generation.cancel()  # frees the engine if our client went away
 
@@ -59,18 +65,20 @@ async def _stream(
     include_usage: bool,
     request: Request,
     first_content: str | None = "",
+    logprobs_wanted: bool = False,
 ) -> AsyncIterator[dict]:
     def data(payload: dict) -> dict:
         return {"data": json.dumps(payload, separators=(",", ":"))}
 
-    def content_chunk(delta: dict, finish_reason: str | None = None) -> dict:
-        return data(chunk(ids, delta, finish_reason, with_usage_field=include_usage))
+    def content_chunk(delta: dict, finish_reason: str | None = None, logprobs=None) -> dict:
+        return data(chunk(ids, delta, finish_reason, include_usage, logprobs))
 
     try:
         yield content_chunk({"role": "assistant", "content": first_content})
         async for message in generation.events():
             if message.HasField("delta") and message.delta.text:
-                yield content_chunk({"content": message.delta.text})
+                logprobs = list(message.delta.logprobs) if logprobs_wanted else None
+                yield content_chunk({"content": message.delta.text}, None, logprobs)
             elif message.HasField("tool_call"):
                 yield content_chunk({"tool_calls": [tool_call_delta(message.tool_call)]})
             elif message.HasField("reasoning") and message.reasoning.text:
@@ -86,6 +94,85 @@ async def _stream(
     finally:
         # Runs on normal end and when sse-starlette cancels us because the client disconnected:
         # cancelling the call makes the server drop the request at its next decode step.
+        generation.cancel()
+    yield {"data": "[DONE]"}
+
+
+@router.post("/v1/completions")
+@router.post("/completions", include_in_schema=False)
+async def create_completion(body: CompletionRequest, request: Request):
+    prompts = body.prompts()
+    if body.stream and len(prompts) > 1:
+        raise BridgeError("a streamed completion takes one prompt", field="prompt")
+    generations: list[Generation] = []
+    try:
+        # Started one after the other, they decode together: the engine batches them.
+        for prompt in prompts:
+            generation_request = completions.to_generate_request(body, prompt)
+            generations.append(
+                await start_generation(clients(request).inference, generation_request)
+            )
+    except BaseException:
+        for g in generations:
+            g.cancel()
+        raise
+    ids = CompletionIds(generations[0].started.model, prefix="cmpl")
+    echoed = [p if body.echo and isinstance(p, str) else "" for p in prompts]
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        events = _stream_completion(generations[0], ids, echoed[0], body, include_usage, request)
+        return EventSourceResponse(events, sep="\n", ping=15)
+    try:
+        results = await asyncio.gather(*(g.collect() for g in generations))
+    finally:
+        for g in generations:
+            g.cancel()
+    want = body.logprobs is not None
+    choices = [
+        completions.choice(
+            i, echoed[i] + r.text, r.done, r.logprobs if want else None, len(echoed[i])
+        )
+        for i, r in enumerate(results)
+    ]
+    out = completions.completion_object(ids, choices)
+    out["usage"] = completions.usage_of([r.done for r in results])
+    return JSONResponse(out)
+
+
+async def _stream_completion(
+    generation: Generation,
+    ids: CompletionIds,
+    echoed: str,
+    body: CompletionRequest,
+    include_usage: bool,
+    request: Request,
+) -> AsyncIterator[dict]:
+    def data(payload: dict) -> dict:
+        return {"data": json.dumps(payload, separators=(",", ":"))}
+
+    want = body.logprobs is not None
+    offset = len(echoed)
+    try:
+        if echoed:
+            yield data(
+                completions.completion_object(ids, [completions.choice(0, echoed, None, None)])
+            )
+        async for message in generation.events():
+            if message.HasField("delta") and message.delta.text:
+                logprobs = list(message.delta.logprobs) if want else None
+                piece = completions.choice(0, message.delta.text, None, logprobs, offset)
+                offset += len(message.delta.text)
+                yield data(completions.completion_object(ids, [piece]))
+            elif message.HasField("done"):
+                final = completions.choice(0, "", message.done, [] if want else None, offset)
+                yield data(completions.completion_object(ids, [final]))
+                if include_usage:
+                    usage = completions.completion_object(ids, [])
+                    usage["usage"] = completions.usage_of([message.done])
+                    yield data(usage)
+    except grpc.aio.AioRpcError as exc:
+        yield data(error_body(from_grpc_error(exc, grpc_target(request))))
+    finally:
         generation.cancel()
     yield {"data": "[DONE]"}
 

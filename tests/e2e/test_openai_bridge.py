@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import httpx
 import openai
 import pytest
 from helpers import kept_tokens, wait_until_idle
+from tokenizers import Tokenizer
 
 from osaurus.client import open_channel
 
@@ -223,3 +225,87 @@ def test_keep_alive_zero_unloads_the_model_after_the_request(client, server, mod
             model=model_id, messages=QUESTION, max_tokens=2, extra_body={"keep_alive": "soon"}
         )
     assert info.value.body["param"] == "keep_alive"
+
+
+def test_logprobs_are_the_greedy_distribution(client, model_id) -> None:
+    r = client.chat.completions.create(
+        model=model_id, messages=QUESTION, temperature=0, logprobs=True, top_logprobs=5
+    )
+    content = r.choices[0].logprobs.content
+    assert "".join(t.token for t in content) == ANSWER == r.choices[0].message.content
+    assert len(content) == r.usage.completion_tokens
+    for t in content:
+        assert t.logprob <= 0 and len(t.top_logprobs) == 5
+        assert t.top_logprobs[0].token == t.token  # greedy: the most likely token was chosen
+        assert abs(t.top_logprobs[0].logprob - t.logprob) < 1e-5
+        tops = [a.logprob for a in t.top_logprobs]
+        assert tops == sorted(tops, reverse=True) and sum(math.exp(v) for v in tops) <= 1 + 1e-4
+        assert bytes(t.bytes).decode() == t.token
+    streamed = [
+        t
+        for c in client.chat.completions.create(
+            model=model_id, messages=QUESTION, temperature=0, logprobs=True, stream=True
+        )
+        if c.choices and c.choices[0].logprobs
+        for t in c.choices[0].logprobs.content
+    ]
+    assert [(t.token, round(t.logprob, 4)) for t in streamed] == [
+        (t.token, round(t.logprob, 4)) for t in content
+    ]
+    plain = client.chat.completions.create(model=model_id, messages=QUESTION, max_tokens=2)
+    assert plain.choices[0].logprobs is None
+
+
+def test_completions_raw_prompt_echo_logprobs_and_token_ids(client, model_id, server) -> None:
+    prompt = "The capital of France is"
+    r = client.completions.create(model=model_id, prompt=prompt, max_tokens=3, temperature=0)
+    assert r.object == "text_completion" and r.id.startswith("cmpl-")
+    (choice,) = r.choices
+    assert choice.finish_reason == "length" and r.usage.completion_tokens == 3
+    assert choice.text.startswith(" Paris")  # no chat template: the text continues, space and all
+    echoed = client.completions.create(
+        model=model_id, prompt=prompt, max_tokens=3, temperature=0, echo=True
+    )
+    assert echoed.choices[0].text == prompt + choice.text
+    scored = client.completions.create(
+        model=model_id, prompt=prompt, max_tokens=3, temperature=0, logprobs=2
+    )
+    lp = scored.choices[0].logprobs
+    assert "".join(lp.tokens) == choice.text and len(lp.token_logprobs) == 3
+    assert all(v <= 0 for v in lp.token_logprobs)
+    assert all(
+        max(top, key=top.get) == tok for top, tok in zip(lp.top_logprobs, lp.tokens, strict=True)
+    )
+    assert lp.text_offset[0] == 0 and lp.text_offset[1] == len(lp.tokens[0])
+    # The same prompt as token ids (the model's own tokenizer) continues the same way.
+    tokenizer = Tokenizer.from_file(str(server.models_dir / model_id / "tokenizer.json"))
+    ids = tokenizer.encode(prompt, add_special_tokens=False).ids
+    by_ids = client.completions.create(model=model_id, prompt=ids, max_tokens=3, temperature=0)
+    assert by_ids.usage.prompt_tokens == len(ids) and by_ids.choices[0].text == choice.text
+    streamed = "".join(
+        c.choices[0].text
+        for c in client.completions.create(
+            model=model_id, prompt=prompt, max_tokens=3, temperature=0, stream=True
+        )
+        if c.choices
+    )
+    assert streamed == choice.text
+    two = client.completions.create(
+        model=model_id, prompt=[prompt, "One, two,"], max_tokens=2, temperature=0
+    )
+    assert [c.index for c in two.choices] == [0, 1] and two.usage.completion_tokens == 4
+    assert all(c.text for c in two.choices)
+
+
+def test_completions_refuse_what_they_cannot_do(client, model_id) -> None:
+    for extra, param in (
+        ({"best_of": 2}, None),
+        ({"suffix": "end"}, None),
+        ({"echo": True, "logprobs": 1}, None),
+        ({"logprobs": 6}, "logprobs"),
+    ):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.completions.create(model=model_id, prompt="Hi", **extra)
+        assert info.value.status_code == 400
+        if param:
+            assert info.value.body["param"] == param
