@@ -19,6 +19,7 @@ from rest_bridge.errors import BridgeError, Render, unexpected_error
 from rest_bridge.ollama import errors as ollama_errors
 from rest_bridge.ollama import routes as ollama_routes
 from rest_bridge.openai import errors as openai_errors
+from rest_bridge.openai import responses_routes as openai_responses
 from rest_bridge.openai import routes as openai_routes
 
 
@@ -48,6 +49,7 @@ def create_app(target: str, cors_origins: tuple[str, ...] = ()) -> FastAPI:
     _install_fallback_handlers(app)
     app.include_router(health.router)
     app.include_router(openai_routes.router)
+    app.include_router(openai_responses.router)
     app.include_router(ollama_routes.router)
     app.include_router(anthropic_routes.router)
     return app
