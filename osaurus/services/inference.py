@@ -74,7 +74,9 @@ def messages_from_proto(chat: pb.Chat, field: str = "chat") -> list[Message]:
     return messages
 
 
-def tools_from_proto(request: pb.GenerateRequest) -> tuple[list[Tool], ToolChoice]:
+def tools_from_proto(
+    request: pb.GenerateRequest | pb.CountTokensRequest,
+) -> tuple[list[Tool], ToolChoice]:
     tools = []
     for i, t in enumerate(request.tools):
         parameters = (
@@ -82,6 +84,8 @@ def tools_from_proto(request: pb.GenerateRequest) -> tuple[list[Tool], ToolChoic
         )
         tools.append(Tool(name=t.name, description=t.description, parameters=parameters))
     choice = ToolChoice()
+    if isinstance(request, pb.CountTokensRequest):
+        return tools, choice
     which = request.tool_choice.WhichOneof("choice") if request.HasField("tool_choice") else None
     if which == "mode":
         choice = ToolChoice(mode=_TOOL_CHOICE_MODES.get(request.tool_choice.mode, "auto"))
@@ -288,10 +292,12 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         which = request.WhichOneof("input")
         if which is None:
             raise InvalidArgument("input is required: set chat or text", field="input")
+        tools, _ = tools_from_proto(request)
         generation = GenerationRequest(
             model=request.model,
             messages=messages_from_proto(request.chat) if which == "chat" else None,
             prompt=request.text if which == "text" else None,
+            tools=tools,
         )
         count, context_length = await self.engine.count_tokens(generation)
         return pb.CountTokensResponse(token_count=count, context_length=context_length)

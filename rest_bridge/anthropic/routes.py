@@ -66,7 +66,9 @@ async def _events(
 
 @router.post("/v1/messages/count_tokens")
 async def count_tokens(body: CountTokensRequest, request: Request) -> dict[str, int]:
-    reply = await clients(request).inference.CountTokens(
-        pb.CountTokensRequest(model=body.model, chat=chat(body))
-    )
+    count = pb.CountTokensRequest(model=body.model, chat=chat(body))
+    for tool in body.tools or []:
+        schema = json.dumps(tool.input_schema)
+        count.tools.add(name=tool.name, description=tool.description or "", parameters=schema)
+    reply = await clients(request).inference.CountTokens(count)
     return {"input_tokens": reply.token_count}

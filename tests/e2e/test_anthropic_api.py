@@ -86,6 +86,10 @@ def test_tool_round_trip_with_tool_choice_any(client, model_id) -> None:
 
 def test_count_tokens_and_bad_requests(client, model_id) -> None:
     counted = client.messages.count_tokens(model=model_id, messages=QUESTION)
+    with_tools = client.messages.count_tokens(
+        model=model_id, messages=QUESTION, tools=[WEATHER_TOOL]
+    )
+    assert with_tools.input_tokens > counted.input_tokens  # the tools are in the prompt too
     created = client.messages.create(model=model_id, max_tokens=1, messages=QUESTION)
     assert (
         counted.input_tokens == created.usage.input_tokens + created.usage.cache_read_input_tokens
