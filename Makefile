@@ -42,6 +42,7 @@ bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.embeddings
+	$(BIN)/python -m bench.api_features
 
 lint: setup
 	$(BIN)/ruff check .
