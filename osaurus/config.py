@@ -83,6 +83,20 @@ def _ram_mb(share: float, cap_mb: int | None = None) -> Callable[[], int]:
 _ENGINE = EngineOptions()
 
 
+# Rows both `osaurus serve` and `osaurus bridge` have (a field belongs to one class: made twice).
+def _log_level_setting() -> Any:
+    return setting("info", "log level", choices=_LOG_LEVELS)
+
+
+def _cors_setting() -> Any:
+    return setting(
+        (),
+        "origins a browser may call the REST API from, comma-separated (* for any)",
+        parse=_origins,
+        default_text="none: same origin only",
+    )
+
+
 def _field_default(table: type, name: str) -> Any:
     return next(f.default for f in dataclasses.fields(table) if f.name == name)
 
@@ -181,13 +195,8 @@ class Settings:
         parse=int,
         minimum=0,
     )
-    log_level: str = setting("info", "log level", choices=_LOG_LEVELS)
-    cors_origins: tuple[str, ...] = setting(
-        (),
-        "origins a browser may call the REST API from, comma-separated (* for any)",
-        parse=_origins,
-        default_text="none: same origin only",
-    )
+    log_level: str = _log_level_setting()
+    cors_origins: tuple[str, ...] = _cors_setting()
 
     @classmethod
     def load(
@@ -221,13 +230,8 @@ class BridgeSettings:
     target: str = setting(DEFAULT_TARGET, "the osaurus gRPC server, HOST:PORT")
     host: str = setting("127.0.0.1", "address to bind the HTTP port to")
     http_port: int = setting(8080, "REST port", parse=int, minimum=0, maximum=65535, flag="--port")
-    log_level: str = setting("info", "log level", choices=_LOG_LEVELS)
-    cors_origins: tuple[str, ...] = setting(
-        (),
-        "origins a browser may call the REST API from, comma-separated (* for any)",
-        parse=_origins,
-        default_text="none: same origin only",
-    )
+    log_level: str = _log_level_setting()
+    cors_origins: tuple[str, ...] = _cors_setting()
 
     @classmethod
     def load(

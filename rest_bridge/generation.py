@@ -30,11 +30,41 @@ def add_tool(
     request.tools.add(name=name, description=description or "", parameters=schema)
 
 
+def sampling(
+    temperature: float | None = None,
+    top_p: float | None = None,
+    top_k: int | None = None,
+    min_p: float | None = None,
+    repetition_penalty: float | None = None,
+    seed: int | None = None,
+) -> pb.SamplingParams:
+    """The contract's sampling from what a family's request set: unset stays unset (the
+    server's default), a negative seed wraps (uint64 on the wire)."""
+    given: dict[str, Any] = {
+        "temperature": temperature,
+        "top_p": top_p,
+        "top_k": top_k,
+        "min_p": min_p,
+        "repetition_penalty": repetition_penalty,
+        "seed": None if seed is None else seed & 0xFFFFFFFFFFFFFFFF,
+    }
+    return pb.SamplingParams(**{k: v for k, v in given.items() if v is not None})
+
+
 @dataclass
 class GeneratedToolCall:
     id: str
     name: str
     arguments: str  # JSON text, as the server streamed it
+
+    def parsed_arguments(self) -> dict[str, Any]:
+        """The arguments as an object, for the APIs that send them so (Ollama, Anthropic);
+        {} if the text is not a JSON object (the server's grammar makes that rare)."""
+        try:
+            value = json.loads(self.arguments or "{}")
+        except json.JSONDecodeError:
+            return {}
+        return value if isinstance(value, dict) else {}
 
 
 class ToolCallsAccumulator:

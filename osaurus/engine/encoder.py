@@ -151,7 +151,7 @@ class LoadedEncoder:
         field_name: str = "input",
     ) -> Embedded:
         """Vectors for token-id inputs, in order; batched by similar length to pad little."""
-        hidden = self.info_hidden
+        hidden = self.hidden_size
         if dimensions and not 0 < dimensions <= hidden:
             raise InvalidArgument(
                 f"dimensions must be between 1 and {hidden} for {self.info.id}",
@@ -168,23 +168,25 @@ class LoadedEncoder:
                 )
         cut = [ids[: self.max_tokens] for ids in inputs]
         order = sorted(range(len(cut)), key=lambda i: len(cut[i]))
-        vectors: list[list[float]] = [[] for _ in cut]
-        for start in range(0, len(order), BATCH):
-            chunk = order[start : start + BATCH]
-            for i, vector in zip(chunk, self._forward([cut[i] for i in chunk]), strict=True):
-                vectors[i] = vector
-        normalize = self.normalize if normalize is None else normalize
-        if dimensions:  # Matryoshka-style: keep the first dimensions, then normalize again
-            vectors = [v[:dimensions] for v in vectors]
-        if normalize:
-            vectors = [_unit(v) for v in vectors]
+        pooled = mx.concatenate(
+            [
+                self._forward([cut[i] for i in order[s : s + BATCH]])
+                for s in range(0, len(order), BATCH)
+            ]
+        )[mx.array(sorted(range(len(order)), key=order.__getitem__))]  # back in input order
+        if dimensions:  # Matryoshka-style: keep the first dimensions (normalized again below)
+            pooled = pooled[:, :dimensions]
+        if self.normalize if normalize is None else normalize:
+            pooled = pooled / mx.maximum(mx.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
+        vectors: list[list[float]] = pooled.astype(mx.float32).tolist()  # type: ignore[assignment]
         return Embedded(vectors, sum(len(ids) for ids in cut))
 
     @property
-    def info_hidden(self) -> int:
+    def hidden_size(self) -> int:
         return self.model.embeddings.word_embeddings.weight.shape[1]
 
-    def _forward(self, batch: list[list[int]]) -> list[list[float]]:
+    def _forward(self, batch: list[list[int]]) -> mx.array:
+        """Pooled (not yet normalized) vectors of one padded batch."""
         length = max(len(ids) for ids in batch)
         pad = [ids + [0] * (length - len(ids)) for ids in batch]
         mask = mx.array([[1] * len(ids) + [0] * (length - len(ids)) for ids in batch])
@@ -194,12 +196,8 @@ class LoadedEncoder:
         else:
             weights = mask[..., None].astype(states.dtype)
             pooled = (states * weights).sum(axis=1) / mx.maximum(weights.sum(axis=1), 1e-9)
-        return pooled.astype(mx.float32).tolist()  # type: ignore[return-value]
-
-
-def _unit(vector: list[float]) -> list[float]:
-    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
-    return [x / norm for x in vector]
+        mx.eval(pooled)  # one batch at a time: its attention scores are freed before the next
+        return pooled
 
 
 def _sentence_transformers(path: Path) -> tuple[str, bool, int | None]:

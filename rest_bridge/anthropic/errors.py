@@ -30,8 +30,7 @@ def error_body(error: BridgeError) -> dict[str, Any]:
 
 
 def error_response(error: BridgeError) -> JSONResponse:
-    status = 400 if error.status == 409 else error.status
-    return JSONResponse(error_body(error), status_code=status, headers=error.headers())
+    return JSONResponse(error_body(error), status_code=error.status, headers=error.headers())
 
 
 AnthropicRoute = error_route_class(error_response, plain_validation_error)

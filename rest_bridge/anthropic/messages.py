@@ -18,7 +18,7 @@ from rest_bridge.anthropic.protocol import (
     ToolUseBlock,
 )
 from rest_bridge.errors import BridgeError
-from rest_bridge.generation import GeneratedToolCall, GenerationResult, add_tool
+from rest_bridge.generation import GeneratedToolCall, GenerationResult, add_tool, sampling
 
 _TOOL_CHOICE_MODES = {
     "auto": pb.TOOL_CHOICE_MODE_AUTO,
@@ -89,11 +89,8 @@ def to_generate_request(body: MessagesRequest) -> pb.GenerateRequest:
         chat=chat(body),
         max_tokens=body.max_tokens,
         stop=body.stop_sequences or [],
+        sampling=sampling(temperature=body.temperature, top_p=body.top_p, top_k=body.top_k),
     )
-    for name in ("temperature", "top_p", "top_k"):
-        value = getattr(body, name)
-        if value is not None:
-            setattr(request.sampling, name, value)
     for tool in body.tools or []:
         add_tool(request, tool.name, tool.description, tool.input_schema)
     choice = body.tool_choice
@@ -132,11 +129,7 @@ def usage(done: pb.GenerationDone) -> dict[str, int]:
 
 
 def tool_use_block(call: GeneratedToolCall) -> dict[str, Any]:
-    try:
-        arguments = json.loads(call.arguments or "{}")
-    except json.JSONDecodeError:
-        arguments = {}
-    return {"type": "tool_use", "id": call.id, "name": call.name, "input": arguments}
+    return {"type": "tool_use", "id": call.id, "name": call.name, "input": call.parsed_arguments()}
 
 
 def new_message_id() -> str:

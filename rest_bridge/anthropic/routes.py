@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 from fastapi import APIRouter, Request, Response
@@ -25,6 +24,7 @@ from rest_bridge.anthropic.protocol import CountTokensRequest, MessagesRequest
 from rest_bridge.errors import from_grpc_error, grpc_target
 from rest_bridge.generation import Generation, start_generation
 from rest_bridge.grpc_client import clients
+from rest_bridge.sse import named_event
 
 router = APIRouter(route_class=AnthropicRoute)
 
@@ -44,22 +44,18 @@ async def create_message(body: MessagesRequest, request: Request) -> Response:
     return JSONResponse(message(message_id, model, result, thinking))
 
 
-def _sse(event: dict[str, Any]) -> dict[str, str]:
-    return {"event": event["type"], "data": json.dumps(event, separators=(",", ":"))}
-
-
 async def _events(
     generation: Generation, writer: StreamWriter, request: Request
 ) -> AsyncIterator[dict[str, str]]:
     try:
-        yield _sse(writer.start)
-        yield _sse({"type": "ping"})
+        yield named_event(writer.start)
+        yield named_event({"type": "ping"})
         async for event in generation.events():
             for out in writer.feed(event):
-                yield _sse(out)
+                yield named_event(out)
     except grpc.aio.AioRpcError as exc:
         # The stream has begun: the error is an `error` event, as Anthropic sends it.
-        yield _sse(error_body(from_grpc_error(exc, grpc_target(request))))
+        yield named_event(error_body(from_grpc_error(exc, grpc_target(request))))
     finally:
         generation.cancel()  # the client went away, or we are done
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from osaurus.v1 import inference_pb2 as pb
 from rest_bridge.errors import BridgeError
-from rest_bridge.generation import GeneratedToolCall, add_tool
+from rest_bridge.generation import GeneratedToolCall, add_tool, sampling
 from rest_bridge.ollama.protocol import (
     ChatRequest,
     GenerateRequest,
@@ -66,28 +66,20 @@ def _message(i: int, m: Message) -> pb.ChatMessage:
     )
 
 
-def _sampling(options: Options) -> pb.SamplingParams:
-    sampling = pb.SamplingParams()
-    pairs = (
-        ("temperature", options.temperature),
-        ("top_p", options.top_p),
-        ("top_k", options.top_k),
-        ("min_p", options.min_p),
-        ("repetition_penalty", options.repeat_penalty),
-    )
-    for name, value in pairs:
-        if value is not None:
-            setattr(sampling, name, value)
-    if options.seed is not None:
-        sampling.seed = options.seed & 0xFFFFFFFFFFFFFFFF  # uint64 on the wire
-    return sampling
-
-
 def _common(body: GenerationBase, request: pb.GenerateRequest) -> pb.GenerateRequest:
     """What chat and generate share: model, options, format, keep_alive."""
     request.model = model_id(body.model)
     options = body.options or Options()
-    request.sampling.CopyFrom(_sampling(options))
+    request.sampling.CopyFrom(
+        sampling(
+            temperature=options.temperature,
+            top_p=options.top_p,
+            top_k=options.top_k,
+            min_p=options.min_p,
+            repetition_penalty=options.repeat_penalty,
+            seed=options.seed,
+        )
+    )
     request.stop.extend(options.stop or [])
     predict = options.num_predict
     if predict is not None and predict not in (-1, -2):  # -1, -2: up to the context
@@ -136,12 +128,8 @@ def generate_request(body: GenerateRequest) -> pb.GenerateRequest:
 
 
 def tool_call_json(call: GeneratedToolCall) -> dict[str, Any]:
-    """Ollama's call: arguments as an object (the server's JSON text, parsed)."""
-    try:
-        arguments = json.loads(call.arguments or "{}")
-    except json.JSONDecodeError:
-        arguments = {}
-    return {"function": {"name": call.name, "arguments": arguments}}
+    """Ollama's call: arguments as an object."""
+    return {"function": {"name": call.name, "arguments": call.parsed_arguments()}}
 
 
 def done_fields(done: pb.GenerationDone) -> dict[str, Any]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from osaurus.durations import parse_duration
+from rest_bridge.fields import KeepAlive
 
 _REQUEST_CONFIG = ConfigDict(extra="ignore", strict=True)
 
@@ -67,9 +68,6 @@ class Tool(BaseModel):
     function: FunctionDefinition
 
 
-Duration = str | int | float
-
-
 class _ModelNamed(BaseModel):
     """A request naming a model as `model`, or as older clients do, `name`."""
 
@@ -88,15 +86,8 @@ class GenerationBase(_ModelNamed):
     format: Literal["json", ""] | dict[str, Any] | None = None
     options: Options | None = None
     stream: bool = True
-    keep_alive: Duration | None = None
+    keep_alive: KeepAlive | None = None
     think: bool | Literal["high", "medium", "low"] | None = None
-
-    @field_validator("keep_alive")
-    @classmethod
-    def _duration(cls, value: Duration | None) -> Duration | None:
-        if value is not None:
-            parse_duration(value)  # its ValueError names the value
-        return value
 
     def keep_alive_seconds(self) -> float | None:
         return None if self.keep_alive is None else parse_duration(self.keep_alive)
@@ -132,14 +123,7 @@ class EmbedRequest(_ModelNamed):
     truncate: bool = True
     dimensions: Annotated[int, Field(ge=1, le=2**32 - 1)] | None = None
     options: Options | None = None
-    keep_alive: Duration | None = None
-
-    @field_validator("keep_alive")
-    @classmethod
-    def _duration(cls, value: Duration | None) -> Duration | None:
-        if value is not None:
-            parse_duration(value)
-        return value
+    keep_alive: KeepAlive | None = None
 
 
 class EmbeddingsRequest(_ModelNamed):
@@ -147,7 +131,7 @@ class EmbeddingsRequest(_ModelNamed):
 
     prompt: str
     options: Options | None = None
-    keep_alive: Duration | None = None
+    keep_alive: KeepAlive | None = None
 
 
 class CopyRequest(BaseModel):

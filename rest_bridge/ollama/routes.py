@@ -6,6 +6,7 @@ object. An error after a stream started is one `{"error": ...}` line, as Ollama 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -226,7 +227,7 @@ async def pull(body: ModelRequest, request: Request) -> Response:
 async def _pull_stream(call: Any, first: Any, name: str, request: Request) -> AsyncIterator[bytes]:
     """Ollama's pull statuses: the manifest, one layer (the model's files, as one download),
     verifying, writing the manifest, success."""
-    layer = "sha256:" + translate.hashlib.sha256(model_id(name).encode()).hexdigest()
+    layer = "sha256:" + hashlib.sha256(model_id(name).encode()).hexdigest()
     yield _line({"status": "pulling manifest"})
     try:
         message = first

@@ -33,13 +33,6 @@ FINISH_REASONS = {
 
 
 def to_generate_request(body: ChatCompletionRequest, session_id: str | None) -> pb.GenerateRequest:
-    sampling = pb.SamplingParams()
-    for name in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty"):
-        value = getattr(body, name)
-        if value is not None:
-            setattr(sampling, name, value)
-    if body.seed is not None:
-        sampling.seed = body.seed & 0xFFFFFFFFFFFFFFFF  # uint64 on the wire; negative seeds wrap
     request = pb.GenerateRequest(
         model=body.model,
         chat=pb.Chat(
@@ -57,7 +50,7 @@ def to_generate_request(body: ChatCompletionRequest, session_id: str | None) -> 
                 for m in body.messages
             ]
         ),
-        sampling=sampling,
+        sampling=body.sampling(),
         stop=body.stop_list(),
         session_id=body.session_id or session_id or "",
         ignore_eos=body.ignore_eos,

@@ -11,17 +11,11 @@ from rest_bridge.openai.protocol import CompletionRequest
 
 
 def to_generate_request(body: CompletionRequest, prompt: str | list[int]) -> pb.GenerateRequest:
-    request = pb.GenerateRequest(model=body.model, stop=body.stop_list())
+    request = pb.GenerateRequest(model=body.model, stop=body.stop_list(), sampling=body.sampling())
     if isinstance(prompt, str):
         request.prompt = prompt
     else:
         request.prompt_tokens.ids.extend(prompt)
-    for name in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty"):
-        value = getattr(body, name)
-        if value is not None:
-            setattr(request.sampling, name, value)
-    if body.seed is not None:
-        request.sampling.seed = body.seed & 0xFFFFFFFFFFFFFFFF
     if body.max_tokens is not None:
         request.max_tokens = body.max_tokens
     if body.logprobs is not None:

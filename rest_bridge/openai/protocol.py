@@ -23,7 +23,9 @@ from pydantic import (
     model_validator,
 )
 
-from osaurus.durations import parse_duration
+from osaurus.v1 import inference_pb2 as pb
+from rest_bridge.fields import KeepAlive
+from rest_bridge.generation import sampling
 
 _REQUEST_CONFIG = ConfigDict(extra="ignore", strict=True)
 # What the contract's integer fields can carry (the server checks the meaningful range).
@@ -116,13 +118,13 @@ class ResponseFormat(BaseModel):
         return self
 
 
-class ChatCompletionRequest(BaseModel):
+class _GenerationRequest(BaseModel):
+    """What chat completions and completions share: the model, sampling (with the extensions
+    mlx_lm.server and vLLM take: top_k, min_p, repetition_penalty), stops, one choice, streaming."""
+
     model_config = _REQUEST_CONFIG
 
     model: str
-    messages: list[ChatMessage]
-    max_tokens: UInt32 | None = None
-    max_completion_tokens: UInt32 | None = None
     temperature: float | None = None
     top_p: float | None = None
     top_k: Int32 | None = None
@@ -134,27 +136,6 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
-    response_format: ResponseFormat | None = None
-    tools: list[FunctionTool] | None = None
-    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
-    parallel_tool_calls: bool | None = None
-    # Ollama's keep_alive: how long the model stays loaded once idle ("5m", 300, -1 forever).
-    keep_alive: str | int | float | None = None
-    # osaurus extension: keep this conversation's KV cache between requests.
-    session_id: str | None = None
-    # vLLM's and llama.cpp's extension: generate past end-of-turn tokens, up to max_tokens.
-    ignore_eos: bool = False
-    # osaurus extension: prompt-lookup speculative decoding (greedy requests decoding alone).
-    speculative: bool | None = None
-    logprobs: bool = False
-    top_logprobs: UInt32 | None = None  # the server checks the range (0 to 20)
-
-    @field_validator("keep_alive")
-    @classmethod
-    def _duration(cls, value: str | float | None) -> str | float | None:
-        if value is not None:
-            parse_duration(value)  # its ValueError names the value
-        return value
 
     @field_validator("n")
     @classmethod
@@ -172,48 +153,61 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError("stream_options is only allowed when stream is true")
         return options
 
+    def stop_list(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    def sampling(self) -> pb.SamplingParams:
+        return sampling(
+            self.temperature, self.top_p, self.top_k, self.min_p, self.repetition_penalty, self.seed
+        )
+
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+class ChatCompletionRequest(_GenerationRequest):
+    messages: list[ChatMessage]
+    max_tokens: UInt32 | None = None
+    max_completion_tokens: UInt32 | None = None
+    response_format: ResponseFormat | None = None
+    tools: list[FunctionTool] | None = None
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    # Ollama's keep_alive: how long the model stays loaded once idle ("5m", 300, -1 forever).
+    keep_alive: KeepAlive | None = None
+    # osaurus extension: keep this conversation's KV cache between requests.
+    session_id: str | None = None
+    # vLLM's and llama.cpp's extension: generate past end-of-turn tokens, up to max_tokens.
+    ignore_eos: bool = False
+    # osaurus extension: prompt-lookup speculative decoding (greedy requests decoding alone).
+    speculative: bool | None = None
+    logprobs: bool = False
+    top_logprobs: UInt32 | None = None  # the server checks the range (0 to 20)
+
     @model_validator(mode="after")
     def _top_logprobs_need_logprobs(self) -> ChatCompletionRequest:
         if self.top_logprobs is not None and not self.logprobs:
             raise ValueError("top_logprobs needs logprobs to be true")
         return self
 
-    def stop_list(self) -> list[str]:
-        if self.stop is None:
-            return []
-        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
-
 
 TokenId = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 
-class CompletionRequest(BaseModel):
+class CompletionRequest(_GenerationRequest):
     """POST /v1/completions: a raw prompt (text, texts, token ids, or lists of them)."""
 
-    model_config = _REQUEST_CONFIG
-    model: str
     prompt: str | list[str] | list[TokenId] | list[list[TokenId]]
     max_tokens: UInt32 | None = 16  # OpenAI's default for this endpoint
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: Int32 | None = None
-    min_p: float | None = None
-    repetition_penalty: float | None = None
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int | None = None
     best_of: int | None = None
-    stream: bool = False
-    stream_options: StreamOptions | None = None
     logprobs: Annotated[int, Field(ge=0, le=5)] | None = None  # OpenAI's limit here
     echo: bool = False
     suffix: str | None = None
-    user: str | None = None
 
     @model_validator(mode="after")
     def _what_osaurus_does(self) -> CompletionRequest:
-        if self.n not in (None, 1):
-            raise ValueError("only n=1 is supported")
         if self.best_of not in (None, 1):
             raise ValueError("best_of is not supported (only 1)")
         if self.suffix:
@@ -222,8 +216,6 @@ class CompletionRequest(BaseModel):
             raise ValueError("echo with logprobs is not supported: prompt tokens carry none")
         if self.prompt in ("", []) or (isinstance(self.prompt, list) and [] in self.prompt):
             raise ValueError("prompt must not be empty")
-        if self.stream_options is not None and not self.stream:
-            raise ValueError("stream_options is only allowed when stream is true")
         return self
 
     def prompts(self) -> list[str | list[int]]:
@@ -234,11 +226,6 @@ class CompletionRequest(BaseModel):
         if all(isinstance(x, int) for x in p):
             return [cast(list[int], p)]  # one prompt of token ids
         return list(cast(list[str | list[int]], p))
-
-    def stop_list(self) -> list[str]:
-        if self.stop is None:
-            return []
-        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
 
 class EmbeddingRequest(BaseModel):

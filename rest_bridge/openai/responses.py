@@ -11,7 +11,7 @@ from typing import Any
 
 from osaurus.v1 import inference_pb2 as pb
 from rest_bridge.errors import BridgeError
-from rest_bridge.generation import GenerationResult, add_tool
+from rest_bridge.generation import GenerationResult, add_tool, sampling
 from rest_bridge.openai.responses_protocol import (
     ContentPart,
     FunctionCallItem,
@@ -83,11 +83,8 @@ def to_generate_request(
         model=body.model,
         chat=pb.Chat(messages=[*system, *history, *input_messages(body)]),
         session_id=session_id,
+        sampling=sampling(temperature=body.temperature, top_p=body.top_p),
     )
-    for name in ("temperature", "top_p"):
-        value = getattr(body, name)
-        if value is not None:
-            setattr(request.sampling, name, value)
     if body.max_output_tokens is not None:
         request.max_tokens = body.max_output_tokens
     for tool in body.tools or []:
@@ -108,10 +105,22 @@ def to_generate_request(
     return request
 
 
-def reply_message(result: GenerationResult) -> pb.ChatMessage:
-    """The assistant's turn as the next request's history holds it."""
-    calls = [pb.ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in result.tool_calls]
-    return pb.ChatMessage(role=pb.ROLE_ASSISTANT, content=result.text, tool_calls=calls)
+def reply_message(output: list[dict[str, Any]]) -> pb.ChatMessage:
+    """The assistant's turn, from a response's output items, as the next turn's history holds
+    it (its text and its calls; reasoning is not sent back)."""
+    text = "".join(
+        part["text"]
+        for item in output
+        if item["type"] == "message"
+        for part in item["content"]
+        if part["type"] == "output_text"
+    )
+    calls = [
+        pb.ToolCall(id=item["call_id"], name=item["name"], arguments=item["arguments"])
+        for item in output
+        if item["type"] == "function_call"
+    ]
+    return pb.ChatMessage(role=pb.ROLE_ASSISTANT, content=text, tool_calls=calls)
 
 
 def _message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:

@@ -6,8 +6,7 @@ and on the same server session, so turn N prefills only what turn N added.
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -18,9 +17,7 @@ from sse_starlette.sse import EventSourceResponse
 from osaurus.v1 import inference_pb2 as pb
 from rest_bridge.errors import BridgeError, from_grpc_error, grpc_target
 from rest_bridge.generation import (
-    GeneratedToolCall,
     Generation,
-    GenerationResult,
     start_generation,
 )
 from rest_bridge.grpc_client import clients
@@ -28,6 +25,7 @@ from rest_bridge.openai import responses
 from rest_bridge.openai.errors import OpenAIRoute, error_body
 from rest_bridge.openai.responses_protocol import ResponsesRequest
 from rest_bridge.openai.responses_store import ResponseStore
+from rest_bridge.sse import named_event
 
 router = APIRouter(route_class=OpenAIRoute)
 
@@ -63,10 +61,10 @@ async def create_response(body: ResponsesRequest, request: Request) -> Response:
     model = generation.started.model
     conversation = [*history, *responses.input_messages(body)]
 
-    def keep(result_body: dict[str, Any], result: GenerationResult) -> None:
+    def keep(response: dict[str, Any]) -> None:
         if body.store:
-            reply = responses.reply_message(result)
-            _store(request).put(result_body, [*conversation, reply], session_id)
+            reply = responses.reply_message(response["output"])
+            _store(request).put(response, [*conversation, reply], session_id)
 
     if body.stream:
         writer = responses.ResponsesStreamWriter(response_id, body, model)
@@ -78,40 +76,27 @@ async def create_response(body: ResponsesRequest, request: Request) -> Response:
     out = responses.response_object(
         response_id, body, model, "completed", responses.output_items(result), result.done
     )
-    keep(out, result)
+    keep(out)
     return JSONResponse(out)
 
 
 async def _events(
     generation: Generation,
     writer: responses.ResponsesStreamWriter,
-    keep: Any,
+    keep: Callable[[dict[str, Any]], None],
     request: Request,
 ) -> AsyncIterator[dict[str, str]]:
-    def sse(event: dict[str, Any]) -> dict[str, str]:
-        return {"event": event["type"], "data": json.dumps(event, separators=(",", ":"))}
-
-    text, reasoning, calls = [], [], []
     try:
         for event in writer.start():
-            yield sse(event)
+            yield named_event(event)
         async for message in generation.events():
-            if message.HasField("delta"):
-                text.append(message.delta.text)
-            elif message.HasField("reasoning"):
-                reasoning.append(message.reasoning.text)
             for event in writer.feed(message):
-                yield sse(event)
-            if message.HasField("done") and writer.final is not None:
-                calls = [item for item in writer.final["output"] if item["type"] == "function_call"]
-                result = GenerationResult(message.done, "".join(text), "".join(reasoning))
-                result.tool_calls = [
-                    GeneratedToolCall(c["call_id"], c["name"], c["arguments"]) for c in calls
-                ]
-                keep(writer.final, result)
+                yield named_event(event)
+        if writer.final is not None:
+            keep(writer.final)
     except grpc.aio.AioRpcError as exc:
         error = error_body(from_grpc_error(exc, grpc_target(request)))["error"]
-        yield sse({"type": "error", "sequence_number": writer.sequence, **error})
+        yield named_event({"type": "error", "sequence_number": writer.sequence, **error})
     finally:
         generation.cancel()
 

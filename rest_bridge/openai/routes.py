@@ -4,7 +4,6 @@ each one gRPC call (and the same without /v1, as other OpenAI-compatible servers
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 
 import grpc
@@ -33,6 +32,7 @@ from rest_bridge.openai.protocol import (
     CompletionRequest,
     EmbeddingRequest,
 )
+from rest_bridge.sse import data_event
 
 router = APIRouter(route_class=OpenAIRoute)
 
@@ -48,7 +48,7 @@ async def create_chat_completion(
     generation = await start_generation(clients(request).inference, request_pb)
     ids = CompletionIds(generation.started.model)
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        include_usage = body.include_usage()
         # With tools the reply may be only calls: no empty content in the first delta then.
         first_content = None if body.tools else ""
         events = _stream(generation, ids, include_usage, request, first_content, body.logprobs)
@@ -67,11 +67,8 @@ async def _stream(
     first_content: str | None = "",
     logprobs_wanted: bool = False,
 ) -> AsyncIterator[dict]:
-    def data(payload: dict) -> dict:
-        return {"data": json.dumps(payload, separators=(",", ":"))}
-
     def content_chunk(delta: dict, finish_reason: str | None = None, logprobs=None) -> dict:
-        return data(chunk(ids, delta, finish_reason, include_usage, logprobs))
+        return data_event(chunk(ids, delta, finish_reason, include_usage, logprobs))
 
     try:
         yield content_chunk({"role": "assistant", "content": first_content})
@@ -87,10 +84,10 @@ async def _stream(
                 reason = FINISH_REASONS.get(message.done.finish_reason, "stop")
                 yield content_chunk({}, reason)
                 if include_usage:
-                    yield data(usage_chunk(ids, message.done))
+                    yield data_event(usage_chunk(ids, message.done))
     except grpc.aio.AioRpcError as exc:
         # The stream has started, so the status line is sent: report the error in-band, once.
-        yield data(error_body(from_grpc_error(exc, grpc_target(request))))
+        yield data_event(error_body(from_grpc_error(exc, grpc_target(request))))
     finally:
         # Runs on normal end and when sse-starlette cancels us because the client disconnected:
         # cancelling the call makes the server drop the request at its next decode step.
@@ -119,7 +116,7 @@ async def create_completion(body: CompletionRequest, request: Request):
     ids = CompletionIds(generations[0].started.model, prefix="cmpl")
     echoed = [p if body.echo and isinstance(p, str) else "" for p in prompts]
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        include_usage = body.include_usage()
         events = _stream_completion(generations[0], ids, echoed[0], body, include_usage, request)
         return EventSourceResponse(events, sep="\n", ping=15)
     try:
@@ -147,14 +144,11 @@ async def _stream_completion(
     include_usage: bool,
     request: Request,
 ) -> AsyncIterator[dict]:
-    def data(payload: dict) -> dict:
-        return {"data": json.dumps(payload, separators=(",", ":"))}
-
     want = body.logprobs is not None
     offset = len(echoed)
     try:
         if echoed:
-            yield data(
+            yield data_event(
                 completions.completion_object(ids, [completions.choice(0, echoed, None, None)])
             )
         async for message in generation.events():
@@ -162,16 +156,16 @@ async def _stream_completion(
                 logprobs = list(message.delta.logprobs) if want else None
                 piece = completions.choice(0, message.delta.text, None, logprobs, offset)
                 offset += len(message.delta.text)
-                yield data(completions.completion_object(ids, [piece]))
+                yield data_event(completions.completion_object(ids, [piece]))
             elif message.HasField("done"):
                 final = completions.choice(0, "", message.done, [] if want else None, offset)
-                yield data(completions.completion_object(ids, [final]))
+                yield data_event(completions.completion_object(ids, [final]))
                 if include_usage:
                     usage = completions.completion_object(ids, [])
                     usage["usage"] = completions.usage_of([message.done])
-                    yield data(usage)
+                    yield data_event(usage)
     except grpc.aio.AioRpcError as exc:
-        yield data(error_body(from_grpc_error(exc, grpc_target(request))))
+        yield data_event(error_body(from_grpc_error(exc, grpc_target(request))))
     finally:
         generation.cancel()
     yield {"data": "[DONE]"}

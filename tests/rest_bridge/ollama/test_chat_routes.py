@@ -115,3 +115,15 @@ _TOOL = {
     "type": "function",
     "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
 }
+
+
+async def test_embed_routes_refuse_a_bad_keep_alive_and_empty_input(bridge) -> None:
+    _, http, _ = bridge
+    for path, body in (
+        ("/api/embeddings", {"model": "m", "prompt": "x", "keep_alive": "soon"}),
+        ("/api/embed", {"model": "m", "input": "x", "keep_alive": "soon"}),
+    ):
+        r = await http.post(path, json=body)
+        assert r.status_code == 400 and "not a duration" in r.json()["error"]
+    r = await http.post("/api/embed", json={"model": "m", "input": [""]})
+    assert r.status_code == 400 and "input" in r.json()["error"]
