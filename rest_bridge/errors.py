@@ -105,7 +105,7 @@ def plain_validation_error(exc: RequestValidationError) -> BridgeError:
     first: dict[str, Any] = errors[0] if errors else {"msg": "invalid request", "loc": ()}
     if first.get("type") == "json_invalid":
         return BridgeError(f"invalid JSON in the request body: {first.get('ctx', {}).get('error')}")
-    if first.get("type") == "model_attributes_type" or first.get("loc") == ("body",):
+    if first.get("type") in {"model_attributes_type", "model_type", "dict_type"}:
         return BridgeError("the request body must be a JSON object")
     field = _field(tuple(first.get("loc", ())))
     if first.get("type") == "missing":

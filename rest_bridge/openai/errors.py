@@ -68,13 +68,17 @@ def _loc_to_param(loc: tuple[Any, ...]) -> str | None:
     return param or None
 
 
+# What pydantic says when the body is a list, a string...: no field to name.
+_NOT_AN_OBJECT = {"model_attributes_type", "model_type", "dict_type"}
+
+
 def validation_error(exc: RequestValidationError) -> BridgeError:
     errors = exc.errors()
     first: dict[str, Any] = errors[0] if errors else {"msg": "invalid request", "loc": ()}
     if first.get("type") == "json_invalid":
         detail = str(first.get("ctx", {}).get("error", ""))
         return BridgeError(f"We could not parse the JSON body of your request: {detail}")
-    if first.get("type") == "model_attributes_type" or first.get("loc") == ("body",):
+    if first.get("type") in _NOT_AN_OBJECT:
         return BridgeError("the request body must be a JSON object")
     param = _loc_to_param(tuple(first.get("loc", ())))
     message = first.get("msg", "invalid value")

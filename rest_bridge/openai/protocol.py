@@ -186,11 +186,12 @@ class ChatCompletionRequest(_GenerationRequest):
     logprobs: bool = False
     top_logprobs: UInt32 | None = None  # the server checks the range (0 to 20)
 
-    @model_validator(mode="after")
-    def _top_logprobs_need_logprobs(self) -> ChatCompletionRequest:
-        if self.top_logprobs is not None and not self.logprobs:
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_logprobs_need_logprobs(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and not info.data.get("logprobs"):
             raise ValueError("top_logprobs needs logprobs to be true")
-        return self
+        return value
 
 
 TokenId = Annotated[int, Field(ge=0, le=2**32 - 1)]
@@ -206,17 +207,34 @@ class CompletionRequest(_GenerationRequest):
     echo: bool = False
     suffix: str | None = None
 
-    @model_validator(mode="after")
-    def _what_osaurus_does(self) -> CompletionRequest:
-        if self.best_of not in (None, 1):
-            raise ValueError("best_of is not supported (only 1)")
-        if self.suffix:
-            raise ValueError("suffix (fill-in-the-middle) is not supported")
-        if self.echo and self.logprobs is not None:
-            raise ValueError("echo with logprobs is not supported: prompt tokens carry none")
-        if self.prompt in ("", []) or (isinstance(self.prompt, list) and [] in self.prompt):
+    # Field validators, so that the error names its field as OpenAI's `param`.
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_empty(cls, prompt: Any) -> Any:
+        if prompt in ("", []) or (isinstance(prompt, list) and [] in prompt):
             raise ValueError("prompt must not be empty")
-        return self
+        return prompt
+
+    @field_validator("best_of")
+    @classmethod
+    def _one_candidate(cls, best_of: int | None) -> int | None:
+        if best_of not in (None, 1):
+            raise ValueError("best_of is not supported (only 1)")
+        return best_of
+
+    @field_validator("echo")
+    @classmethod
+    def _echo_without_logprobs(cls, echo: bool, info: ValidationInfo) -> bool:
+        if echo and info.data.get("logprobs") is not None:
+            raise ValueError("echo with logprobs is not supported: prompt tokens carry none")
+        return echo
+
+    @field_validator("suffix")
+    @classmethod
+    def _no_suffix(cls, suffix: str | None) -> str | None:
+        if suffix:
+            raise ValueError("suffix (fill-in-the-middle) is not supported")
+        return suffix
 
     def prompts(self) -> list[str | list[int]]:
         """One prompt per choice: a text, or a list of token ids."""

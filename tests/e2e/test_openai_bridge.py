@@ -299,9 +299,9 @@ def test_completions_raw_prompt_echo_logprobs_and_token_ids(client, model_id, se
 
 def test_completions_refuse_what_they_cannot_do(client, model_id) -> None:
     for extra, param in (
-        ({"best_of": 2}, None),
-        ({"suffix": "end"}, None),
-        ({"echo": True, "logprobs": 1}, None),
+        ({"best_of": 2}, "best_of"),
+        ({"suffix": "end"}, "suffix"),
+        ({"echo": True, "logprobs": 1}, "echo"),
         ({"logprobs": 6}, "logprobs"),
     ):
         with pytest.raises(openai.BadRequestError) as info:

@@ -43,6 +43,8 @@ async def bridge():
         ({"stop": ["ok", ""]}, "stop"),
         ({"stream_options": {"include_usage": True}}, "stream_options"),
         ({"extra_body": {"keep_alive": "soon"}}, "keep_alive"),
+        ({"logprobs": True, "top_logprobs": 25}, "top_logprobs"),  # the server's range
+        ({"top_logprobs": 2}, "top_logprobs"),  # needs logprobs
     ],
 )
 async def test_invalid_values_are_400_naming_the_param(bridge, kwargs, param) -> None:
