@@ -10,13 +10,32 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import grpc
 
 from osaurus.v1 import inference_pb2 as pb
 from osaurus.v1 import inference_pb2_grpc
 from rest_bridge.errors import BridgeError
+
+# OpenAI's reasoning efforts (chat completions' reasoning_effort, Responses' reasoning.effort).
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high"]
+
+
+def set_thinking(request: pb.GenerateRequest, think: bool | str | None) -> None:
+    """Whether (and how hard) a reasoning model thinks, from what a family's request says: a
+    switch, or an effort. OpenAI's "none" and "minimal" turn thinking off (the nearest a
+    template's switch gets); "low" to "high" turn it on at that effort. None: the model's
+    default."""
+    if think is None:
+        return
+    if isinstance(think, bool):
+        request.thinking = think
+    elif think in ("none", "minimal"):
+        request.thinking = False
+    else:
+        request.thinking = True
+        request.reasoning_effort = think
 
 
 def add_tool(

@@ -3,8 +3,9 @@
 SmolLM2 does not think. This copy renames two of its unused special tokens to `<think>` and
 `</think>` (not special, as in Qwen3, so they decode as text) and makes its chat template open the
 thinking block after the generation prompt, as thinking templates do, with a first sentence of
-thought (alone, the odd token makes this model end its turn at once). mlx-lm then detects it as a
-thinking model, exactly as it would a real one.
+thought (alone, the odd token makes this model end its turn at once), or an empty one when
+`enable_thinking` is false (Qwen3's switch). mlx-lm then detects it as a thinking model, exactly
+as it would a real one.
 """
 
 from __future__ import annotations
@@ -32,8 +33,12 @@ def make_thinking_model(source: Path, target: Path) -> Path:
     config = json.loads(config_path.read_text())
     opening = "'<|im_start|>assistant\n'"  # the template holds a real newline here
     assert opening in config["chat_template"]
+    # Thinking on unless `enable_thinking` is false, then an empty thinking block, as Qwen3's.
     config["chat_template"] = config["chat_template"].replace(
-        opening, "'<|im_start|>assistant\n<think>\nLet me think step by step.'"
+        opening,
+        "'<|im_start|>assistant\n' + ('<think>\n\n</think>\n\n'"
+        " if enable_thinking is defined and enable_thinking is false"
+        " else '<think>\nLet me think step by step.')",
     )
     config_path.write_text(json.dumps(config))
     return target

@@ -81,16 +81,33 @@ def transcript(messages: list[dict[str, Any]]) -> str:
     return "\n".join([*lines, "Assistant:"])
 
 
+def template_switches(request: Any) -> dict[str, Any]:
+    """The variables reasoning templates read (Qwen3's `enable_thinking`, gpt-oss's
+    `reasoning_effort`) from a request that sets them; templates ignore variables they don't use."""
+    switches: dict[str, Any] = {}
+    if request.thinking is not None:
+        switches["enable_thinking"] = request.thinking
+    if request.reasoning_effort:
+        switches["reasoning_effort"] = request.reasoning_effort
+    return switches
+
+
 def render_chat(
-    tokenizer: Any, messages: list[Message], tools: list[Tool] | None = None
+    tokenizer: Any,
+    messages: list[Message],
+    tools: list[Tool] | None = None,
+    switches: dict[str, Any] | None = None,
 ) -> RenderedPrompt:
     """`tokenizer` is a transformers tokenizer (or mlx-lm's wrapper around one). Templates that
-    take `tools` get them natively; for the others the tools are described in the system prompt."""
+    take `tools` get them natively; for the others the tools are described in the system prompt.
+    `switches` are extra template variables (see `template_switches`)."""
     native = bool(tools) and template_knows_tools(tokenizer)
     normalized = normalize_messages(messages, tools, native)
     if getattr(tokenizer, "chat_template", None):
         try:
-            extra = {"tools": [t.openai() for t in tools]} if native and tools else {}
+            extra = dict(switches or {})
+            if native and tools:
+                extra["tools"] = [t.openai() for t in tools]
             text = tokenizer.apply_chat_template(
                 normalized, add_generation_prompt=True, tokenize=False, **extra
             )

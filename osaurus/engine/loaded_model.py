@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from osaurus.chat.stopping import end_of_turn_ids
-from osaurus.chat.template import RenderedPrompt, encode_prompt, render_chat
+from osaurus.chat.template import RenderedPrompt, encode_prompt, render_chat, template_switches
 from osaurus.engine.fast_layers import use_native_fast_ops
 from osaurus.engine.options import Float32Policy
 from osaurus.engine.precision import Precision, apply_precision_policy
@@ -43,7 +43,9 @@ class LoadedModel:
         """Tokens of the request's prompt (its chat rendered through the template, or raw text)."""
         if request.messages is not None:
             tools = request.tools if request.tool_choice.mode != "none" else None
-            rendered = render_chat(self.tokenizer, request.messages, tools)
+            rendered = render_chat(
+                self.tokenizer, request.messages, tools, template_switches(request)
+            )
             return encode_prompt(self.tokenizer, rendered.text), rendered
         if request.prompt_token_ids is not None:
             vocab = len(self.tokenizer.get_vocab())

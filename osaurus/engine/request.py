@@ -48,6 +48,8 @@ class GenerationRequest:
     ignore_eos: bool = False  # generate past end-of-turn tokens, up to max_tokens
     speculative: bool | None = None  # prompt-lookup decoding when alone; None: the server's
     logprobs: int | None = None  # each token's logprob and this many alternatives; None: none
+    thinking: bool | None = None  # the template's enable_thinking switch; None: its default
+    reasoning_effort: str = ""  # the template's reasoning_effort; empty: its default
 
 
 @dataclass(frozen=True)

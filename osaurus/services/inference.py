@@ -29,6 +29,7 @@ from osaurus.v1 import inference_pb2 as pb
 from osaurus.v1 import inference_pb2_grpc
 
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit
+REASONING_EFFORTS = ("low", "medium", "high")  # what templates that take an effort know
 _ROLES = {
     pb.ROLE_SYSTEM: "system",
     pb.ROLE_USER: "user",
@@ -147,6 +148,12 @@ def request_from_proto(request: pb.GenerateRequest) -> GenerationRequest:
             f"top_logprobs must be at most {MAX_TOP_LOGPROBS}, got {request.top_logprobs}",
             field="top_logprobs",
         )
+    if request.reasoning_effort and request.reasoning_effort not in REASONING_EFFORTS:
+        raise InvalidArgument(
+            f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)},"
+            f" got {request.reasoning_effort!r}",
+            field="reasoning_effort",
+        )
     tools, choice = tools_from_proto(request)
     return GenerationRequest(
         model=request.model,
@@ -167,6 +174,8 @@ def request_from_proto(request: pb.GenerateRequest) -> GenerationRequest:
         ignore_eos=request.ignore_eos,
         speculative=request.speculative if request.HasField("speculative") else None,
         logprobs=request.top_logprobs if request.HasField("top_logprobs") else None,
+        thinking=request.thinking if request.HasField("thinking") else None,
+        reasoning_effort=request.reasoning_effort,
     )
 
 

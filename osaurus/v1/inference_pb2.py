@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aosaurus/v1/inference.proto\x12\nosaurus.v1\"\x8c\x01\n\x0b\x43hatMessage\x12\x1e\n\x04role\x18\x01 \x01(\x0e\x32\x10.osaurus.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12(\n\ntool_calls\x18\x04 \x03(\x0b\x32\x14.osaurus.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x05 \x01(\t\"=\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nparameters\x18\x03 \x01(\t\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"[\n\nToolChoice\x12*\n\x04mode\x18\x01 \x01(\x0e\x32\x1a.osaurus.v1.ToolChoiceModeH\x00\x12\x17\n\rfunction_name\x18\x02 \x01(\tH\x00\x42\x08\n\x06\x63hoice\"1\n\x04\x43hat\x12)\n\x08messages\x18\x01 \x03(\x0b\x32\x17.osaurus.v1.ChatMessage\"\xe8\x01\n\x0eSamplingParams\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_k\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x12\n\x05min_p\x18\x04 \x01(\x02H\x03\x88\x01\x01\x12\x1f\n\x12repetition_penalty\x18\x05 \x01(\x02H\x04\x88\x01\x01\x12\x11\n\x04seed\x18\x06 \x01(\x04H\x05\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x08\n\x06_min_pB\x15\n\x13_repetition_penaltyB\x07\n\x05_seed\"\xe3\x04\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12 \n\x04\x63hat\x18\x02 \x01(\x0b\x32\x10.osaurus.v1.ChatH\x00\x12\x10\n\x06prompt\x18\x03 \x01(\tH\x00\x12-\n\rprompt_tokens\x18\x10 \x01(\x0b\x32\x14.osaurus.v1.TokenIdsH\x00\x12,\n\x08sampling\x18\x04 \x01(\x0b\x32\x1a.osaurus.v1.SamplingParams\x12\x17\n\nmax_tokens\x18\x05 \x01(\rH\x01\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x12\n\nsession_id\x18\x07 \x01(\t\x12\x33\n\x0fresponse_format\x18\x08 \x01(\x0b\x32\x1a.osaurus.v1.ResponseFormat\x12\x1f\n\x05tools\x18\t \x03(\x0b\x32\x10.osaurus.v1.Tool\x12+\n\x0btool_choice\x18\n \x01(\x0b\x32\x16.osaurus.v1.ToolChoice\x12 \n\x13parallel_tool_calls\x18\x0b \x01(\x08H\x02\x88\x01\x01\x12\x1f\n\x12keep_alive_seconds\x18\x0c \x01(\x01H\x03\x88\x01\x01\x12\x12\n\nignore_eos\x18\r \x01(\x08\x12\x18\n\x0bspeculative\x18\x0e \x01(\x08H\x04\x88\x01\x01\x12\x19\n\x0ctop_logprobs\x18\x0f \x01(\rH\x05\x88\x01\x01\x42\x07\n\x05inputB\r\n\x0b_max_tokensB\x16\n\x14_parallel_tool_callsB\x15\n\x13_keep_alive_secondsB\x0e\n\x0c_speculativeB\x0f\n\r_top_logprobs\"\x84\x01\n\x0eResponseFormat\x12\x33\n\x0bjson_object\x18\x01 \x01(\x0b\x32\x1c.osaurus.v1.JsonObjectFormatH\x00\x12\x33\n\x0bjson_schema\x18\x02 \x01(\x0b\x32\x1c.osaurus.v1.JsonSchemaFormatH\x00\x42\x08\n\x06\x66ormat\"\x12\n\x10JsonObjectFormat\"@\n\x10JsonSchemaFormat\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06schema\x18\x02 \x01(\t\x12\x0e\n\x06strict\x18\x03 \x01(\x08\"\x82\x02\n\x10GenerateResponse\x12&\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x15.osaurus.v1.TextDeltaH\x00\x12*\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1a.osaurus.v1.GenerationDoneH\x00\x12\x30\n\x07started\x18\x03 \x01(\x0b\x32\x1d.osaurus.v1.GenerationStartedH\x00\x12.\n\ttool_call\x18\x04 \x01(\x0b\x32\x19.osaurus.v1.ToolCallDeltaH\x00\x12/\n\treasoning\x18\x05 \x01(\x0b\x32\x1a.osaurus.v1.ReasoningDeltaH\x00\x42\x07\n\x05\x65vent\"\x1e\n\x0eReasoningDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"K\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\r\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\targuments\x18\x04 \x01(\t\"P\n\x11GenerationStarted\x12\r\n\x05model\x18\x01 \x01(\t\x12\x15\n\rprompt_tokens\x18\x02 \x01(\r\x12\x15\n\rcached_tokens\x18\x03 \x01(\r\"X\n\tTextDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\ttoken_ids\x18\x02 \x03(\r\x12*\n\x08logprobs\x18\x03 \x03(\x0b\x32\x18.osaurus.v1.TokenLogprob\"\x83\x01\n\x0cTokenLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\r\x12\r\n\x05token\x18\x02 \x01(\t\x12\x13\n\x0btoken_bytes\x18\x03 \x01(\x0c\x12\x0f\n\x07logprob\x18\x04 \x01(\x02\x12,\n\x0ctop_logprobs\x18\x05 \x03(\x0b\x32\x16.osaurus.v1.TopLogprob\"S\n\nTopLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\r\x12\r\n\x05token\x18\x02 \x01(\t\x12\x13\n\x0btoken_bytes\x18\x03 \x01(\x0c\x12\x0f\n\x07logprob\x18\x04 \x01(\x02\"f\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\r\x12\x15\n\rcached_tokens\x18\x04 \x01(\r\"\xa3\x01\n\x07Timings\x12#\n\x1btime_to_first_token_seconds\x18\x01 \x01(\x01\x12 \n\x18prompt_tokens_per_second\x18\x02 \x01(\x01\x12$\n\x1cgeneration_tokens_per_second\x18\x03 \x01(\x01\x12\x15\n\rtotal_seconds\x18\x04 \x01(\x01\x12\x14\n\x0cload_seconds\x18\x05 \x01(\x01\"\xaf\x01\n\x0eGenerationDone\x12/\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x18.osaurus.v1.FinishReason\x12 \n\x05usage\x18\x02 \x01(\x0b\x32\x11.osaurus.v1.Usage\x12$\n\x07timings\x18\x03 \x01(\x0b\x32\x13.osaurus.v1.Timings\x12\r\n\x05model\x18\x04 \x01(\t\x12\x15\n\rstop_sequence\x18\x05 \x01(\t\"\x7f\n\x12\x43ountTokensRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12 \n\x04\x63hat\x18\x02 \x01(\x0b\x32\x10.osaurus.v1.ChatH\x00\x12\x0e\n\x04text\x18\x03 \x01(\tH\x00\x12\x1f\n\x05tools\x18\x04 \x03(\x0b\x32\x10.osaurus.v1.ToolB\x07\n\x05input\"B\n\x13\x43ountTokensResponse\x12\x13\n\x0btoken_count\x18\x01 \x01(\r\x12\x16\n\x0e\x63ontext_length\x18\x02 \x01(\r\"\xeb\x01\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\x12\'\n\ttoken_ids\x18\x03 \x03(\x0b\x32\x14.osaurus.v1.TokenIds\x12\x15\n\x08truncate\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x12\n\ndimensions\x18\x05 \x01(\r\x12\x16\n\tnormalize\x18\x06 \x01(\x08H\x01\x88\x01\x01\x12\x1f\n\x12keep_alive_seconds\x18\x07 \x01(\x01H\x02\x88\x01\x01\x42\x0b\n\t_truncateB\x0c\n\n_normalizeB\x15\n\x13_keep_alive_seconds\"\x17\n\x08TokenIds\x12\x0b\n\x03ids\x18\x01 \x03(\r\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\x8d\x01\n\rEmbedResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12)\n\nembeddings\x18\x02 \x03(\x0b\x32\x15.osaurus.v1.Embedding\x12\x15\n\rprompt_tokens\x18\x03 \x01(\r\x12\x15\n\rtotal_seconds\x18\x04 \x01(\x01\x12\x14\n\x0cload_seconds\x18\x05 \x01(\x01*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\r\n\tROLE_TOOL\x10\x04*\x87\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03*\x9a\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x03\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x04\x32\xe9\x01\n\x10InferenceService\x12G\n\x08Generate\x12\x1b.osaurus.v1.GenerateRequest\x1a\x1c.osaurus.v1.GenerateResponse0\x01\x12N\n\x0b\x43ountTokens\x12\x1e.osaurus.v1.CountTokensRequest\x1a\x1f.osaurus.v1.CountTokensResponse\x12<\n\x05\x45mbed\x12\x18.osaurus.v1.EmbedRequest\x1a\x19.osaurus.v1.EmbedResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aosaurus/v1/inference.proto\x12\nosaurus.v1\"\x8c\x01\n\x0b\x43hatMessage\x12\x1e\n\x04role\x18\x01 \x01(\x0e\x32\x10.osaurus.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12(\n\ntool_calls\x18\x04 \x03(\x0b\x32\x14.osaurus.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x05 \x01(\t\"=\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nparameters\x18\x03 \x01(\t\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"[\n\nToolChoice\x12*\n\x04mode\x18\x01 \x01(\x0e\x32\x1a.osaurus.v1.ToolChoiceModeH\x00\x12\x17\n\rfunction_name\x18\x02 \x01(\tH\x00\x42\x08\n\x06\x63hoice\"1\n\x04\x43hat\x12)\n\x08messages\x18\x01 \x03(\x0b\x32\x17.osaurus.v1.ChatMessage\"\xe8\x01\n\x0eSamplingParams\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_k\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x12\n\x05min_p\x18\x04 \x01(\x02H\x03\x88\x01\x01\x12\x1f\n\x12repetition_penalty\x18\x05 \x01(\x02H\x04\x88\x01\x01\x12\x11\n\x04seed\x18\x06 \x01(\x04H\x05\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x08\n\x06_min_pB\x15\n\x13_repetition_penaltyB\x07\n\x05_seed\"\xa1\x05\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12 \n\x04\x63hat\x18\x02 \x01(\x0b\x32\x10.osaurus.v1.ChatH\x00\x12\x10\n\x06prompt\x18\x03 \x01(\tH\x00\x12-\n\rprompt_tokens\x18\x10 \x01(\x0b\x32\x14.osaurus.v1.TokenIdsH\x00\x12,\n\x08sampling\x18\x04 \x01(\x0b\x32\x1a.osaurus.v1.SamplingParams\x12\x17\n\nmax_tokens\x18\x05 \x01(\rH\x01\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x12\n\nsession_id\x18\x07 \x01(\t\x12\x33\n\x0fresponse_format\x18\x08 \x01(\x0b\x32\x1a.osaurus.v1.ResponseFormat\x12\x1f\n\x05tools\x18\t \x03(\x0b\x32\x10.osaurus.v1.Tool\x12+\n\x0btool_choice\x18\n \x01(\x0b\x32\x16.osaurus.v1.ToolChoice\x12 \n\x13parallel_tool_calls\x18\x0b \x01(\x08H\x02\x88\x01\x01\x12\x1f\n\x12keep_alive_seconds\x18\x0c \x01(\x01H\x03\x88\x01\x01\x12\x12\n\nignore_eos\x18\r \x01(\x08\x12\x18\n\x0bspeculative\x18\x0e \x01(\x08H\x04\x88\x01\x01\x12\x19\n\x0ctop_logprobs\x18\x0f \x01(\rH\x05\x88\x01\x01\x12\x15\n\x08thinking\x18\x11 \x01(\x08H\x06\x88\x01\x01\x12\x18\n\x10reasoning_effort\x18\x12 \x01(\tB\x07\n\x05inputB\r\n\x0b_max_tokensB\x16\n\x14_parallel_tool_callsB\x15\n\x13_keep_alive_secondsB\x0e\n\x0c_speculativeB\x0f\n\r_top_logprobsB\x0b\n\t_thinking\"\x84\x01\n\x0eResponseFormat\x12\x33\n\x0bjson_object\x18\x01 \x01(\x0b\x32\x1c.osaurus.v1.JsonObjectFormatH\x00\x12\x33\n\x0bjson_schema\x18\x02 \x01(\x0b\x32\x1c.osaurus.v1.JsonSchemaFormatH\x00\x42\x08\n\x06\x66ormat\"\x12\n\x10JsonObjectFormat\"@\n\x10JsonSchemaFormat\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06schema\x18\x02 \x01(\t\x12\x0e\n\x06strict\x18\x03 \x01(\x08\"\x82\x02\n\x10GenerateResponse\x12&\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x15.osaurus.v1.TextDeltaH\x00\x12*\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1a.osaurus.v1.GenerationDoneH\x00\x12\x30\n\x07started\x18\x03 \x01(\x0b\x32\x1d.osaurus.v1.GenerationStartedH\x00\x12.\n\ttool_call\x18\x04 \x01(\x0b\x32\x19.osaurus.v1.ToolCallDeltaH\x00\x12/\n\treasoning\x18\x05 \x01(\x0b\x32\x1a.osaurus.v1.ReasoningDeltaH\x00\x42\x07\n\x05\x65vent\"\x1e\n\x0eReasoningDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"K\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\r\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\targuments\x18\x04 \x01(\t\"P\n\x11GenerationStarted\x12\r\n\x05model\x18\x01 \x01(\t\x12\x15\n\rprompt_tokens\x18\x02 \x01(\r\x12\x15\n\rcached_tokens\x18\x03 \x01(\r\"X\n\tTextDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\ttoken_ids\x18\x02 \x03(\r\x12*\n\x08logprobs\x18\x03 \x03(\x0b\x32\x18.osaurus.v1.TokenLogprob\"\x83\x01\n\x0cTokenLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\r\x12\r\n\x05token\x18\x02 \x01(\t\x12\x13\n\x0btoken_bytes\x18\x03 \x01(\x0c\x12\x0f\n\x07logprob\x18\x04 \x01(\x02\x12,\n\x0ctop_logprobs\x18\x05 \x03(\x0b\x32\x16.osaurus.v1.TopLogprob\"S\n\nTopLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\r\x12\r\n\x05token\x18\x02 \x01(\t\x12\x13\n\x0btoken_bytes\x18\x03 \x01(\x0c\x12\x0f\n\x07logprob\x18\x04 \x01(\x02\"f\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\r\x12\x15\n\rcached_tokens\x18\x04 \x01(\r\"\xa3\x01\n\x07Timings\x12#\n\x1btime_to_first_token_seconds\x18\x01 \x01(\x01\x12 \n\x18prompt_tokens_per_second\x18\x02 \x01(\x01\x12$\n\x1cgeneration_tokens_per_second\x18\x03 \x01(\x01\x12\x15\n\rtotal_seconds\x18\x04 \x01(\x01\x12\x14\n\x0cload_seconds\x18\x05 \x01(\x01\"\xaf\x01\n\x0eGenerationDone\x12/\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x18.osaurus.v1.FinishReason\x12 \n\x05usage\x18\x02 \x01(\x0b\x32\x11.osaurus.v1.Usage\x12$\n\x07timings\x18\x03 \x01(\x0b\x32\x13.osaurus.v1.Timings\x12\r\n\x05model\x18\x04 \x01(\t\x12\x15\n\rstop_sequence\x18\x05 \x01(\t\"\x7f\n\x12\x43ountTokensRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12 \n\x04\x63hat\x18\x02 \x01(\x0b\x32\x10.osaurus.v1.ChatH\x00\x12\x0e\n\x04text\x18\x03 \x01(\tH\x00\x12\x1f\n\x05tools\x18\x04 \x03(\x0b\x32\x10.osaurus.v1.ToolB\x07\n\x05input\"B\n\x13\x43ountTokensResponse\x12\x13\n\x0btoken_count\x18\x01 \x01(\r\x12\x16\n\x0e\x63ontext_length\x18\x02 \x01(\r\"\xeb\x01\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\x12\'\n\ttoken_ids\x18\x03 \x03(\x0b\x32\x14.osaurus.v1.TokenIds\x12\x15\n\x08truncate\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x12\n\ndimensions\x18\x05 \x01(\r\x12\x16\n\tnormalize\x18\x06 \x01(\x08H\x01\x88\x01\x01\x12\x1f\n\x12keep_alive_seconds\x18\x07 \x01(\x01H\x02\x88\x01\x01\x42\x0b\n\t_truncateB\x0c\n\n_normalizeB\x15\n\x13_keep_alive_seconds\"\x17\n\x08TokenIds\x12\x0b\n\x03ids\x18\x01 \x03(\r\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\x8d\x01\n\rEmbedResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12)\n\nembeddings\x18\x02 \x03(\x0b\x32\x15.osaurus.v1.Embedding\x12\x15\n\rprompt_tokens\x18\x03 \x01(\r\x12\x15\n\rtotal_seconds\x18\x04 \x01(\x01\x12\x14\n\x0cload_seconds\x18\x05 \x01(\x01*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\r\n\tROLE_TOOL\x10\x04*\x87\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03*\x9a\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x03\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x04\x32\xe9\x01\n\x10InferenceService\x12G\n\x08Generate\x12\x1b.osaurus.v1.GenerateRequest\x1a\x1c.osaurus.v1.GenerateResponse0\x01\x12N\n\x0b\x43ountTokens\x12\x1e.osaurus.v1.CountTokensRequest\x1a\x1f.osaurus.v1.CountTokensResponse\x12<\n\x05\x45mbed\x12\x18.osaurus.v1.EmbedRequest\x1a\x19.osaurus.v1.EmbedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'osaurus.v1.inference_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=3361
-  _globals['_ROLE']._serialized_end=3456
-  _globals['_TOOLCHOICEMODE']._serialized_start=3459
-  _globals['_TOOLCHOICEMODE']._serialized_end=3594
-  _globals['_FINISHREASON']._serialized_start=3597
-  _globals['_FINISHREASON']._serialized_end=3751
+  _globals['_ROLE']._serialized_start=3423
+  _globals['_ROLE']._serialized_end=3518
+  _globals['_TOOLCHOICEMODE']._serialized_start=3521
+  _globals['_TOOLCHOICEMODE']._serialized_end=3656
+  _globals['_FINISHREASON']._serialized_start=3659
+  _globals['_FINISHREASON']._serialized_end=3813
   _globals['_CHATMESSAGE']._serialized_start=43
   _globals['_CHATMESSAGE']._serialized_end=183
   _globals['_TOOL']._serialized_start=185
@@ -50,45 +50,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SAMPLINGPARAMS']._serialized_start=450
   _globals['_SAMPLINGPARAMS']._serialized_end=682
   _globals['_GENERATEREQUEST']._serialized_start=685
-  _globals['_GENERATEREQUEST']._serialized_end=1296
-  _globals['_RESPONSEFORMAT']._serialized_start=1299
-  _globals['_RESPONSEFORMAT']._serialized_end=1431
-  _globals['_JSONOBJECTFORMAT']._serialized_start=1433
-  _globals['_JSONOBJECTFORMAT']._serialized_end=1451
-  _globals['_JSONSCHEMAFORMAT']._serialized_start=1453
-  _globals['_JSONSCHEMAFORMAT']._serialized_end=1517
-  _globals['_GENERATERESPONSE']._serialized_start=1520
-  _globals['_GENERATERESPONSE']._serialized_end=1778
-  _globals['_REASONINGDELTA']._serialized_start=1780
-  _globals['_REASONINGDELTA']._serialized_end=1810
-  _globals['_TOOLCALLDELTA']._serialized_start=1812
-  _globals['_TOOLCALLDELTA']._serialized_end=1887
-  _globals['_GENERATIONSTARTED']._serialized_start=1889
-  _globals['_GENERATIONSTARTED']._serialized_end=1969
-  _globals['_TEXTDELTA']._serialized_start=1971
-  _globals['_TEXTDELTA']._serialized_end=2059
-  _globals['_TOKENLOGPROB']._serialized_start=2062
-  _globals['_TOKENLOGPROB']._serialized_end=2193
-  _globals['_TOPLOGPROB']._serialized_start=2195
-  _globals['_TOPLOGPROB']._serialized_end=2278
-  _globals['_USAGE']._serialized_start=2280
-  _globals['_USAGE']._serialized_end=2382
-  _globals['_TIMINGS']._serialized_start=2385
-  _globals['_TIMINGS']._serialized_end=2548
-  _globals['_GENERATIONDONE']._serialized_start=2551
-  _globals['_GENERATIONDONE']._serialized_end=2726
-  _globals['_COUNTTOKENSREQUEST']._serialized_start=2728
-  _globals['_COUNTTOKENSREQUEST']._serialized_end=2855
-  _globals['_COUNTTOKENSRESPONSE']._serialized_start=2857
-  _globals['_COUNTTOKENSRESPONSE']._serialized_end=2923
-  _globals['_EMBEDREQUEST']._serialized_start=2926
-  _globals['_EMBEDREQUEST']._serialized_end=3161
-  _globals['_TOKENIDS']._serialized_start=3163
-  _globals['_TOKENIDS']._serialized_end=3186
-  _globals['_EMBEDDING']._serialized_start=3188
-  _globals['_EMBEDDING']._serialized_end=3215
-  _globals['_EMBEDRESPONSE']._serialized_start=3218
-  _globals['_EMBEDRESPONSE']._serialized_end=3359
-  _globals['_INFERENCESERVICE']._serialized_start=3754
-  _globals['_INFERENCESERVICE']._serialized_end=3987
+  _globals['_GENERATEREQUEST']._serialized_end=1358
+  _globals['_RESPONSEFORMAT']._serialized_start=1361
+  _globals['_RESPONSEFORMAT']._serialized_end=1493
+  _globals['_JSONOBJECTFORMAT']._serialized_start=1495
+  _globals['_JSONOBJECTFORMAT']._serialized_end=1513
+  _globals['_JSONSCHEMAFORMAT']._serialized_start=1515
+  _globals['_JSONSCHEMAFORMAT']._serialized_end=1579
+  _globals['_GENERATERESPONSE']._serialized_start=1582
+  _globals['_GENERATERESPONSE']._serialized_end=1840
+  _globals['_REASONINGDELTA']._serialized_start=1842
+  _globals['_REASONINGDELTA']._serialized_end=1872
+  _globals['_TOOLCALLDELTA']._serialized_start=1874
+  _globals['_TOOLCALLDELTA']._serialized_end=1949
+  _globals['_GENERATIONSTARTED']._serialized_start=1951
+  _globals['_GENERATIONSTARTED']._serialized_end=2031
+  _globals['_TEXTDELTA']._serialized_start=2033
+  _globals['_TEXTDELTA']._serialized_end=2121
+  _globals['_TOKENLOGPROB']._serialized_start=2124
+  _globals['_TOKENLOGPROB']._serialized_end=2255
+  _globals['_TOPLOGPROB']._serialized_start=2257
+  _globals['_TOPLOGPROB']._serialized_end=2340
+  _globals['_USAGE']._serialized_start=2342
+  _globals['_USAGE']._serialized_end=2444
+  _globals['_TIMINGS']._serialized_start=2447
+  _globals['_TIMINGS']._serialized_end=2610
+  _globals['_GENERATIONDONE']._serialized_start=2613
+  _globals['_GENERATIONDONE']._serialized_end=2788
+  _globals['_COUNTTOKENSREQUEST']._serialized_start=2790
+  _globals['_COUNTTOKENSREQUEST']._serialized_end=2917
+  _globals['_COUNTTOKENSRESPONSE']._serialized_start=2919
+  _globals['_COUNTTOKENSRESPONSE']._serialized_end=2985
+  _globals['_EMBEDREQUEST']._serialized_start=2988
+  _globals['_EMBEDREQUEST']._serialized_end=3223
+  _globals['_TOKENIDS']._serialized_start=3225
+  _globals['_TOKENIDS']._serialized_end=3248
+  _globals['_EMBEDDING']._serialized_start=3250
+  _globals['_EMBEDDING']._serialized_end=3277
+  _globals['_EMBEDRESPONSE']._serialized_start=3280
+  _globals['_EMBEDRESPONSE']._serialized_end=3421
+  _globals['_INFERENCESERVICE']._serialized_start=3816
+  _globals['_INFERENCESERVICE']._serialized_end=4049
 # @@protoc_insertion_point(module_scope)

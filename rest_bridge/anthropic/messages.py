@@ -18,7 +18,13 @@ from rest_bridge.anthropic.protocol import (
     ToolUseBlock,
 )
 from rest_bridge.errors import BridgeError
-from rest_bridge.generation import GeneratedToolCall, GenerationResult, add_tool, sampling
+from rest_bridge.generation import (
+    GeneratedToolCall,
+    GenerationResult,
+    add_tool,
+    sampling,
+    set_thinking,
+)
 
 _TOOL_CHOICE_MODES = {
     "auto": pb.TOOL_CHOICE_MODE_AUTO,
@@ -105,6 +111,8 @@ def to_generate_request(body: MessagesRequest) -> pb.GenerateRequest:
             request.tool_choice.mode = _TOOL_CHOICE_MODES[choice.type]
         if choice.disable_parallel_tool_use:
             request.parallel_tool_calls = False
+    # Anthropic's models think only when asked to, so a reasoning model does so too.
+    set_thinking(request, body.thinking is not None and body.thinking.type == "enabled")
     return request
 
 

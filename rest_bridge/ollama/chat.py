@@ -9,7 +9,7 @@ from typing import Any
 
 from osaurus.v1 import inference_pb2 as pb
 from rest_bridge.errors import BridgeError
-from rest_bridge.generation import GeneratedToolCall, add_tool, sampling
+from rest_bridge.generation import GeneratedToolCall, add_tool, sampling, set_thinking
 from rest_bridge.ollama.protocol import (
     ChatRequest,
     GenerateRequest,
@@ -81,6 +81,7 @@ def _common(body: GenerationBase, request: pb.GenerateRequest) -> pb.GenerateReq
         )
     )
     request.stop.extend(options.stop or [])
+    set_thinking(request, body.think)
     predict = options.num_predict
     if predict is not None and predict not in (-1, -2):  # -1, -2: up to the context
         if predict < 1:

@@ -9,7 +9,7 @@ from typing import Any
 
 from osaurus.durations import parse_duration
 from osaurus.v1 import inference_pb2 as pb
-from rest_bridge.generation import GeneratedToolCall, GenerationResult, add_tool
+from rest_bridge.generation import GeneratedToolCall, GenerationResult, add_tool, set_thinking
 from rest_bridge.openai.protocol import ChatCompletionRequest, usage_json
 
 _ROLES = {
@@ -62,6 +62,7 @@ def to_generate_request(body: ChatCompletionRequest, session_id: str | None) -> 
         request.keep_alive_seconds = parse_duration(body.keep_alive)
     if body.logprobs:
         request.top_logprobs = body.top_logprobs or 0
+    set_thinking(request, body.reasoning_effort)
     if body.parallel_tool_calls is not None:
         request.parallel_tool_calls = body.parallel_tool_calls
     if isinstance(body.tool_choice, str):

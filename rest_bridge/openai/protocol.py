@@ -25,7 +25,7 @@ from pydantic import (
 
 from osaurus.v1 import inference_pb2 as pb
 from rest_bridge.fields import KeepAlive
-from rest_bridge.generation import sampling
+from rest_bridge.generation import ReasoningEffort, sampling
 
 _REQUEST_CONFIG = ConfigDict(extra="ignore", strict=True)
 # What the contract's integer fields can carry (the server checks the meaningful range).
@@ -185,6 +185,7 @@ class ChatCompletionRequest(_GenerationRequest):
     speculative: bool | None = None
     logprobs: bool = False
     top_logprobs: UInt32 | None = None  # the server checks the range (0 to 20)
+    reasoning_effort: ReasoningEffort | None = None
 
     @field_validator("top_logprobs")
     @classmethod

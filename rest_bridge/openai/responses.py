@@ -11,7 +11,7 @@ from typing import Any
 
 from osaurus.v1 import inference_pb2 as pb
 from rest_bridge.errors import BridgeError
-from rest_bridge.generation import GenerationResult, add_tool, sampling
+from rest_bridge.generation import GenerationResult, add_tool, sampling, set_thinking
 from rest_bridge.openai.responses_protocol import (
     ContentPart,
     FunctionCallItem,
@@ -95,6 +95,7 @@ def to_generate_request(
         request.tool_choice.function_name = body.tool_choice.name
     if body.parallel_tool_calls is not None:
         request.parallel_tool_calls = body.parallel_tool_calls
+    set_thinking(request, body.reasoning.effort if body.reasoning else None)
     fmt = body.text.format if body.text else None
     if fmt is not None and fmt.type == "json_object":
         request.response_format.json_object.SetInParent()

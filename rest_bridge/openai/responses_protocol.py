@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rest_bridge.generation import ReasoningEffort
 from rest_bridge.openai.protocol import JsonSchemaSpec, UInt32
 
 _REQUEST_CONFIG = ConfigDict(extra="ignore", strict=True)
@@ -83,8 +84,11 @@ class TextConfig(BaseModel):
 
 
 class Reasoning(BaseModel):
+    """How hard a reasoning model thinks; `summary` is accepted and ignored (the whole thought
+    comes back as reasoning text)."""
+
     model_config = ConfigDict(extra="ignore")
-    effort: str | None = None
+    effort: ReasoningEffort | None = None
 
 
 class ResponsesRequest(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,16 @@ async def test_thoughts_go_apart_and_markers_never_reach_the_answer(thinking_eng
     # The template opened the thinking block, so what the model writes is thought.
     assert "Paris" in "".join(reasoning)
     assert "<think>" not in "".join(content) + "".join(reasoning)
+
+
+async def test_thinking_off_renders_the_template_without_thinking(thinking_engine) -> None:
+    request = replace(chat(MODEL, "Name the capital of France.", max_tokens=24), thinking=False)
+    events = [e async for e in thinking_engine.generate(request)]
+    # Against the test above (same prompt, thoughts): the template closed the block itself.
+    assert not any(isinstance(e, ReasoningChunk) for e in events)
+    prompt_tokens, _ = await thinking_engine.count_tokens(request)
+    thinking_tokens, _ = await thinking_engine.count_tokens(replace(request, thinking=True))
+    assert prompt_tokens != thinking_tokens
 
 
 async def test_a_model_that_does_not_think_gets_no_reasoning(engine, model_id) -> None:

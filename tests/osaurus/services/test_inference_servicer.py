@@ -94,6 +94,7 @@ async def test_streams_deltas_then_done(stub_and_engine) -> None:
             ),
             "sampling.repetition_penalty",
         ),
+        (pb.GenerateRequest(model="m", prompt="x", reasoning_effort="max"), "reasoning_effort"),
     ],
 )
 async def test_malformed_requests_are_invalid_argument_naming_the_field(
