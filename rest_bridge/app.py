@@ -21,6 +21,7 @@ from rest_bridge.ollama import routes as ollama_routes
 from rest_bridge.openai import errors as openai_errors
 from rest_bridge.openai import responses_routes as openai_responses
 from rest_bridge.openai import routes as openai_routes
+from rest_bridge.openapi import openapi_document
 
 
 def create_app(target: str, cors_origins: tuple[str, ...] = ()) -> FastAPI:
@@ -52,6 +53,7 @@ def create_app(target: str, cors_origins: tuple[str, ...] = ()) -> FastAPI:
     app.include_router(openai_responses.router)
     app.include_router(ollama_routes.router)
     app.include_router(anthropic_routes.router)
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
 
 

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -118,11 +119,20 @@ Render = Callable[[BridgeError], Response]
 ReadValidation = Callable[[RequestValidationError], BridgeError]
 
 
-def error_route_class(render: Render, read_validation: ReadValidation) -> type[APIRoute]:
+def error_route_class(
+    render: Render, read_validation: ReadValidation, error_model: type[BaseModel]
+) -> type[APIRoute]:
     """An APIRoute whose handler answers every failure of its route with `render`: the
-    family's own validation reading, a BridgeError a route raised, a gRPC status, a bug."""
+    family's own validation reading, a BridgeError a route raised, a gRPC status, a bug.
+    /openapi.json says so: 4XX and 5XX answers are `error_model` (not FastAPI's 422)."""
 
     class FamilyRoute(APIRoute):
+        def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+            responses = dict(kwargs.pop("responses", None) or {})
+            for status, meaning in (("4XX", "Bad request"), ("5XX", "Server trouble")):
+                responses.setdefault(status, {"model": error_model, "description": meaning})
+            super().__init__(path, endpoint, responses=responses, **kwargs)
+
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handle = super().get_route_handler()
 

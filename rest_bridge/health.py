@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import grpc
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
 
 from osaurus import __version__
 from osaurus.v1 import system_pb2
@@ -12,6 +15,19 @@ from rest_bridge.grpc_client import clients
 
 router = APIRouter()
 HEALTH_TIMEOUT_SECONDS = 2.0
+
+
+class Health(BaseModel):
+    """200 when the gRPC server answers, 503 (status unavailable, with the error) when not."""
+
+    status: Literal["ok", "unavailable"]
+    version: str
+    grpc_target: str
+    grpc_reachable: bool
+    loaded_models: list[str]
+    server_version: str | None = None
+    device: str | None = None
+    error: str | None = None
 
 
 @router.get("/", response_class=PlainTextResponse)
@@ -23,7 +39,11 @@ async def root(request: Request) -> str:
     )
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    response_model=None,
+    responses={200: {"model": Health}, 503: {"model": Health, "description": "Server down"}},
+)
 async def health(request: Request) -> JSONResponse:
     c = clients(request)
     body: dict = {"status": "ok", "version": __version__, "grpc_target": c.target}

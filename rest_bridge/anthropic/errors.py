@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from rest_bridge.anthropic.response_models import AnthropicError
 from rest_bridge.errors import BridgeError, error_route_class, plain_validation_error
 
 _TYPES = {
@@ -33,4 +34,4 @@ def error_response(error: BridgeError) -> JSONResponse:
     return JSONResponse(error_body(error), status_code=error.status, headers=error.headers())
 
 
-AnthropicRoute = error_route_class(error_response, plain_validation_error)
+AnthropicRoute = error_route_class(error_response, plain_validation_error, AnthropicError)

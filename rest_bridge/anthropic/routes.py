@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 
 from osaurus.v1 import inference_pb2 as pb
+from rest_bridge.anthropic import response_models as m
 from rest_bridge.anthropic.errors import AnthropicRoute, error_body
 from rest_bridge.anthropic.messages import (
     StreamWriter,
@@ -24,12 +25,13 @@ from rest_bridge.anthropic.protocol import CountTokensRequest, MessagesRequest
 from rest_bridge.errors import from_grpc_error, grpc_target
 from rest_bridge.generation import Generation, start_generation
 from rest_bridge.grpc_client import clients
+from rest_bridge.openapi import answers
 from rest_bridge.sse import named_event
 
 router = APIRouter(route_class=AnthropicRoute)
 
 
-@router.post("/v1/messages")
+@router.post("/v1/messages", **answers(m.AnthropicMessageResponse, m.AnthropicStreamEvent))
 async def create_message(body: MessagesRequest, request: Request) -> Response:
     generation = await start_generation(clients(request).inference, to_generate_request(body))
     thinking = body.thinking is not None and body.thinking.type == "enabled"
@@ -60,7 +62,7 @@ async def _events(
         generation.cancel()  # the client went away, or we are done
 
 
-@router.post("/v1/messages/count_tokens")
+@router.post("/v1/messages/count_tokens", **answers(m.AnthropicTokenCount))
 async def count_tokens(body: CountTokensRequest, request: Request) -> dict[str, int]:
     count = pb.CountTokensRequest(model=body.model, chat=chat(body))
     for tool in body.tools or []:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from rest_bridge.errors import BridgeError, error_route_class, plain_validation_error
+from rest_bridge.ollama.response_models import OllamaError
 
 
 def error_body(error: BridgeError) -> dict[str, Any]:
@@ -18,4 +19,4 @@ def error_response(error: BridgeError) -> JSONResponse:
     return JSONResponse(error_body(error), status_code=error.status, headers=error.headers())
 
 
-OllamaRoute = error_route_class(error_response, plain_validation_error)
+OllamaRoute = error_route_class(error_response, plain_validation_error, OllamaError)

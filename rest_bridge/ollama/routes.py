@@ -22,6 +22,7 @@ from rest_bridge.errors import BridgeError, from_grpc_error, grpc_target
 from rest_bridge.generation import Generation, ToolCallsAccumulator, start_generation
 from rest_bridge.grpc_client import clients
 from rest_bridge.ollama import models as translate
+from rest_bridge.ollama import response_models as m
 from rest_bridge.ollama.chat import (
     chat_request,
     done_fields,
@@ -41,11 +42,11 @@ from rest_bridge.ollama.protocol import (
     GenerationBase,
     ModelRequest,
 )
+from rest_bridge.openapi import NDJSON, answers
 
 router = APIRouter(prefix="/api", route_class=OllamaRoute)
 # The Ollama API level these routes follow; clients gate features on /api/version.
 OLLAMA_API_VERSION = "0.12.6"
-NDJSON = "application/x-ndjson"
 
 
 def _line(payload: dict[str, Any]) -> bytes:
@@ -92,7 +93,7 @@ async def _load_or_unload(
     }
 
 
-@router.post("/chat")
+@router.post("/chat", **answers(m.OllamaChatResponse, m.OllamaChatResponse, NDJSON))
 async def chat(body: ChatRequest, request: Request) -> Response:
     if not body.messages:
         empty = {"message": {"role": "assistant", "content": ""}}
@@ -103,7 +104,7 @@ async def chat(body: ChatRequest, request: Request) -> Response:
     return await _answer(generation, shape, body.stream, request)
 
 
-@router.post("/generate")
+@router.post("/generate", **answers(m.OllamaGenerateResponse, m.OllamaGenerateResponse, NDJSON))
 async def generate(body: GenerateRequest, request: Request) -> Response:
     if not body.prompt and not body.raw:
         return JSONResponse(await _load_or_unload(body, request, {"response": ""}))
@@ -173,24 +174,24 @@ async def _stream(generation: Generation, shape: _Shape, request: Request) -> As
         generation.cancel()  # the client went away, or we are done: free the engine slot
 
 
-@router.get("/version")
+@router.get("/version", **answers(m.OllamaVersion))
 async def version() -> dict[str, str]:
     return {"version": OLLAMA_API_VERSION}
 
 
-@router.get("/tags")
+@router.get("/tags", **answers(m.OllamaTags))
 async def tags(request: Request) -> dict[str, Any]:
     reply = await clients(request).models.ListModels(model_pb2.ListModelsRequest())
     return {"models": [translate.tag(m) for m in reply.models]}
 
 
-@router.get("/ps")
+@router.get("/ps", **answers(m.OllamaRunning))
 async def ps(request: Request) -> dict[str, Any]:
     reply = await clients(request).models.ListModels(model_pb2.ListModelsRequest())
     return {"models": [translate.running(m) for m in reply.models if m.loaded]}
 
 
-@router.post("/show")
+@router.post("/show", **answers(m.OllamaShow))
 async def show(body: ModelRequest, request: Request) -> dict[str, Any]:
     reply = await clients(request).models.GetModel(
         model_pb2.GetModelRequest(id=model_id(body.model))
@@ -198,13 +199,13 @@ async def show(body: ModelRequest, request: Request) -> dict[str, Any]:
     return translate.show(reply.model)
 
 
-@router.delete("/delete")
+@router.delete("/delete", **answers(None, description="Deleted: an empty answer"))
 async def delete(body: ModelRequest, request: Request) -> Response:
     await clients(request).models.DeleteModel(model_pb2.DeleteModelRequest(id=model_id(body.model)))
     return Response(status_code=200)
 
 
-@router.post("/pull")
+@router.post("/pull", **answers(m.OllamaPullStatus, m.OllamaPullStatus, NDJSON))
 async def pull(body: ModelRequest, request: Request) -> Response:
     call = clients(request).models.PullModel(
         model_pb2.PullModelRequest(repo_id=model_id(body.model))
@@ -251,7 +252,7 @@ async def _pull_stream(call: Any, first: Any, name: str, request: Request) -> As
         call.cancel()  # a client gone mid-pull stops the download
 
 
-@router.post("/embed")
+@router.post("/embed", **answers(m.OllamaEmbed))
 async def embed(body: EmbedRequest, request: Request) -> dict[str, Any]:
     texts = [body.input] if isinstance(body.input, str) else body.input
     embed_request = pb.EmbedRequest(
@@ -273,7 +274,7 @@ async def embed(body: EmbedRequest, request: Request) -> dict[str, Any]:
     }
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", **answers(m.OllamaEmbedding))
 async def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any]:
     """The older route: one vector, as the model makes it (not normalized by the route)."""
     embed_request = pb.EmbedRequest(model=model_id(body.model), texts=[body.prompt])
@@ -289,7 +290,7 @@ def _non_empty(embed_request: pb.EmbedRequest) -> pb.EmbedRequest:
     return embed_request
 
 
-@router.post("/copy")
+@router.post("/copy", **answers(None, description="Copied: an empty answer"))
 async def copy(body: CopyRequest, request: Request) -> Response:
     copy_request = model_pb2.CopyModelRequest(
         source_id=model_id(body.source), destination_id=model_id(body.destination)

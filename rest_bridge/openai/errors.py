@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from rest_bridge.errors import BridgeError, error_route_class
+from rest_bridge.openai.response_models import ErrorResponse
 
 
 def error_type(status: int) -> str:
@@ -91,4 +92,4 @@ def validation_error(exc: RequestValidationError) -> BridgeError:
     return BridgeError(message, 400, field=param, reason=reason)
 
 
-OpenAIRoute = error_route_class(error_response, validation_error)
+OpenAIRoute = error_route_class(error_response, validation_error, ErrorResponse)

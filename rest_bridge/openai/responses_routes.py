@@ -21,10 +21,12 @@ from rest_bridge.generation import (
     start_generation,
 )
 from rest_bridge.grpc_client import clients
+from rest_bridge.openai import response_models as m
 from rest_bridge.openai import responses
 from rest_bridge.openai.errors import OpenAIRoute, error_body
 from rest_bridge.openai.responses_protocol import ResponsesRequest
 from rest_bridge.openai.responses_store import ResponseStore
+from rest_bridge.openapi import answers
 from rest_bridge.sse import named_event
 
 router = APIRouter(route_class=OpenAIRoute)
@@ -46,7 +48,7 @@ def _not_found(response_id: str) -> BridgeError:
     )
 
 
-@router.post("/v1/responses")
+@router.post("/v1/responses", **answers(m.Response, m.ResponseEvent))
 async def create_response(body: ResponsesRequest, request: Request) -> Response:
     history: list[pb.ChatMessage] = []
     response_id = responses.new_id("resp")
@@ -101,7 +103,7 @@ async def _events(
         generation.cancel()
 
 
-@router.get("/v1/responses/{response_id}")
+@router.get("/v1/responses/{response_id}", **answers(m.Response))
 async def retrieve_response(response_id: str, request: Request) -> dict[str, Any]:
     stored = _store(request).get(response_id)
     if stored is None:
@@ -109,7 +111,7 @@ async def retrieve_response(response_id: str, request: Request) -> dict[str, Any
     return stored.body
 
 
-@router.delete("/v1/responses/{response_id}")
+@router.delete("/v1/responses/{response_id}", **answers(m.DeletedResponse))
 async def delete_response(response_id: str, request: Request) -> dict[str, Any]:
     if not _store(request).delete(response_id):
         raise _not_found(response_id)

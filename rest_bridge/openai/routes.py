@@ -16,6 +16,7 @@ from rest_bridge.errors import BridgeError, from_grpc_error, grpc_target
 from rest_bridge.generation import Generation, start_generation
 from rest_bridge.grpc_client import clients
 from rest_bridge.openai import completions
+from rest_bridge.openai import response_models as m
 from rest_bridge.openai.chat import (
     FINISH_REASONS,
     CompletionIds,
@@ -32,12 +33,13 @@ from rest_bridge.openai.protocol import (
     CompletionRequest,
     EmbeddingRequest,
 )
+from rest_bridge.openapi import answers
 from rest_bridge.sse import data_event
 
 router = APIRouter(route_class=OpenAIRoute)
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", **answers(m.ChatCompletion, m.ChatCompletionChunk))
 @router.post("/chat/completions", include_in_schema=False)
 async def create_chat_completion(
     body: ChatCompletionRequest,
@@ -95,7 +97,7 @@ async def _stream(
     yield {"data": "[DONE]"}
 
 
-@router.post("/v1/completions")
+@router.post("/v1/completions", **answers(m.Completion, m.Completion))
 @router.post("/completions", include_in_schema=False)
 async def create_completion(body: CompletionRequest, request: Request):
     prompts = body.prompts()
@@ -171,7 +173,7 @@ async def _stream_completion(
     yield {"data": "[DONE]"}
 
 
-@router.post("/v1/embeddings")
+@router.post("/v1/embeddings", **answers(m.EmbeddingList))
 @router.post("/embeddings", include_in_schema=False)
 async def create_embeddings(body: EmbeddingRequest, request: Request) -> dict:
     reply = await clients(request).inference.Embed(to_embed_request(body))
@@ -183,14 +185,14 @@ def _model_json(model: model_pb2.Model) -> dict:
     return {"id": model.id, "object": "model", "created": created, "owned_by": "osaurus"}
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", **answers(m.ModelList))
 @router.get("/models", include_in_schema=False)
 async def list_models(request: Request) -> dict:
     response = await clients(request).models.ListModels(model_pb2.ListModelsRequest())
     return {"object": "list", "data": [_model_json(m) for m in response.models]}
 
 
-@router.get("/v1/models/{model_id:path}")
+@router.get("/v1/models/{model_id:path}", **answers(m.Model))
 @router.get("/models/{model_id:path}", include_in_schema=False)
 async def retrieve_model(model_id: str, request: Request) -> dict:
     response = await clients(request).models.GetModel(model_pb2.GetModelRequest(id=model_id))
