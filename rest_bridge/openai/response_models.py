@@ -174,6 +174,9 @@ class OutputText(BaseModel):
     type: Literal["output_text"]
     text: str
     annotations: list[Any]
+    logprobs: list[TokenLogprobWithTop] = Field(
+        description="Each token's, with include message.output_text.logprobs; else empty."
+    )
 
 
 class MessageOutput(BaseModel):
@@ -245,6 +248,7 @@ class Response(BaseModel):
     temperature: float | None
     top_p: float | None
     max_output_tokens: int | None
+    top_logprobs: int | None
     store: bool
     metadata: dict[str, str]
     text: dict[str, Any]
@@ -266,6 +270,7 @@ class ResponseEvent(BaseModel):
     delta: str | None = None
     text: str | None = None
     arguments: str | None = None
+    logprobs: list[TokenLogprobWithTop] | None = None
 
 
 class DeletedResponse(BaseModel):

@@ -12,6 +12,7 @@ from typing import Any
 from osaurus.v1 import inference_pb2 as pb
 from rest_bridge.errors import BridgeError
 from rest_bridge.generation import GenerationResult, add_tool, sampling, set_thinking
+from rest_bridge.openai.chat import logprobs_json
 from rest_bridge.openai.responses_protocol import (
     ContentPart,
     FunctionCallItem,
@@ -96,6 +97,8 @@ def to_generate_request(
     if body.parallel_tool_calls is not None:
         request.parallel_tool_calls = body.parallel_tool_calls
     set_thinking(request, body.reasoning.effort if body.reasoning else None)
+    if body.wants_logprobs():
+        request.top_logprobs = body.top_logprobs or 0
     fmt = body.text.format if body.text else None
     if fmt is not None and fmt.type == "json_object":
         request.response_format.json_object.SetInParent()
@@ -124,10 +127,14 @@ def reply_message(output: list[dict[str, Any]]) -> pb.ChatMessage:
     return pb.ChatMessage(role=pb.ROLE_ASSISTANT, content=text, tool_calls=calls)
 
 
-def _message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
-    content = (
-        [{"type": "output_text", "text": text, "annotations": []}] if status == "completed" else []
-    )
+def _text_part(text: str, logprobs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs}
+
+
+def _message_item(
+    item_id: str, text: str, status: str = "completed", logprobs: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    content = [_text_part(text, logprobs or [])] if status == "completed" else []
     return {
         "type": "message",
         "id": item_id,
@@ -159,12 +166,18 @@ def _reasoning_item(item_id: str, text: str) -> dict[str, Any]:
     }
 
 
+def token_logprobs(logprobs: list[pb.TokenLogprob]) -> list[dict[str, Any]]:
+    """The Responses API's logprobs are chat completions' per-token entries."""
+    return (logprobs_json(logprobs) or {}).get("content", [])
+
+
 def output_items(result: GenerationResult) -> list[dict[str, Any]]:
     items = []
     if result.reasoning:
         items.append(_reasoning_item(new_id("rs"), result.reasoning))
     if result.text or not result.tool_calls:
-        items.append(_message_item(new_id("msg"), result.text))
+        logprobs = token_logprobs(result.logprobs)
+        items.append(_message_item(new_id("msg"), result.text, logprobs=logprobs))
     items.extend(_call_item(new_id("fc"), c.id, c.name, c.arguments) for c in result.tool_calls)
     return items
 
@@ -210,6 +223,7 @@ def response_object(
         "temperature": body.temperature,
         "top_p": body.top_p,
         "max_output_tokens": body.max_output_tokens,
+        "top_logprobs": body.top_logprobs,
         "store": body.store,
         "metadata": body.metadata or {},
         "text": {
@@ -232,6 +246,7 @@ class ResponsesStreamWriter:
         self.output: list[dict[str, Any]] = []  # finished items
         self.open: dict[str, Any] | None = None  # the item being written
         self.text = ""
+        self.logprobs: list[dict[str, Any]] = []  # the open message's, when asked
         self.final: dict[str, Any] | None = None  # the completed response, once done
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
@@ -256,7 +271,7 @@ class ResponsesStreamWriter:
         i = self._index()
         events = []
         if item["type"] == "message":
-            part = {"type": "output_text", "text": self.text, "annotations": []}
+            part = _text_part(self.text, self.logprobs)
             events += [
                 self._event(
                     "response.output_text.done",
@@ -264,6 +279,7 @@ class ResponsesStreamWriter:
                     output_index=i,
                     content_index=0,
                     text=self.text,
+                    logprobs=self.logprobs,
                 ),
                 self._event(
                     "response.content_part.done",
@@ -273,7 +289,7 @@ class ResponsesStreamWriter:
                     part=part,
                 ),
             ]
-            item = _message_item(item["id"], self.text)
+            item = _message_item(item["id"], self.text, logprobs=self.logprobs)
         elif item["type"] == "function_call":
             events.append(
                 self._event(
@@ -305,8 +321,8 @@ class ResponsesStreamWriter:
             self._event("response.output_item.added", output_index=self._index(), item=item)
         )
         if item["type"] == "message":
-            self.text = ""
-            part = {"type": "output_text", "text": "", "annotations": []}
+            self.text, self.logprobs = "", []
+            part = _text_part("", [])
             events.append(
                 self._event(
                     "response.content_part.added",
@@ -326,6 +342,8 @@ class ResponsesStreamWriter:
                 else self._open(_message_item(new_id("msg"), "", "in_progress"))
             )
             self.text += event.delta.text
+            logprobs = token_logprobs(list(event.delta.logprobs))
+            self.logprobs += logprobs
             assert self.open is not None
             return [
                 *events,
@@ -335,6 +353,7 @@ class ResponsesStreamWriter:
                     output_index=self._index(),
                     content_index=0,
                     delta=event.delta.text,
+                    logprobs=logprobs,
                 ),
             ]
         if event.HasField("reasoning") and event.reasoning.text:

@@ -110,3 +110,12 @@ class ResponsesRequest(BaseModel):
     metadata: dict[str, str] | None = None
     user: str | None = None
     truncation: Annotated[str, Field(pattern="^(disabled|auto)$")] | None = None
+    # "message.output_text.logprobs" adds each token's logprob to the text; other values name
+    # outputs osaurus does not make (file search results, encrypted reasoning) and are ignored.
+    include: list[str] | None = None
+    top_logprobs: UInt32 | None = None  # the server checks the range (0 to 20)
+
+    def wants_logprobs(self) -> bool:
+        return "message.output_text.logprobs" in (self.include or []) or (
+            self.top_logprobs is not None
+        )

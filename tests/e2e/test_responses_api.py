@@ -130,3 +130,20 @@ def _first_id(client: openai.OpenAI, response) -> str:
     while response.previous_response_id:
         response = client.responses.retrieve(response.previous_response_id)
     return response.id
+
+
+def test_logprobs_on_the_text_and_its_stream(client, model_id) -> None:
+    asked = {"include": ["message.output_text.logprobs"], "top_logprobs": 2, "temperature": 0}
+    r = client.responses.create(model=model_id, input=QUESTION, **asked)
+    (part,) = r.output[0].content
+    assert part.text == ANSWER
+    assert "".join(lp.token for lp in part.logprobs) == ANSWER
+    for lp in part.logprobs:
+        assert lp.logprob <= 0 and len(lp.top_logprobs) == 2
+        assert lp.top_logprobs[0].token == lp.token  # greedy: the likeliest was taken
+    plain = client.responses.create(model=model_id, input=QUESTION, temperature=0)
+    assert plain.output[0].content[0].logprobs == []
+    events = list(client.responses.create(model=model_id, input=QUESTION, stream=True, **asked))
+    deltas = [e for e in events if e.type == "response.output_text.delta"]
+    streamed = [lp.token for e in deltas for lp in e.logprobs]
+    assert "".join(streamed) == ANSWER == "".join(e.delta for e in deltas)
