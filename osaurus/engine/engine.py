@@ -70,6 +70,7 @@ class Engine:
         )
         self._commands: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._outstanding = 0  # requests admitted and not finished (event loop only)
+        self.generated_tokens = 0  # since start (written on the engine thread only)
         self._thread = threading.Thread(target=self._run, name="osaurus-engine", daemon=True)
         self._thread.start()
 
@@ -86,7 +87,7 @@ class Engine:
             for scheduler in list(self._schedulers.values()):
                 if len(scheduler):
                     try:
-                        scheduler.step()
+                        self.generated_tokens += scheduler.step()
                     except Exception as exc:  # keep the thread alive; fail only this batch
                         log.exception("a batch step failed")
                         scheduler.fail_all(InternalError(f"generation failed: {exc}"))
@@ -326,6 +327,12 @@ class Engine:
         """Sequences in the batches: decoding, prefilling or waiting for a slot. Read on the
         engine thread, so a cancelled request counts until it has really left its batch."""
         return await self.call(lambda: sum(len(s) for s in self._schedulers.values()))
+
+    async def request_counts(self) -> tuple[int, int]:
+        """(running, queued): requests in a batch slot, and those waiting for one or for their
+        model to load (admitted, not finished, not running)."""
+        running = await self.call(lambda: sum(s.running() for s in self._schedulers.values()))
+        return running, max(self._outstanding - running, 0)
 
     async def kv_cache_bytes(self) -> int:
         return await self.call(lambda: self.kv_store.session_bytes + self.kv_store.prefix_bytes)

@@ -105,15 +105,16 @@ class ModelScheduler:
         processors = make_request_processors(seq.request.sampling)
         return [*processors, seq.constraint] if seq.constraint else processors
 
-    def step(self) -> None:
-        """Drop cancelled sequences, then run one decode step (plus one prefill chunk)."""
+    def step(self) -> int:
+        """Drop cancelled sequences, then run one decode step (plus one prefill chunk).
+        Returns how many tokens it generated."""
         if self._solo is not None:
             return self._solo_step()
         cancelled = [uid for uid, seq in self._sequences.items() if seq.cancelled.is_set()]
         if cancelled:
             self._remove(cancelled, "cancelled")
         if not self._sequences:
-            return
+            return 0
         _, responses = self._generator.next()  # the engine fails the batch if this raises
         finished, decoding = [], []
         for r in responses:
@@ -132,6 +133,11 @@ class ModelScheduler:
             self._remove(finished, None)
         if len(self._sequences) == 1 and decoding:
             self._go_solo(decoding[0])
+        return len(responses)
+
+    def running(self) -> int:
+        """Sequences in a batch slot (the others wait in the generator's queue)."""
+        return min(len(self), self.max_batch_size)
 
     # --- one sequence alone: speculative decoding by prompt lookup ---
 
@@ -160,12 +166,13 @@ class ModelScheduler:
         pending = tokens.pop()
         self._solo = (seq, PromptLookupDecoder(self.lm.model, cache, tokens, pending))
 
-    def _solo_step(self) -> None:
+    def _solo_step(self) -> int:
         assert self._solo is not None  # called in solo mode only
         seq, decoder = self._solo
         if seq.cancelled.is_set():
             seq.finish("cancelled")
-            return self._end_solo()
+            self._end_solo()
+            return 0
         chosen = decoder.step()
         stop_ids = set() if seq.request.ignore_eos else self.lm.stop_token_ids
         for i, token in enumerate(chosen):
@@ -174,7 +181,9 @@ class ModelScheduler:
                 end = "length"
             if seq.on_token(token, end):
                 decoder.keep_only(i + 1, len(chosen))
-                return self._end_solo()
+                self._end_solo()
+                return i + 1
+        return len(chosen)
 
     def _end_solo(self) -> None:
         assert self._solo is not None  # called in solo mode only

@@ -37,15 +37,18 @@ HubSort = Literal["downloads", "likes", "last_modified"]
 # What an MLX model needs: mlx-lm's own list of file patterns.
 NEEDED_FILES = DEFAULT_ALLOW_PATTERNS
 DEFAULT_AUTHOR = "mlx-community"
-SUGGESTED = [
-    "mlx-community/Llama-3.2-3B-Instruct-4bit",
-    "mlx-community/Qwen3-4B-4bit",
-    "mlx-community/gemma-3-4b-it-4bit",
-    "mlx-community/Mistral-7B-Instruct-v0.3-4bit",
-    "mlx-community/Phi-4-mini-instruct-4bit",
-    "mlx-community/DeepSeek-R1-Distill-Qwen-1.5B-4bit",
-    "mlx-community/SmolLM2-1.7B-Instruct-4bit",
-]
+# Popular 4-bit MLX models, with the size of their files (an estimate: repos change), for
+# when the hub cannot be asked.
+CURATED_SIZES = {
+    "mlx-community/Llama-3.2-3B-Instruct-4bit": 1_820_000_000,
+    "mlx-community/Qwen3-4B-4bit": 2_260_000_000,
+    "mlx-community/gemma-3-4b-it-4bit": 3_030_000_000,
+    "mlx-community/Mistral-7B-Instruct-v0.3-4bit": 4_080_000_000,
+    "mlx-community/Phi-4-mini-instruct-4bit": 2_160_000_000,
+    "mlx-community/DeepSeek-R1-Distill-Qwen-1.5B-4bit": 1_000_000_000,
+    "mlx-community/SmolLM2-1.7B-Instruct-4bit": 960_000_000,
+}
+SUGGESTED = list(CURATED_SIZES)
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,23 @@ def _describe(info: Any, models_dir: Path) -> HubModel:
         likes=info.likes or 0,
         last_modified=modified,
     )
+
+
+def curated(models_dir: Path) -> list[HubModel]:
+    """The curated models, described without the hub (sizes are estimates)."""
+    return [
+        HubModel(
+            repo_id=repo_id,
+            local_id=local_id(repo_id),
+            size_bytes=size,
+            mlx_compatible=True,
+            downloaded=(models_dir / repo_id / "config.json").exists(),
+            downloads=0,
+            likes=0,
+            last_modified=0.0,
+        )
+        for repo_id, size in CURATED_SIZES.items()
+    ]
 
 
 def search(

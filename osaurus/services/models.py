@@ -77,14 +77,18 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
     async def SearchModels(
         self, request: pb.SearchModelsRequest, context: grpc.aio.ServicerContext
     ):
-        found = await asyncio.to_thread(
-            hub.search,
-            request.query,
-            self.engine.registry.models_dir,
-            request.author or hub.DEFAULT_AUTHOR,
-            _SORTS.get(request.sort, "downloads"),
-            request.limit or 20,
-        )
+        models_dir = self.engine.registry.models_dir
+        if request.curated_only:
+            found = hub.curated(models_dir)
+        else:
+            found = await asyncio.to_thread(
+                hub.search,
+                request.query,
+                models_dir,
+                request.author or hub.DEFAULT_AUTHOR,
+                _SORTS.get(request.sort, "downloads"),
+                request.limit or 20,
+            )
         return pb.SearchModelsResponse(
             models=[
                 pb.HubModel(

@@ -30,6 +30,7 @@ class SystemServicer(system_pb2_grpc.SystemServiceServicer):
 
     @maps_errors
     async def GetStatus(self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext):
+        running, queued = await self.engine.request_counts()
         return pb.GetStatusResponse(
             version=__version__,
             uptime_seconds=time.monotonic() - self.started,
@@ -43,6 +44,9 @@ class SystemServicer(system_pb2_grpc.SystemServiceServicer):
             kv_cache_bytes=await self.engine.kv_cache_bytes(),
             kv_cache_budget_bytes=self.engine.kv_store.budget_bytes,
             cpu_kernel=kernel_status().describe() if self.device == "cpu" else "",
+            running_requests=running,
+            queued_requests=queued,
+            generated_tokens=self.engine.generated_tokens,
         )
 
     @maps_errors
@@ -56,13 +60,21 @@ class SystemServicer(system_pb2_grpc.SystemServiceServicer):
                 field="interval_seconds",
             )
         monitor = SystemMonitor()
+        tokens, at = self.engine.generated_tokens, time.monotonic()
         while True:
             await asyncio.sleep(interval)
             s = monitor.sample()
+            running, queued = await self.engine.request_counts()
+            now_tokens, now = self.engine.generated_tokens, time.monotonic()
             yield pb.WatchSystemStatsResponse(
                 cpu_percent=s.cpu_percent,
                 memory_used_bytes=s.memory_used_bytes,
                 memory_total_bytes=s.memory_total_bytes,
                 process_rss_bytes=s.process_rss_bytes,
                 timestamp=s.timestamp,
+                running_requests=running,
+                queued_requests=queued,
+                generated_tokens=now_tokens,
+                tokens_per_second=(now_tokens - tokens) / max(now - at, 1e-9),
             )
+            tokens, at = now_tokens, now

@@ -159,16 +159,18 @@ class CopyModelResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[Model, _Mapping]] = ...) -> None: ...
 
 class SearchModelsRequest(_message.Message):
-    __slots__ = ("query", "author", "sort", "limit")
+    __slots__ = ("query", "author", "sort", "limit", "curated_only")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_FIELD_NUMBER: _ClassVar[int]
     SORT_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CURATED_ONLY_FIELD_NUMBER: _ClassVar[int]
     query: str
     author: str
     sort: SearchSort
     limit: int
-    def __init__(self, query: _Optional[str] = ..., author: _Optional[str] = ..., sort: _Optional[_Union[SearchSort, str]] = ..., limit: _Optional[int] = ...) -> None: ...
+    curated_only: bool
+    def __init__(self, query: _Optional[str] = ..., author: _Optional[str] = ..., sort: _Optional[_Union[SearchSort, str]] = ..., limit: _Optional[int] = ..., curated_only: _Optional[bool] = ...) -> None: ...
 
 class HubModel(_message.Message):
     __slots__ = ("repo_id", "local_id", "size_bytes", "mlx_compatible", "downloaded", "downloads", "likes", "last_modified_time")

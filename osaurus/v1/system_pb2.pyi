@@ -11,7 +11,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("version", "uptime_seconds", "loaded_models", "device", "mlx_version", "models_dir", "blas", "active_requests", "request_limit", "kv_cache_bytes", "kv_cache_budget_bytes", "cpu_kernel")
+    __slots__ = ("version", "uptime_seconds", "loaded_models", "device", "mlx_version", "models_dir", "blas", "active_requests", "request_limit", "kv_cache_bytes", "kv_cache_budget_bytes", "cpu_kernel", "running_requests", "queued_requests", "generated_tokens")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LOADED_MODELS_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,9 @@ class GetStatusResponse(_message.Message):
     KV_CACHE_BYTES_FIELD_NUMBER: _ClassVar[int]
     KV_CACHE_BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
     CPU_KERNEL_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    GENERATED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     version: str
     uptime_seconds: float
     loaded_models: _containers.RepeatedScalarFieldContainer[str]
@@ -36,7 +39,10 @@ class GetStatusResponse(_message.Message):
     kv_cache_bytes: int
     kv_cache_budget_bytes: int
     cpu_kernel: str
-    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., loaded_models: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., mlx_version: _Optional[str] = ..., models_dir: _Optional[str] = ..., blas: _Optional[str] = ..., active_requests: _Optional[int] = ..., request_limit: _Optional[int] = ..., kv_cache_bytes: _Optional[int] = ..., kv_cache_budget_bytes: _Optional[int] = ..., cpu_kernel: _Optional[str] = ...) -> None: ...
+    running_requests: int
+    queued_requests: int
+    generated_tokens: int
+    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., loaded_models: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., mlx_version: _Optional[str] = ..., models_dir: _Optional[str] = ..., blas: _Optional[str] = ..., active_requests: _Optional[int] = ..., request_limit: _Optional[int] = ..., kv_cache_bytes: _Optional[int] = ..., kv_cache_budget_bytes: _Optional[int] = ..., cpu_kernel: _Optional[str] = ..., running_requests: _Optional[int] = ..., queued_requests: _Optional[int] = ..., generated_tokens: _Optional[int] = ...) -> None: ...
 
 class WatchSystemStatsRequest(_message.Message):
     __slots__ = ("interval_seconds",)
@@ -45,15 +51,23 @@ class WatchSystemStatsRequest(_message.Message):
     def __init__(self, interval_seconds: _Optional[float] = ...) -> None: ...
 
 class WatchSystemStatsResponse(_message.Message):
-    __slots__ = ("cpu_percent", "memory_used_bytes", "memory_total_bytes", "process_rss_bytes", "timestamp")
+    __slots__ = ("cpu_percent", "memory_used_bytes", "memory_total_bytes", "process_rss_bytes", "timestamp", "running_requests", "queued_requests", "generated_tokens", "tokens_per_second")
     CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
     MEMORY_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
     MEMORY_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     PROCESS_RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    GENERATED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     cpu_percent: float
     memory_used_bytes: int
     memory_total_bytes: int
     process_rss_bytes: int
     timestamp: float
-    def __init__(self, cpu_percent: _Optional[float] = ..., memory_used_bytes: _Optional[int] = ..., memory_total_bytes: _Optional[int] = ..., process_rss_bytes: _Optional[int] = ..., timestamp: _Optional[float] = ...) -> None: ...
+    running_requests: int
+    queued_requests: int
+    generated_tokens: int
+    tokens_per_second: float
+    def __init__(self, cpu_percent: _Optional[float] = ..., memory_used_bytes: _Optional[int] = ..., memory_total_bytes: _Optional[int] = ..., process_rss_bytes: _Optional[int] = ..., timestamp: _Optional[float] = ..., running_requests: _Optional[int] = ..., queued_requests: _Optional[int] = ..., generated_tokens: _Optional[int] = ..., tokens_per_second: _Optional[float] = ...) -> None: ...

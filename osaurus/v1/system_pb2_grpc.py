@@ -58,7 +58,7 @@ class SystemServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchSystemStats(self, request, context):
-        """Streams CPU and memory figures every interval until the client cancels.
+        """Streams CPU, memory and request figures every interval until the client cancels.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

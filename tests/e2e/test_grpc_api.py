@@ -294,6 +294,28 @@ def test_system_status_and_stats_stream(system) -> None:
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_stats_count_requests_and_tokens_while_generating(
+    channel, system, inference, model_id
+) -> None:
+    before = system.GetStatus(system_pb2.GetStatusRequest()).generated_tokens
+    request = ipb.GenerateRequest(
+        model=model_id, prompt="Once upon a time", max_tokens=400, ignore_eos=True
+    )
+    call = inference.Generate(request)
+    next(call)  # started: the request is in
+    stream = system.WatchSystemStats(system_pb2.WatchSystemStatsRequest(interval_seconds=0.3))
+    samples = [next(stream), next(stream)]
+    stream.cancel()
+    call.cancel()
+    busy = samples[1]
+    assert (busy.running_requests, busy.queued_requests) == (1, 0)
+    assert busy.tokens_per_second > 0 and busy.generated_tokens > before
+    assert wait_until_idle(channel, within=10)
+    status = system.GetStatus(system_pb2.GetStatusRequest())
+    assert (status.running_requests, status.queued_requests) == (0, 0)
+    assert status.generated_tokens >= busy.generated_tokens
+
+
 def test_health_reports_serving(channel) -> None:
     health = health_pb2_grpc.HealthStub(channel)
     for service in (

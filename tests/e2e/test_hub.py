@@ -118,6 +118,9 @@ def test_an_unreachable_hub_is_unavailable(tmp_path: Path) -> None:
             stub(server).SearchModels(model_pb2.SearchModelsRequest(query="x"))
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "cannot reach Hugging Face" in info.value.details()
+        curated = stub(server).SearchModels(model_pb2.SearchModelsRequest(curated_only=True))
+        assert [m.repo_id for m in curated.models] == list(curated.suggestions)
+        assert all(m.size_bytes > 0 and not m.downloaded for m in curated.models)
     finally:
         server.stop()
 
