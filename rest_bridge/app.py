@@ -16,6 +16,7 @@ from osaurus.client import Stubs, open_aio_channel
 from rest_bridge import health
 from rest_bridge.anthropic import routes as anthropic_routes
 from rest_bridge.errors import BridgeError, Render, unexpected_error
+from rest_bridge.manage import routes as manage_routes
 from rest_bridge.ollama import errors as ollama_errors
 from rest_bridge.ollama import routes as ollama_routes
 from rest_bridge.openai import errors as openai_errors
@@ -53,6 +54,7 @@ def create_app(target: str, cors_origins: tuple[str, ...] = ()) -> FastAPI:
     app.include_router(openai_responses.router)
     app.include_router(ollama_routes.router)
     app.include_router(anthropic_routes.router)
+    app.include_router(manage_routes.router)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
 
