@@ -23,6 +23,7 @@ from rest_bridge.openai import errors as openai_errors
 from rest_bridge.openai import responses_routes as openai_responses
 from rest_bridge.openai import routes as openai_routes
 from rest_bridge.openapi import openapi_document
+from rest_bridge.ui import mount_dashboard
 
 
 def create_app(target: str, cors_origins: tuple[str, ...] = ()) -> FastAPI:
@@ -55,6 +56,7 @@ def create_app(target: str, cors_origins: tuple[str, ...] = ()) -> FastAPI:
     app.include_router(ollama_routes.router)
     app.include_router(anthropic_routes.router)
     app.include_router(manage_routes.router)
+    mount_dashboard(app)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import html
 from typing import Literal
 
 import grpc
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
 from osaurus import __version__
@@ -32,11 +33,16 @@ class Health(BaseModel):
 
 @router.get("/", response_class=PlainTextResponse)
 @router.head("/", response_class=PlainTextResponse, include_in_schema=False)  # Ollama's probe
-async def root(request: Request) -> str:
-    return (
+async def root(request: Request) -> Response:
+    """Plain text for clients and probes; a browser gets the same line with a link to /ui."""
+    line = (
         f"osaurus {__version__} is running (OpenAI API at /v1, Ollama API at /api, "
-        f"gRPC server at {clients(request).target})\n"
+        f"gRPC server at {clients(request).target}; dashboard at /ui)"
     )
+    if "text/html" in request.headers.get("accept", ""):
+        page = f"<!doctype html><title>osaurus</title><p>{html.escape(line)}</p>"
+        return HTMLResponse(page + '<p><a href="/ui/">Open the dashboard</a></p>')
+    return PlainTextResponse(line + "\n")
 
 
 @router.get(
