@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.embeddings
 	$(BIN)/python -m bench.api_features
+	$(BIN)/python -m bench.dashboard
 
 lint: setup
 	$(BIN)/ruff check .

@@ -8,7 +8,9 @@ on a machine without MLX.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -27,14 +29,40 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def open_channel(target: str) -> grpc.Channel:
-    """A blocking channel to the server at HOST:PORT."""
-    return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+def key_metadata(api_key: str) -> tuple[str, str]:
+    """How a call presents an API key to an osaurus server."""
+    return ("authorization", f"Bearer {api_key}")
 
 
-def open_aio_channel(target: str) -> grpc.aio.Channel:
+class _SendApiKey(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds the API key to every call of a blocking channel."""
+
+    def __init__(self, api_key: str):
+        self.header = key_metadata(api_key)
+
+    def _with_key(self, details: Any) -> Any:
+        return details._replace(metadata=[*(details.metadata or ()), self.header])
+
+    def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any):
+        return continuation(self._with_key(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any):
+        return continuation(self._with_key(client_call_details), request)
+
+
+def open_channel(target: str, api_key: str | None = None) -> grpc.Channel:
+    """A blocking channel to the server at HOST:PORT; its calls present `api_key` if given."""
+    channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+    return grpc.intercept_channel(channel, _SendApiKey(api_key)) if api_key else channel
+
+
+def open_aio_channel(
+    target: str, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()
+) -> grpc.aio.Channel:
     """An asyncio channel to the server at HOST:PORT."""
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+    return grpc.aio.insecure_channel(
+        target, options=CHANNEL_OPTIONS, interceptors=list(interceptors) or None
+    )
 
 
 @dataclass

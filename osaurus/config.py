@@ -36,6 +36,7 @@ class Row:
     choices: tuple[str, ...] | None = None
     minimum: int | None = None
     maximum: int | None = None
+    repeatable: bool = False  # the flag may be given several times: its values join with ","
 
 
 def setting(default: Any, help: str, **row: Any) -> Any:
@@ -64,6 +65,14 @@ def _origins(text: str) -> tuple[str, ...]:
         if origin != "*" and not origin.startswith(("http://", "https://")):
             raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], or *)")
     return origins
+
+
+def _keys(text: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in text.split(",") if k.strip())
+
+
+def _optional_path(text: str) -> Path | None:
+    return Path(text).expanduser() if text.strip() else None
 
 
 def _cache_dir() -> Path:
@@ -197,12 +206,46 @@ class Settings:
     )
     log_level: str = _log_level_setting()
     cors_origins: tuple[str, ...] = _cors_setting()
+    api_keys: tuple[str, ...] = setting(
+        (),
+        "an API key clients must send (Authorization: Bearer KEY, or x-api-key); repeatable, "
+        "or comma-separated in the env var",
+        parse=_keys,
+        env="OSU_API_KEY",
+        flag="--api-key",
+        repeatable=True,
+        default_text="none: no authentication",
+    )
+    api_key_file: Path | None = setting(
+        None,
+        "a file of API keys, one a line (# comments); read again on SIGHUP",
+        parse=_optional_path,
+    )
+    insecure_no_auth: bool = setting(
+        False,
+        "allow binding to a non-loopback address without API keys (anyone who can reach the "
+        "ports can then generate, pull and delete models)",
+        parse=parse_bool,
+    )
 
     @classmethod
     def load(
         cls, flags: Mapping[str, str | None] | None = None, environ: Mapping[str, str] | None = None
     ) -> Settings:
-        return load(cls, flags, environ)
+        settings = load(cls, flags, environ)
+        settings.check_exposure()
+        return settings
+
+    def check_exposure(self) -> None:
+        """Refuse to serve every address's clients without keys, unless told to."""
+        if is_loopback(self.host) or self.api_keys or self.api_key_file or self.insecure_no_auth:
+            return
+        raise SettingError(
+            f"--host {self.host} lets other machines reach osaurus, and no API key is set: "
+            "anyone who can reach the ports could generate, pull and delete models. Set a key "
+            "(--api-key KEY, OSU_API_KEY or --api-key-file FILE), or pass --insecure-no-auth "
+            "to accept the risk"
+        )
 
     def engine_options(self) -> EngineOptions:
         return EngineOptions(
@@ -302,6 +345,17 @@ def read(f: dataclasses.Field, text: str, source: str) -> Any:
     if row.maximum is not None and value > row.maximum:
         raise SettingError(f"{source}={text!r}: must be at most {row.maximum}")
     return value
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def default_cache_dir() -> Path:

@@ -22,6 +22,7 @@ class ErrorKind(Enum):
     FAILED_PRECONDITION = "failed_precondition"
     RESOURCE_EXHAUSTED = "resource_exhausted"
     PERMISSION_DENIED = "permission_denied"
+    UNAUTHENTICATED = "unauthenticated"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
 
@@ -88,6 +89,11 @@ class ResourceExhausted(OsaurusError):
 class PermissionDenied(OsaurusError):
     kind = ErrorKind.PERMISSION_DENIED
     reason = "PERMISSION_DENIED"
+
+
+class Unauthenticated(OsaurusError):
+    kind = ErrorKind.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
 
 
 class Unavailable(OsaurusError):

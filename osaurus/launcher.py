@@ -11,7 +11,9 @@ import socket
 from typing import Any
 
 from osaurus import __version__
+from osaurus.auth import ApiKeys
 from osaurus.config import BridgeSettings, Settings
+from osaurus.errors import OsaurusError
 from osaurus.models.registry import ModelRegistry
 
 log = logging.getLogger("osaurus")
@@ -51,9 +53,10 @@ async def _serve(settings: Settings, registry: ModelRegistry) -> None:
 
     # Bind the REST port first, so a busy port fails fast with a clear line, before any loading.
     http_socket = bind_http_socket(settings.host, settings.http_port) if settings.http else None
+    keys = ApiKeys(settings.api_keys, settings.api_key_file)
     engine = Engine(registry, settings.engine_options())
     try:
-        grpc_server = await start_grpc_server(engine, settings.host, settings.grpc_port)
+        grpc_server = await start_grpc_server(engine, settings.host, settings.grpc_port, keys)
     except OSError:
         engine.shutdown()
         raise
@@ -62,6 +65,7 @@ async def _serve(settings: Settings, registry: ModelRegistry) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload_keys, keys)
 
     waiters: set[asyncio.Task[Any]] = {asyncio.create_task(stop.wait())}
     http_server = None
@@ -89,6 +93,13 @@ async def _serve(settings: Settings, registry: ModelRegistry) -> None:
         await asyncio.gather(*waiters, return_exceptions=True)
         await grpc_server.stop()
         engine.shutdown()
+
+
+def _reload_keys(keys: ApiKeys) -> None:
+    try:
+        keys.reload()
+    except OsaurusError as exc:
+        log.error("SIGHUP: %s", exc)
 
 
 def _uvicorn_log_level(level: str) -> str:

@@ -9,8 +9,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from osaurus.auth import ApiKeys
 from osaurus.engine.engine import Engine
 from osaurus.engine.native import mlx_version
+from osaurus.services.auth_interceptor import ApiKeyInterceptor
 from osaurus.services.inference import InferenceServicer
 from osaurus.services.models import ModelServicer
 from osaurus.services.sessions import SessionServicer
@@ -61,15 +63,19 @@ def _mlx_identity() -> tuple[str, str]:
     return mx.default_device().type.name, mlx_version()
 
 
-async def start_grpc_server(engine: Engine, host: str, port: int) -> RunningServer:
-    """Start serving on host:port (port 0 picks a free one) and report SERVING when ready."""
-    server = grpc.aio.server(options=_OPTIONS)
+async def start_grpc_server(
+    engine: Engine, host: str, port: int, keys: ApiKeys | None = None
+) -> RunningServer:
+    """Start serving on host:port (port 0 picks a free one) and report SERVING when ready.
+    With `keys` that are set, every call but health and reflection needs one of them."""
+    keys = keys or ApiKeys()
+    server = grpc.aio.server(options=_OPTIONS, interceptors=[ApiKeyInterceptor(keys)])
     device, mlx_version = _mlx_identity()
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(engine), server)
     model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(engine), server)
     session_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(engine), server)
     system_pb2_grpc.add_SystemServiceServicer_to_server(
-        SystemServicer(engine, device, mlx_version), server
+        SystemServicer(engine, device, mlx_version, keys), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -14,7 +14,9 @@ from starlette.exceptions import HTTPException
 from osaurus import __version__
 from osaurus.client import Stubs, open_aio_channel
 from rest_bridge import health
+from rest_bridge.anthropic import errors as anthropic_errors
 from rest_bridge.anthropic import routes as anthropic_routes
+from rest_bridge.auth import ApiKeyGate, forward_api_key
 from rest_bridge.errors import BridgeError, Render, unexpected_error
 from rest_bridge.manage import routes as manage_routes
 from rest_bridge.ollama import errors as ollama_errors
@@ -32,7 +34,7 @@ def create_app(target: str, cors_origins: tuple[str, ...] = ()) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        channel = open_aio_channel(target)
+        channel = open_aio_channel(target, forward_api_key())
         app.state.clients = Stubs.over(target, channel)
         app.state.target = target
         try:
@@ -41,6 +43,7 @@ def create_app(target: str, cors_origins: tuple[str, ...] = ()) -> FastAPI:
             await channel.close()
 
     app = FastAPI(title="osaurus", version=__version__, lifespan=lifespan)
+    app.add_middleware(ApiKeyGate, render_for=_family_shape)  # inside CORS: preflights pass
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -62,10 +65,13 @@ def create_app(target: str, cors_origins: tuple[str, ...] = ()) -> FastAPI:
 
 
 def _family_shape(request: Request) -> Render:
-    """The error shape of the API family a URL belongs to: Ollama's under /api, else OpenAI's
-    (the API most clients of the bridge speak)."""
-    if request.url.path.startswith("/api/"):
+    """The error shape of the API family a URL belongs to: Ollama's under /api, Anthropic's
+    under /v1/messages, else OpenAI's (the API most clients of the bridge speak)."""
+    path = request.url.path
+    if path.startswith("/api/"):
         return ollama_errors.error_response
+    if path == "/v1/messages" or path.startswith("/v1/messages/"):
+        return anthropic_errors.error_response
     return openai_errors.error_response
 
 

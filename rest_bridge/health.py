@@ -58,6 +58,9 @@ async def health(request: Request) -> JSONResponse:
             system_pb2.GetStatusRequest(), timeout=HEALTH_TIMEOUT_SECONDS
         )
     except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:  # up, and it has keys: no details
+            body.update(grpc_reachable=True, loaded_models=[])
+            return JSONResponse(body)
         body.update(
             status="unavailable",
             grpc_reachable=False,

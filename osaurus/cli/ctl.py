@@ -1,6 +1,7 @@
 """`osaurus-ctl`: manage a running osaurus server over gRPC.
 
-Every command takes --target (default 127.0.0.1:50051) and --json (machine-readable output).
+Every command takes --target (default 127.0.0.1:50051), --api-key (for a server with keys) and
+--json (machine-readable output).
 A server that is not running, or an error it returns, is one clear line on stderr and exit 1.
 """
 
@@ -67,10 +68,10 @@ def _size(n: int) -> str:
 
 
 class Ctl:
-    def __init__(self, target: str, as_json: bool):
+    def __init__(self, target: str, as_json: bool, api_key: str | None = None):
         self.target = target
         self.as_json = as_json
-        stubs = Stubs.over(target, open_channel(target))
+        stubs = Stubs.over(target, open_channel(target, api_key))
         self.models = stubs.models
         self.inference = stubs.inference
         self.system = stubs.system
@@ -351,6 +352,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
     )
+    common.add_argument(
+        "--api-key",
+        default=argparse.SUPPRESS,
+        help="the server's API key, if it has keys (env OSU_API_KEY)",
+    )
     parser = argparse.ArgumentParser(
         prog="osaurus-ctl", parents=[common], description="Manage an osaurus server over gRPC."
     )
@@ -412,7 +418,9 @@ def main(argv: list[str] | None = None) -> None:
 
     args = _parser().parse_args(argv)
     target = getattr(args, "target", None) or os.environ.get("OSU_TARGET", DEFAULT_TARGET)
-    ctl = Ctl(target, getattr(args, "json", False))
+    # OSU_API_KEY may hold several keys (the server's setting): the first one is ours.
+    api_key = getattr(args, "api_key", None) or os.environ.get("OSU_API_KEY", "").split(",")[0]
+    ctl = Ctl(target, getattr(args, "json", False), api_key.strip() or None)
     handler: Callable[[argparse.Namespace], None] = getattr(ctl, args.handler)
     try:
         handler(args)
@@ -423,6 +431,13 @@ def main(argv: list[str] | None = None) -> None:
                 f"osaurus-ctl: cannot reach the osaurus server at {target} "
                 "(is `osaurus serve` running?)",
                 highlight=False,
+            )
+        elif code == grpc.StatusCode.UNAUTHENTICATED:
+            errors.print(
+                f"osaurus-ctl: the server at {target} refused: {exc.details()}. Pass its key "
+                "with --api-key KEY or OSU_API_KEY",
+                highlight=False,
+                markup=False,
             )
         else:
             errors.print(

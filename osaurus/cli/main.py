@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import sys
+from typing import Any
 
 from osaurus import __version__
 from osaurus.config import BridgeSettings, SettingError, Settings, env_name, flag_name, row_of
@@ -37,9 +38,18 @@ def _add_setting_flags(parser: argparse.ArgumentParser, table: type) -> None:
         parser.add_argument(
             flag,
             dest=f.name,
-            metavar=(f.name.split("_")[-1]).upper(),
+            metavar=(f.name.split("_")[-1]).upper().rstrip("S"),
+            action=_JoinValues if row.repeatable else "store",
             help=f"{row.help} (env {env}; {choices}default {default})",
         )
+
+
+class _JoinValues(argparse.Action):
+    """A repeatable flag: its values, joined with "," as the table reads them."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        given = getattr(namespace, self.dest)
+        setattr(namespace, self.dest, f"{given},{values}" if given else values)
 
 
 def _parser() -> argparse.ArgumentParser:

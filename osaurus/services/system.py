@@ -8,6 +8,7 @@ import time
 import grpc
 
 from osaurus import __version__
+from osaurus.auth import ApiKeys
 from osaurus.engine.blas import blas_in_use
 from osaurus.engine.engine import Engine
 from osaurus.engine.native import status as kernel_status
@@ -22,8 +23,9 @@ DEFAULT_INTERVAL_SECONDS = 1.0
 
 
 class SystemServicer(system_pb2_grpc.SystemServiceServicer):
-    def __init__(self, engine: Engine, device: str, mlx_version: str):
+    def __init__(self, engine: Engine, device: str, mlx_version: str, keys: ApiKeys | None = None):
         self.engine = engine
+        self.keys = keys or ApiKeys()
         self.device = device
         self.mlx_version = mlx_version
         self.started = time.monotonic()
@@ -48,6 +50,13 @@ class SystemServicer(system_pb2_grpc.SystemServiceServicer):
             queued_requests=queued,
             generated_tokens=self.engine.generated_tokens,
         )
+
+    @maps_errors
+    async def Authenticate(
+        self, request: pb.AuthenticateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AuthenticateResponse:
+        # Reached only past the interceptor, so the key (if any is needed) was good.
+        return pb.AuthenticateResponse(keys_required=self.keys.enabled)
 
     @maps_errors
     async def WatchSystemStats(

@@ -6,6 +6,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class AuthenticateRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AuthenticateResponse(_message.Message):
+    __slots__ = ("keys_required",)
+    KEYS_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    keys_required: bool
+    def __init__(self, keys_required: _Optional[bool] = ...) -> None: ...
+
 class GetStatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -45,6 +45,11 @@ class SystemServiceStub:
                 request_serializer=osaurus_dot_v1_dot_system__pb2.WatchSystemStatsRequest.SerializeToString,
                 response_deserializer=osaurus_dot_v1_dot_system__pb2.WatchSystemStatsResponse.FromString,
                 _registered_method=True)
+        self.Authenticate = channel.unary_unary(
+                '/osaurus.v1.SystemService/Authenticate',
+                request_serializer=osaurus_dot_v1_dot_system__pb2.AuthenticateRequest.SerializeToString,
+                response_deserializer=osaurus_dot_v1_dot_system__pb2.AuthenticateResponse.FromString,
+                _registered_method=True)
 
 
 class SystemServiceServicer:
@@ -64,6 +69,15 @@ class SystemServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Authenticate(self, request, context):
+        """Succeeds when the call's API key is accepted (or the server has none): what a front end,
+        such as the REST bridge, asks before it serves a client. A wrong or missing key is
+        UNAUTHENTICATED, as for every method but health checks and reflection.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SystemServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +90,11 @@ def add_SystemServiceServicer_to_server(servicer, server):
                     servicer.WatchSystemStats,
                     request_deserializer=osaurus_dot_v1_dot_system__pb2.WatchSystemStatsRequest.FromString,
                     response_serializer=osaurus_dot_v1_dot_system__pb2.WatchSystemStatsResponse.SerializeToString,
+            ),
+            'Authenticate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Authenticate,
+                    request_deserializer=osaurus_dot_v1_dot_system__pb2.AuthenticateRequest.FromString,
+                    response_serializer=osaurus_dot_v1_dot_system__pb2.AuthenticateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -133,6 +152,33 @@ class SystemService:
             '/osaurus.v1.SystemService/WatchSystemStats',
             osaurus_dot_v1_dot_system__pb2.WatchSystemStatsRequest.SerializeToString,
             osaurus_dot_v1_dot_system__pb2.WatchSystemStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Authenticate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/osaurus.v1.SystemService/Authenticate',
+            osaurus_dot_v1_dot_system__pb2.AuthenticateRequest.SerializeToString,
+            osaurus_dot_v1_dot_system__pb2.AuthenticateResponse.FromString,
             options,
             channel_credentials,
             insecure,

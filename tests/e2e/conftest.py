@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS
 from fake_hub import FakeHub, repo_from_directory
 from helpers import start_server
 
@@ -38,3 +39,17 @@ def hub_server(hub: FakeHub, tmp_path: Path) -> Iterator[ChildServer]:
         del os.environ["HF_ENDPOINT"], os.environ["HF_HUB_CACHE"]
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """Debian's chromium, driven by Playwright; a failure on CI, where .ci/run installs it."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs it (apt-get install chromium)")
+        pytest.skip("no chromium here: apt-get install chromium")
+    with playwright.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -4,68 +4,12 @@ its page to the test's output directory."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-
-playwright = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# As the machine's notes say: no background networking (this machine's network is closed).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 60_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: .ci/run installs it (apt-get install chromium)")
-        pytest.skip("no chromium here: apt-get install chromium")
-    with playwright.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-class Dashboard:
-    """One page of the dashboard, collecting what the browser logs as errors."""
-
-    def __init__(self, browser, base_url: str, shots: Path):
-        self.base_url, self.shots = base_url, shots
-        self.page = browser.new_page(viewport={"width": 1100, "height": 850})
-        self.page.set_default_timeout(TIMEOUT_MS)
-        self.errors: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.goto(f"{base_url}/ui/")
-
-    def show(self, name: str):
-        self.page.click(f"[data-testid=nav-{name}]")
-        return self.page
-
-    def by(self, testid: str):
-        return self.page.get_by_test_id(testid)
-
-    def shoot(self, name: str) -> None:
-        self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
-
-    def close(self) -> None:
-        self.page.close()
-        assert self.errors == [], self.errors
+from browser_helpers import Dashboard
 
 
 @pytest.fixture
@@ -155,19 +99,42 @@ def test_monitor_charts_get_new_points(dashboard) -> None:
     dashboard.shoot("monitor")
 
 
-def test_a_pull_shows_progress_and_ends_in_the_list(browser, hub_server, tmp_path) -> None:
+def test_a_pull_shows_progress_cancels_and_ends_in_the_list(
+    browser, hub, hub_server, tmp_path
+) -> None:
     dashboard = Dashboard(browser, hub_server.http_url, tmp_path)
-    dashboard.show("models")
+    page = dashboard.show("models")
     dashboard.by("search-input").fill("SmolLM2")
     dashboard.by("search-button").click()
-    row = dashboard.by("hub-row").filter(has_text="SmolLM2-135M-Instruct-4bit")
-    row.get_by_test_id("pull-button").click()
-    progress = dashboard.by("pull-progress")
-    dashboard.page.wait_for_function(
-        "() => document.querySelector('[data-testid=pull-progress]').dataset.state === 'done'"
+    pull_button = (
+        dashboard.by("hub-row").filter(has_text="SmolLM2-135M").get_by_test_id("pull-button")
     )
-    assert " of " in progress.inner_text() and "Pulled" in progress.inner_text()
-    dashboard.page.wait_for_function(
+    progress = dashboard.by("pull-progress")
+    bar_moved = (
+        "() => { const bar = document.querySelector('[data-testid=pull-progress] progress');"
+        " return bar && bar.value > 0 && bar.value < 1; }"
+    )
+    hub.bytes_per_second = 10e6  # ~10 s for the model: time to see it move, and to cancel
+    try:
+        pull_button.click()
+        page.wait_for_function(bar_moved)
+        assert progress.get_attribute("data-state") == "pulling" and "/s" in progress.inner_text()
+        dashboard.shoot("pull-progress")
+        dashboard.by("pull-cancel").click()
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=pull-progress]').dataset.state"
+            " === 'cancelled'"
+        )
+        hub.bytes_per_second = 40e6
+        pull_button.click()  # again: it resumes, and this time runs to its end
+        page.wait_for_function(bar_moved)
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=pull-progress]').dataset.state === 'done'"
+        )
+    finally:
+        hub.bytes_per_second = None
+    assert "Pulled" in progress.inner_text()
+    page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=model-row]')]"
         ".some(r => r.innerText.includes('smollm2-135m-instruct-4bit'))"
     )

@@ -65,3 +65,34 @@ def test_the_bridge_alone_reads_its_own_table() -> None:
     assert (s.target, s.http_port, s.host) == ("10.0.0.2:50051", 9000, "127.0.0.1")
     with pytest.raises(SettingError, match="--port='x': must be a whole number"):
         BridgeSettings.load({"http_port": "x"}, {})
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.7", "::", "myhost.example"])
+def test_an_exposed_address_without_keys_refuses_to_start(host) -> None:
+    with pytest.raises(SettingError) as info:
+        Settings.load({"host": host}, {})
+    message = str(info.value)
+    assert host in message and "--api-key" in message and "--insecure-no-auth" in message
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ"),
+    [
+        ({"host": "0.0.0.0", "api_keys": "k"}, {}),
+        ({"host": "0.0.0.0"}, {"OSU_API_KEY": "k"}),
+        ({"host": "0.0.0.0", "api_key_file": "/etc/osaurus/keys"}, {}),
+        ({"host": "0.0.0.0"}, {"OSU_INSECURE_NO_AUTH": "1"}),
+        ({"host": "::1"}, {}),
+        ({"host": "localhost"}, {}),
+    ],
+)
+def test_keys_or_loopback_or_an_explicit_risk_may_start(flags, environ) -> None:
+    Settings.load(flags, environ)
+
+
+def test_api_key_flags_repeat_and_the_env_var_takes_several() -> None:
+    from osaurus.cli.main import _parser
+
+    args = _parser().parse_args(["serve", "--api-key", "a", "--api-key", "b"])
+    assert Settings.load({"api_keys": args.api_keys}, {}).api_keys == ("a", "b")
+    assert Settings.load({}, {"OSU_API_KEY": "a, b,"}).api_keys == ("a", "b")

@@ -29,18 +29,38 @@ async function errorMessage(response) {
   }
 }
 
+// When the server refuses a call (401: it has API keys), the page asks for the key once, in a
+// form of its own (the App shows it), however many calls were refused meanwhile.
+let keyWanted = null; // the pending answer while the form is shown
+let showKeyForm = () => {};
+
+export function onKeyWanted(show) {
+  // show(resolve, refused): the form calls resolve(key) when the user gives one; `refused`
+  // says the key the page had was turned down.
+  showKeyForm = show;
+}
+
+function askForKey(refused) {
+  keyWanted ??= new Promise((resolve) => showKeyForm(resolve, refused)).finally(() => {
+    keyWanted = null;
+  });
+  return keyWanted;
+}
+
+export function saveKey(key) {
+  localStorage.setItem(KEY_ITEM, key);
+}
+
 export async function request(path, { method = "GET", body, signal } = {}) {
-  const init = { method, headers: headers(body !== undefined), signal };
-  if (body !== undefined) init.body = JSON.stringify(body);
-  let response = await fetch(path, init);
-  if (response.status === 401) {
-    // The server wants an API key: ask once, keep it for this browser, and try again.
-    const key = window.prompt("This osaurus server needs an API key:");
-    if (key) {
-      localStorage.setItem(KEY_ITEM, key.trim());
-      init.headers = headers(body !== undefined);
-      response = await fetch(path, init);
-    }
+  const json = body !== undefined;
+  const send = () =>
+    fetch(path, { method, headers: headers(json), signal, body: json ? JSON.stringify(body) : undefined });
+  let response = await send();
+  for (let tries = 0; response.status === 401 && tries < 3; tries++) {
+    const refused = localStorage.getItem(KEY_ITEM) !== null;
+    localStorage.removeItem(KEY_ITEM);
+    await askForKey(refused);
+    response = await send();
   }
   if (!response.ok) throw new ApiError(await errorMessage(response), response.status);
   return response;
