@@ -206,6 +206,14 @@ class Settings:
     )
     log_level: str = _log_level_setting()
     cors_origins: tuple[str, ...] = _cors_setting()
+    drain_timeout: float = setting(
+        30.0,
+        "on SIGTERM or SIGINT, how long requests in flight may run before the server exits "
+        "(seconds, or 90s, 5m); a second signal exits at once",
+        parse=parse_duration,
+        default_text="30s",
+        minimum=0,
+    )
     api_keys: tuple[str, ...] = setting(
         (),
         "an API key clients must send (Authorization: Bearer KEY, or x-api-key); repeatable, "

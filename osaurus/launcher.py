@@ -5,10 +5,16 @@ rest_bridge; the CLI parses arguments and calls it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import socket
+import sys
+from collections.abc import Iterator
 from typing import Any
+
+import uvicorn
 
 from osaurus import __version__
 from osaurus.auth import ApiKeys
@@ -45,8 +51,6 @@ def serve(settings: Settings) -> None:
 
 
 async def _serve(settings: Settings, registry: ModelRegistry) -> None:
-    import uvicorn
-
     from osaurus.engine.engine import Engine
     from osaurus.server import start_grpc_server
     from rest_bridge.app import create_app
@@ -64,7 +68,7 @@ async def _serve(settings: Settings, registry: ModelRegistry) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, _on_stop_signal, stop)
     loop.add_signal_handler(signal.SIGHUP, _reload_keys, keys)
 
     waiters: set[asyncio.Task[Any]] = {asyncio.create_task(stop.wait())}
@@ -76,7 +80,7 @@ async def _serve(settings: Settings, registry: ModelRegistry) -> None:
             port=settings.http_port,
             log_level=_uvicorn_log_level(settings.log_level),
         )
-        http_server = uvicorn.Server(config)
+        http_server = _HttpServer(config)
         waiters.add(asyncio.create_task(http_server.serve(sockets=[http_socket])))
     models = ", ".join(m.id for m in registry.list()) or "none"
     print(
@@ -87,12 +91,32 @@ async def _serve(settings: Settings, registry: ModelRegistry) -> None:
     )
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():  # a signal: finish what runs (the bridge keeps answering, with 503s)
+            log.info("draining: up to %gs for the requests in flight", settings.drain_timeout)
+            if not await grpc_server.drain(settings.drain_timeout):
+                log.warning("drain timeout: %d requests still running", engine.in_flight)
     finally:
         if http_server is not None:
             http_server.should_exit = True
         await asyncio.gather(*waiters, return_exceptions=True)
         await grpc_server.stop()
         engine.shutdown()
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn's server, leaving SIGINT and SIGTERM to us: on the first, the server drains
+    while the bridge still answers (503 for new requests, in-flight streams to their end)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _on_stop_signal(stop: asyncio.Event) -> None:
+    if stop.is_set():  # the second signal: do not wait for anything
+        print("osaurus: second signal, exiting now", file=sys.stderr, flush=True)
+        os._exit(1)
+    stop.set()
 
 
 def _reload_keys(keys: ApiKeys) -> None:
@@ -120,8 +144,6 @@ def bind_http_socket(host: str, port: int) -> socket.socket:
 
 
 def bridge(settings: BridgeSettings) -> None:
-    import uvicorn
-
     from rest_bridge.app import create_app
 
     host, port, target = settings.host, settings.http_port, settings.target

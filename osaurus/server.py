@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -12,8 +13,8 @@ from grpc_reflection.v1alpha import reflection
 from osaurus.auth import ApiKeys
 from osaurus.engine.engine import Engine
 from osaurus.engine.native import mlx_version
-from osaurus.services.auth_interceptor import ApiKeyInterceptor
 from osaurus.services.inference import InferenceServicer
+from osaurus.services.interceptors import ApiKeyInterceptor, Draining, DrainInterceptor
 from osaurus.services.models import ModelServicer
 from osaurus.services.sessions import SessionServicer
 from osaurus.services.system import SystemServicer
@@ -51,6 +52,18 @@ class RunningServer:
     server: grpc.aio.Server
     port: int
     health: health.aio.HealthServicer
+    draining: Draining
+    engine: Engine
+
+    async def drain(self, timeout: float) -> bool:
+        """Take no new requests (health NOT_SERVING, new calls UNAVAILABLE) and wait up to
+        `timeout` seconds for those in flight to end; False if some were still running."""
+        self.draining.on = True
+        await self.health.enter_graceful_shutdown()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.engine.in_flight and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        return not self.engine.in_flight
 
     async def stop(self, grace: float = 2.0) -> None:
         await self.health.enter_graceful_shutdown()
@@ -68,8 +81,9 @@ async def start_grpc_server(
 ) -> RunningServer:
     """Start serving on host:port (port 0 picks a free one) and report SERVING when ready.
     With `keys` that are set, every call but health and reflection needs one of them."""
-    keys = keys or ApiKeys()
-    server = grpc.aio.server(options=_OPTIONS, interceptors=[ApiKeyInterceptor(keys)])
+    keys, draining = keys or ApiKeys(), Draining()
+    interceptors = [DrainInterceptor(draining), ApiKeyInterceptor(keys)]
+    server = grpc.aio.server(options=_OPTIONS, interceptors=interceptors)
     device, mlx_version = _mlx_identity()
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(engine), server)
     model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(engine), server)
@@ -92,4 +106,6 @@ async def start_grpc_server(
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("gRPC server listening on %s:%d", host, bound)
-    return RunningServer(server=server, port=bound, health=health_servicer)
+    return RunningServer(
+        server=server, port=bound, health=health_servicer, draining=draining, engine=engine
+    )

@@ -320,6 +320,11 @@ class Engine:
         return await self.call(run)
 
     @property
+    def in_flight(self) -> int:
+        """Generation requests admitted and not finished (read on the event loop)."""
+        return self._outstanding
+
+    @property
     def request_limit(self) -> int:
         return self.options.max_batch_size + self.options.max_queue
 

@@ -1,6 +1,6 @@
-"""The gRPC server's gate: every call but health checks and reflection must present an API key
-(`authorization: Bearer KEY` metadata) when keys are set, else it ends UNAUTHENTICATED before
-reaching a servicer."""
+"""The gRPC server's gates, before any servicer: while the server drains (SIGTERM), new calls end
+UNAVAILABLE; when API keys are set, a call without one (`authorization: Bearer KEY` metadata)
+ends UNAUTHENTICATED. Health checks and reflection always pass."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 
 from osaurus.auth import ApiKeys, key_from_metadata
-from osaurus.errors import Unauthenticated
+from osaurus.errors import OsaurusError, Unauthenticated, Unavailable
 from osaurus.services.grpc_errors import to_rpc_status
 
 # Services anyone may call: load balancers probe health, and tools list methods by reflection.
@@ -42,12 +42,38 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
         if self.keys.check(presented):
             return handler
         why = "invalid API key" if presented else "missing API key"
-        return _refusing(handler, f"{why}: send the metadata authorization: Bearer KEY")
+        return _refusing(
+            handler, Unauthenticated(f"{why}: send the metadata authorization: Bearer KEY")
+        )
 
 
-def _refusing(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as `handler` that ends the call UNAUTHENTICATED."""
-    status = to_rpc_status(Unauthenticated(message))
+class Draining:
+    """Set once the server stops taking new work (the first SIGTERM or SIGINT)."""
+
+    def __init__(self) -> None:
+        self.on = False
+
+
+class DrainInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, draining: Draining):
+        self.draining = draining
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None or not self.draining.on:
+            return handler
+        if _service(handler_call_details.method) in OPEN_SERVICES:
+            return handler
+        return _refusing(handler, Unavailable("osaurus is shutting down: it takes no new requests"))
+
+
+def _refusing(handler: grpc.RpcMethodHandler, error: OsaurusError) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as `handler` that ends the call with `error`."""
+    status = to_rpc_status(error)
 
     async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
         await context.abort_with_status(status)
