@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
+from grpc_status import rpc_status
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -48,10 +51,51 @@ def _duration(text: str) -> float:
         raise UsageError(str(exc)) from None
 
 
+_INT64_TYPES = {
+    FieldDescriptor.TYPE_INT64,
+    FieldDescriptor.TYPE_UINT64,
+    FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED64,
+    FieldDescriptor.TYPE_SFIXED64,
+}
+
+
 def _dict(message: Message) -> dict[str, Any]:
-    return MessageToDict(
+    data = MessageToDict(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
+    return _with_numbers(message, data)
+
+
+def _with_numbers(message: Message, data: dict[str, Any]) -> dict[str, Any]:
+    """proto3's JSON writes 64-bit integers as strings (for JavaScript's doubles); a script
+    reading --json wants numbers, so they are turned back, nested messages included."""
+    for field in message.DESCRIPTOR.fields:
+        if field.name not in data:
+            continue
+        value, held = data[field.name], getattr(message, field.name)
+        if field.type in _INT64_TYPES:
+            data[field.name] = [int(v) for v in value] if field.is_repeated else int(value)
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            kind = field.message_type
+            # Well-known types (Timestamp...) are JSON text, and maps hold no 64-bit values here.
+            if kind is None or kind.full_name.startswith("google.") or kind.GetOptions().map_entry:
+                continue
+            if field.is_repeated:
+                for item, item_data in zip(held, value, strict=True):
+                    _with_numbers(item, item_data)
+            else:
+                _with_numbers(held, value)
+    return data
+
+
+def _table(*columns: str) -> Table:
+    """A table: boxed on a terminal; aligned plain text when piped (for grep, cut, awk)."""
+    plain = not console.is_terminal
+    table = Table(box=None if plain else box.HEAVY_HEAD, show_edge=not plain, pad_edge=not plain)
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("ID", "REPO"))
+    return table
 
 
 def _print_json(payload: Any) -> None:
@@ -78,11 +122,7 @@ class Ctl:
         self.sessions = stubs.sessions
 
     def _models_table(self, models: list[model_pb2.Model]) -> Table:
-        table = Table(title=None)
-        table.add_column("ID", no_wrap=True)
-        for column in ("SIZE", "ARCH", "QUANTIZATION", "CONTEXT"):
-            table.add_column(column)
-        table.add_column("LOADED AS", no_wrap=True)
+        table = _table("ID", "SIZE", "ARCH", "QUANTIZATION", "CONTEXT", "LOADED AS")
         for m in models:
             table.add_row(
                 m.id,
@@ -116,10 +156,7 @@ class Ctl:
         if not response.sessions:
             console.print("no sessions (a request with a session_id starts one)")
             return
-        table = Table()
-        table.add_column("ID", no_wrap=True)
-        for column in ("MODEL", "TOKENS", "SIZE", "IN USE", "LAST USED"):
-            table.add_column(column)
+        table = _table("ID", "MODEL", "TOKENS", "SIZE", "IN USE", "LAST USED")
         for x in response.sessions:
             table.add_row(
                 x.id,
@@ -145,24 +182,38 @@ class Ctl:
         console.print(f"deleted session {args.id}")
 
     def models_search(self, args: argparse.Namespace) -> None:
+        """The hub's answer; when the hub can't be reached, says so and lists the curated
+        models (sizes estimated) from the server, which needs no hub for that."""
         request = model_pb2.SearchModelsRequest(query=args.query or "", limit=args.limit)
-        found = self.models.SearchModels(request)
+        unreachable = ""
+        try:
+            found = self.models.SearchModels(request)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE or not _from_server(exc):
+                raise
+            unreachable = exc.details() or "the hub is unreachable"
+            found = self.models.SearchModels(model_pb2.SearchModelsRequest(curated_only=True))
         if self.as_json:
-            return _print_json(_dict(found))
-        table = Table()
-        table.add_column("REPO", no_wrap=True)
-        for column in ("SIZE", "DOWNLOADS", "MLX", "HERE"):
-            table.add_column(column)
+            return _print_json({**_dict(found), "hub_error": unreachable})
+        if unreachable:
+            errors.print(
+                f"osaurus-ctl: Hugging Face is unreachable ({unreachable}); the curated list, "
+                "sizes estimated:",
+                highlight=False,
+                markup=False,
+            )
+        table = _table("REPO", "SIZE", "DOWNLOADS", "MLX", "HERE")
         for m in found.models:
             table.add_row(
                 m.repo_id,
-                _size(m.size_bytes),
-                str(m.downloads),
+                ("~" if unreachable else "") + _size(m.size_bytes),
+                str(m.downloads) if not unreachable else "",
                 "yes" if m.mlx_compatible else "no",
                 "yes" if m.downloaded else "",
             )
         console.print(table)
-        console.print("suggested: " + ", ".join(found.suggestions), highlight=False)
+        if not unreachable:
+            console.print("suggested: " + ", ".join(found.suggestions), highlight=False)
 
     def pull(self, args: argparse.Namespace) -> None:
         """Download with a live progress bar; Ctrl-C cancels the pull on the server too."""
@@ -208,10 +259,7 @@ class Ctl:
         if not loaded:
             console.print("no model loaded")
             return
-        table = Table()
-        table.add_column("ID", no_wrap=True)
-        for column in ("PRECISION", "MEMORY", "UNLOADS"):
-            table.add_column(column, no_wrap=True)
+        table = _table("ID", "PRECISION", "MEMORY", "UNLOADS")
         now = time.time()
         for m in loaded:
             if m.HasField("expire_time"):
@@ -319,19 +367,21 @@ class Ctl:
         request = system_pb2.WatchSystemStatsRequest(interval_seconds=args.interval)
         stream = self.system.WatchSystemStats(request)
         try:
-            if self.as_json:
+            if self.as_json or not console.is_terminal:  # piped: a line per sample
                 for i, s in enumerate(stream, 1):
-                    print(json.dumps(_dict(s)), flush=True)
+                    print(json.dumps(_dict(s)) if self.as_json else _stats_line(s), flush=True)
                     if args.count and i >= args.count:
                         break
                 return
             with Live(console=console, auto_refresh=False) as live:
                 for i, s in enumerate(stream, 1):
-                    table = Table("CPU", "RAM", "SERVER RSS")
+                    table = _table("CPU", "RAM", "SERVER RSS", "REQUESTS", "TOKENS/S")
                     table.add_row(
                         f"{s.cpu_percent:.0f}%",
                         f"{_size(s.memory_used_bytes)} / {_size(s.memory_total_bytes)}",
                         _size(s.process_rss_bytes),
+                        f"{s.running_requests} running, {s.queued_requests} queued",
+                        f"{s.tokens_per_second:.1f}",
                     )
                     live.update(table, refresh=True)
                     if args.count and i >= args.count:
@@ -340,6 +390,24 @@ class Ctl:
             pass
         finally:
             stream.cancel()
+
+
+def _stats_line(s: system_pb2.WatchSystemStatsResponse) -> str:
+    return (
+        f"cpu {s.cpu_percent:.0f}%\tram {_size(s.memory_used_bytes)} of "
+        f"{_size(s.memory_total_bytes)}\tserver rss {_size(s.process_rss_bytes)}\t"
+        f"{s.running_requests} running, {s.queued_requests} queued\t"
+        f"{s.tokens_per_second:.1f} tok/s"
+    )
+
+
+def _from_server(exc: grpc.RpcError) -> bool:
+    """Whether the osaurus server itself answered with this error (its statuses carry a
+    google.rpc.Status), rather than the channel failing to reach it."""
+    try:
+        return rpc_status.from_call(exc) is not None  # type: ignore[arg-type]
+    except ValueError:
+        return False
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -426,7 +494,7 @@ def main(argv: list[str] | None = None) -> None:
         handler(args)
     except grpc.RpcError as exc:
         code = exc.code()
-        if code == grpc.StatusCode.UNAVAILABLE:
+        if code == grpc.StatusCode.UNAVAILABLE and not _from_server(exc):
             errors.print(
                 f"osaurus-ctl: cannot reach the osaurus server at {target} "
                 "(is `osaurus serve` running?)",

@@ -171,13 +171,10 @@ def curated(models_dir: Path) -> list[HubModel]:
     ]
 
 
-def search(
-    query: str,
-    models_dir: Path,
-    author: str = DEFAULT_AUTHOR,
-    sort: str = "downloads",
-    limit: int = 20,
-) -> list[HubModel]:
+def find(
+    query: str, author: str = DEFAULT_AUTHOR, sort: str = "downloads", limit: int = 20
+) -> list[str]:
+    """The repo ids a search finds (one request to the hub)."""
     from huggingface_hub import HfApi
 
     if sort not in ("downloads", "likes", "last_modified"):
@@ -194,13 +191,19 @@ def search(
             )
         ),
     )
-    # Sizes need each repo's file list (one request per result).
+    return [m.id for m in found]
+
+
+def describe(repo_ids: list[str], models_dir: Path) -> list[HubModel]:
+    """Each repo with its size: its file list, one request per repo."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
     return [
         _describe(
-            _call_hub(m.id, functools.partial(api.model_info, m.id, files_metadata=True)),
-            models_dir,
+            _call_hub(r, functools.partial(api.model_info, r, files_metadata=True)), models_dir
         )
-        for m in found
+        for r in repo_ids
     ]
 
 

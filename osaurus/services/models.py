@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 
 from osaurus.engine.engine import Engine
-from osaurus.errors import InvalidArgument
+from osaurus.errors import InvalidArgument, Unavailable
 from osaurus.models import details, hub
 from osaurus.models.registry import ModelInfo
 from osaurus.services.grpc_errors import maps_errors
@@ -29,6 +30,11 @@ _CAPABILITIES = {
     details.THINKING: pb.MODEL_CAPABILITY_THINKING,
     details.EMBEDDING: pb.MODEL_CAPABILITY_EMBEDDING,
 }
+# How long a search waits for the hub's first answer before saying it is unreachable.
+HUB_ANSWER_SECONDS = 5.0
+# The search's first request runs here, not in asyncio's default executor: a search still
+# retrying an unreachable hub must not hold up the server's exit, which waits for that one.
+_HUB_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="osaurus-hub-search")
 _SORTS = {
     pb.SEARCH_SORT_DOWNLOADS: "downloads",
     pb.SEARCH_SORT_LIKES: "likes",
@@ -81,14 +87,21 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         if request.curated_only:
             found = hub.curated(models_dir)
         else:
-            found = await asyncio.to_thread(
-                hub.search,
+            search = asyncio.get_running_loop().run_in_executor(
+                _HUB_THREADS,
+                hub.find,
                 request.query,
-                models_dir,
                 request.author or hub.DEFAULT_AUTHOR,
                 _SORTS.get(request.sort, "downloads"),
                 request.limit or 20,
             )
+            try:  # an unreachable hub may take its client half a minute of retries to admit
+                repo_ids = await asyncio.wait_for(search, HUB_ANSWER_SECONDS)
+            except TimeoutError:
+                raise Unavailable(
+                    f"cannot reach Hugging Face: no answer within {HUB_ANSWER_SECONDS:g} s"
+                ) from None
+            found = await asyncio.to_thread(hub.describe, repo_ids, models_dir)
         return pb.SearchModelsResponse(
             models=[
                 pb.HubModel(

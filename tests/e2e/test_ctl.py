@@ -92,3 +92,30 @@ def test_errors_are_one_clear_line(server, tmp_path) -> None:
     down = ctl(server, "status", target=f"127.0.0.1:{free_port()}")
     assert down.returncode == 1
     assert down.stderr.strip().count("\n") == 0 and "cannot reach the osaurus server" in down.stderr
+
+
+def test_piped_output_is_plain_text_and_json_numbers_are_numbers(server, model_id) -> None:
+    listing = ctl(server, "models", "list").stdout
+    assert not set("┃━│─┏┓") & set(listing)  # no box drawing when piped
+    header, *rows = listing.splitlines()
+    assert header.split()[:3] == ["ID", "SIZE", "ARCH"]
+    assert any(row.split()[0] == model_id for row in rows)
+    (model,) = [m for m in json.loads(ctl(server, "models", "list", "--json").stdout)
+                if m["id"] == model_id]  # fmt: skip
+    assert isinstance(model["size_bytes"], int) and isinstance(model["parameter_count"], int)
+    stats = ctl(server, "system", "--count", "2", "--interval", "0.2")
+    lines = stats.stdout.splitlines()
+    assert stats.returncode == 0 and len(lines) == 2 and lines[0].startswith("cpu ")
+    sample = json.loads(ctl(server, "system", "--count", "1", "--json").stdout)
+    assert isinstance(sample["memory_total_bytes"], int)
+
+
+def test_search_with_the_hub_unreachable_shows_the_curated_list(server) -> None:
+    # The e2e server runs with HF_HUB_OFFLINE: the hub is unreachable, the server is not.
+    result = ctl(server, "models", "search", "qwen")
+    assert result.returncode == 0, result.stderr
+    assert "Hugging Face is unreachable" in result.stderr
+    assert "cannot reach the osaurus server" not in result.stderr
+    assert "mlx-community/Qwen3-4B-4bit" in result.stdout and "~" in result.stdout
+    found = json.loads(ctl(server, "models", "search", "qwen", "--json").stdout)
+    assert found["hub_error"] and found["models"]
