@@ -37,6 +37,7 @@ CHROMIUM_ARGS = [
     "--enable-precise-memory-info",
 ]
 SAMPLE_SECONDS = 30
+WINDOW_SECONDS = 300  # the Monitor keeps 300 samples, one a second
 
 
 def cold_load(browser, url: str) -> dict[str, float]:
@@ -90,21 +91,33 @@ def main() -> None:
             browser.close()
     finally:
         server.stop()
-    first_minute = next(h for t, h in heap if t >= 60) if minutes >= 1 else heap[0][1]
     data = {
         "page_bytes": runs[0]["bytes"],
         "page_files": runs[0]["files"],
         "first_contentful_paint_ms": statistics.median(r["fcp"] for r in runs),
         "status_shown_ms": statistics.median(r["status_shown"] for r in runs),
+        "loads": loads,
+        "minutes": minutes,
         "heap_bytes": heap,
-        "heap_growth_after_first_minute": heap[-1][1] / first_minute - 1,
     }
     out = Path(os.environ.get("OUT", ROOT / "bench" / "results"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "dashboard.json").write_text(json.dumps(data, indent=2) + "\n")
-    lines = [
+    lines = report(data)
+    (out / "dashboard.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def report(data: dict) -> list[str]:
+    """The table of a run. The charts' windows fill in their first five minutes (300 samples),
+    so the heap is compared from then on, and over the run's second half."""
+    heap = data["heap_bytes"]
+    full = next((h for t, h in heap if t >= WINDOW_SECONDS), heap[0][1])
+    half = next(h for t, h in heap if t >= heap[-1][0] / 2)
+    end = heap[-1][1]
+    return [
         f"The dashboard in chromium (headless), one osaurus server on this machine; medians of "
-        f"{loads} cold loads; the Monitor page live for {minutes:g} min.",
+        f"{data['loads']} cold loads; the Monitor page live for {data['minutes']:g} min.",
         "",
         "| measure | value | target |",
         "| --- | ---: | ---: |",
@@ -112,13 +125,11 @@ def main() -> None:
         "| < 300 kB |",
         f"| first contentful paint | {data['first_contentful_paint_ms']:.0f} ms | < 300 ms |",
         f"| status shown (first API answer) | {data['status_shown_ms']:.0f} ms | |",
-        f"| JS heap after 1 min | {first_minute / 1e6:.1f} MB | |",
-        f"| JS heap at the end | {heap[-1][1] / 1e6:.1f} MB | |",
-        f"| growth after the first minute | {100 * data['heap_growth_after_first_minute']:+.1f}%"
-        " | flat |",
+        f"| JS heap once the charts' windows are full (5 min) | {full / 1e6:.2f} MB | |",
+        f"| JS heap at the end | {end / 1e6:.2f} MB | |",
+        f"| growth after the windows filled | {100 * (end / full - 1):+.1f}% | flat |",
+        f"| growth over the second half of the run | {100 * (end / half - 1):+.1f}% | flat |",
     ]
-    (out / "dashboard.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":
