@@ -179,3 +179,49 @@ def test_model_markdown_renders_without_running_anything(dashboard) -> None:
     # violation, and the kept <img src=x> is a 404.
     expected = ("Content Security Policy", "404 (Not Found)")
     dashboard.errors[:] = [e for e in dashboard.errors if not any(x in e for x in expected)]
+
+
+WEATHER = (
+    '[{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",'
+    ' "parameters": {"type": "object", "properties": {"city": {"type": "string"}},'
+    ' "required": ["city"]}}}]'
+)
+
+
+def test_chat_shows_tool_calls(dashboard) -> None:
+    page = dashboard.show("chat")
+    page.get_by_text("Tools").click()
+    dashboard.by("chat-tools").fill(WEATHER)
+    dashboard.by("chat-tool-choice").select_option("required")
+    dashboard.by("chat-input").fill("What is the weather in Paris?")
+    dashboard.by("chat-send").click()
+    call = dashboard.by("chat-tool-call")
+    call.first.wait_for()
+    dashboard.by("chat-stats").wait_for()
+    text = call.first.inner_text()
+    assert text.startswith("get_weather(") and '"city"' in text
+    dashboard.shoot("chat-tools")
+
+
+def test_import_then_delete_with_confirmation(dashboard, gguf_path) -> None:
+    page = dashboard.show("models")
+    dashboard.by("import-path").fill(str(gguf_path))
+    dashboard.by("import-name").fill("ui-imported")
+    dashboard.by("import-button").click()
+    row = dashboard.by("model-row").filter(has_text="ui-imported")
+    row.wait_for()
+    asked = []
+
+    def confirm(dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", confirm)
+    row.get_by_role("button", name="Delete").click()
+    row.wait_for(state="detached")
+    assert asked and "ui-imported" in asked[0]
+    dashboard.by("import-path").fill("/no/such/file.gguf")
+    dashboard.by("import-button").click()
+    assert "not found" in dashboard.by("error").first.inner_text()
+    # The refused import answered 404: the browser logs that failed request.
+    dashboard.errors[:] = [e for e in dashboard.errors if "404" not in e]

@@ -43,6 +43,8 @@ export function ChatPage({ visible }) {
   const [temperature, setTemperature] = useState(0.7);
   const [maxTokens, setMaxTokens] = useState(512);
   const [input, setInput] = useState("");
+  const [tools, setTools] = useState(""); // OpenAI function tools, as JSON text
+  const [toolChoice, setToolChoice] = useState("auto");
   const [turns, setTurns] = useState([]);
   const [error, setError] = useState("");
   const running = useRef(null); // the AbortController of the answer being written
@@ -61,6 +63,13 @@ export function ChatPage({ visible }) {
   const send = async () => {
     const text = input.trim();
     if (!text || !model || running.current) return;
+    let declared;
+    try {
+      declared = tools.trim() ? JSON.parse(tools) : undefined;
+    } catch (e) {
+      setError(`Tools must be a JSON array of function tools: ${e.message}`);
+      return;
+    }
     const history = [...turns, { role: "user", content: text }];
     const answer = { role: "assistant", content: "", reasoning: "", toolCalls: [], stats: "" };
     setTurns([...history, answer]);
@@ -83,6 +92,7 @@ export function ChatPage({ visible }) {
       stream_options: { include_usage: true },
       temperature: Number(temperature),
       max_tokens: Number(maxTokens),
+      ...(declared ? { tools: declared, tool_choice: toolChoice } : {}),
     };
     const sentAt = performance.now();
     let firstAt = null;
@@ -93,7 +103,8 @@ export function ChatPage({ visible }) {
         if (chunk.usage) tokens = chunk.usage.completion_tokens;
         const delta = chunk.choices?.[0]?.delta;
         if (!delta) continue;
-        if ((delta.content || delta.reasoning_content) && firstAt === null) firstAt = performance.now();
+        const produced = delta.content || delta.reasoning_content || delta.tool_calls?.length;
+        if (produced && firstAt === null) firstAt = performance.now();
         if (delta.reasoning_content) show({ reasoning: answer.reasoning + delta.reasoning_content });
         if (delta.content) show({ content: answer.content + delta.content });
         for (const call of delta.tool_calls ?? []) {
@@ -146,6 +157,20 @@ export function ChatPage({ visible }) {
     </div>
     <textarea class="system" rows="2" placeholder="System prompt (optional)"
       data-testid="chat-system" value=${system} onInput=${(e) => setSystem(e.target.value)} />
+    <details class="tools">
+      <summary>Tools</summary>
+      <textarea rows="4" data-testid="chat-tools" value=${tools}
+        placeholder='[{"type": "function", "function": {"name": "get_weather", "parameters": {...}}}]'
+        onInput=${(e) => setTools(e.target.value)} />
+      <label>Tool choice
+        <select data-testid="chat-tool-choice" value=${toolChoice}
+          onChange=${(e) => setToolChoice(e.target.value)}>
+          <option value="auto">auto</option>
+          <option value="required">required</option>
+          <option value="none">none</option>
+        </select>
+      </label>
+    </details>
     <div class="transcript" data-testid="chat-output">
       ${turns.map((turn) => html`<${Turn} turn=${turn} />`)}
     </div>
