@@ -13,12 +13,13 @@ from starlette.exceptions import HTTPException
 
 from osaurus import __version__
 from osaurus.client import Stubs, open_aio_channel
-from rest_bridge import health
+from rest_bridge import health, metrics
 from rest_bridge.anthropic import errors as anthropic_errors
 from rest_bridge.anthropic import routes as anthropic_routes
 from rest_bridge.auth import ApiKeyGate, forward_api_key
 from rest_bridge.errors import BridgeError, Render, unexpected_error
 from rest_bridge.manage import routes as manage_routes
+from rest_bridge.metrics import HttpMetrics
 from rest_bridge.ollama import errors as ollama_errors
 from rest_bridge.ollama import routes as ollama_routes
 from rest_bridge.openai import errors as openai_errors
@@ -44,6 +45,7 @@ def create_app(target: str, cors_origins: tuple[str, ...] = ()) -> FastAPI:
 
     app = FastAPI(title="osaurus", version=__version__, lifespan=lifespan)
     app.add_middleware(ApiKeyGate, render_for=_family_shape)  # inside CORS: preflights pass
+    app.add_middleware(HttpMetrics)  # outside the gate: refusals are counted too
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -54,6 +56,7 @@ def create_app(target: str, cors_origins: tuple[str, ...] = ()) -> FastAPI:
         )
     _install_fallback_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(openai_routes.router)
     app.include_router(openai_responses.router)
     app.include_router(ollama_routes.router)

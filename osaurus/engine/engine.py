@@ -41,6 +41,7 @@ from osaurus.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from osaurus.metrics import ServerMetrics
 from osaurus.models.details import EMBEDDING
 from osaurus.models.gguf_import import import_gguf
 from osaurus.models.registry import ModelInfo, ModelRegistry, describe
@@ -71,6 +72,7 @@ class Engine:
         self._commands: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._outstanding = 0  # requests admitted and not finished (event loop only)
         self.generated_tokens = 0  # since start (written on the engine thread only)
+        self.metrics = ServerMetrics()
         self._thread = threading.Thread(target=self._run, name="osaurus-engine", daemon=True)
         self._thread.start()
 
@@ -382,10 +384,12 @@ class Engine:
         (or cancelling its task) cancels the request: it leaves the batch at the next step."""
         limit = self.request_limit
         if self._outstanding >= limit:
-            raise ResourceExhausted(
+            busy = ResourceExhausted(
                 f"the server is busy: {self._outstanding} requests are running or waiting "
                 f"(limit {limit}); retry later"
             )
+            self.metrics.failed(busy)
+            raise busy
         received_at = time.perf_counter()
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[GenerationEvent | BaseException] = asyncio.Queue()
@@ -396,17 +400,26 @@ class Engine:
 
         self._outstanding += 1
         self._commands.put(lambda: self._admit(request, emit, cancelled, received_at))
+        ended = False  # finished or failed; else the client went away (counted as cancelled)
         try:
             while True:
                 event = await events.get()
                 if isinstance(event, BaseException):
+                    ended = True
+                    if isinstance(event, OsaurusError):
+                        self.metrics.failed(event)
                     raise event
+                if isinstance(event, Finished):
+                    ended = True
+                    self.metrics.finished(event)
                 yield event
                 if isinstance(event, Finished):
                     return
         finally:
             cancelled.set()
             self._outstanding -= 1
+            if not ended:
+                self.metrics.requests.labels(request.model, "cancelled").inc()
 
     def _admit(
         self,

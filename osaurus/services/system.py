@@ -59,6 +59,20 @@ class SystemServicer(system_pb2_grpc.SystemServiceServicer):
         return pb.AuthenticateResponse(keys_required=self.keys.enabled)
 
     @maps_errors
+    async def GetMetrics(
+        self, request: pb.GetMetricsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetMetricsResponse:
+        metrics, engine = self.engine.metrics, self.engine
+        running, queued = await engine.request_counts()
+        metrics.running.set(running)
+        metrics.waiting.set(queued)
+        metrics.kv_cache_bytes.set(await engine.kv_cache_bytes())
+        metrics.kv_cache_budget_bytes.set(engine.kv_store.budget_bytes)
+        residencies = ((m, engine.residency(m)) for m in engine.loaded_ids())
+        metrics.set_loaded((m, r[0]) for m, r in residencies if r is not None)
+        return pb.GetMetricsResponse(text=metrics.text())
+
+    @maps_errors
     async def WatchSystemStats(
         self, request: pb.WatchSystemStatsRequest, context: grpc.aio.ServicerContext
     ):

@@ -50,6 +50,11 @@ class SystemServiceStub:
                 request_serializer=osaurus_dot_v1_dot_system__pb2.AuthenticateRequest.SerializeToString,
                 response_deserializer=osaurus_dot_v1_dot_system__pb2.AuthenticateResponse.FromString,
                 _registered_method=True)
+        self.GetMetrics = channel.unary_unary(
+                '/osaurus.v1.SystemService/GetMetrics',
+                request_serializer=osaurus_dot_v1_dot_system__pb2.GetMetricsRequest.SerializeToString,
+                response_deserializer=osaurus_dot_v1_dot_system__pb2.GetMetricsResponse.FromString,
+                _registered_method=True)
 
 
 class SystemServiceServicer:
@@ -78,6 +83,15 @@ class SystemServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMetrics(self, request, context):
+        """The server's metrics in Prometheus' text format (requests, tokens, latency histograms,
+        running and waiting requests, KV caches, loaded models, the process): what the bridge
+        serves at /metrics, beside its own HTTP metrics.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SystemServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +109,11 @@ def add_SystemServiceServicer_to_server(servicer, server):
                     servicer.Authenticate,
                     request_deserializer=osaurus_dot_v1_dot_system__pb2.AuthenticateRequest.FromString,
                     response_serializer=osaurus_dot_v1_dot_system__pb2.AuthenticateResponse.SerializeToString,
+            ),
+            'GetMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMetrics,
+                    request_deserializer=osaurus_dot_v1_dot_system__pb2.GetMetricsRequest.FromString,
+                    response_serializer=osaurus_dot_v1_dot_system__pb2.GetMetricsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +198,33 @@ class SystemService:
             '/osaurus.v1.SystemService/Authenticate',
             osaurus_dot_v1_dot_system__pb2.AuthenticateRequest.SerializeToString,
             osaurus_dot_v1_dot_system__pb2.AuthenticateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/osaurus.v1.SystemService/GetMetrics',
+            osaurus_dot_v1_dot_system__pb2.GetMetricsRequest.SerializeToString,
+            osaurus_dot_v1_dot_system__pb2.GetMetricsResponse.FromString,
             options,
             channel_credentials,
             insecure,
