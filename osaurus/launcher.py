@@ -21,6 +21,7 @@ from osaurus.auth import ApiKeys
 from osaurus.config import BridgeSettings, Settings
 from osaurus.errors import OsaurusError
 from osaurus.models.registry import ModelRegistry
+from osaurus.models.staging import remove_abandoned
 
 log = logging.getLogger("osaurus")
 
@@ -43,6 +44,7 @@ def serve(settings: Settings) -> None:
 
     from osaurus.models.default_model import ensure_default_embedding_model, ensure_default_model
 
+    remove_abandoned(settings.models_dir)  # what a killed server was writing
     registry = ModelRegistry(settings.models_dir)
     if settings.default_model and registry.is_empty():
         ensure_default_model(settings.models_dir, settings.cache_dir)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 from osaurus.errors import AlreadyExists, InvalidArgument, NotFound, UnsupportedModel
 from osaurus.models.gguf_tokenizer import SUPPORTED_TOKENIZERS, write_tokenizer
+from osaurus.models.staging import staging_dir
 
 SUPPORTED_ARCHITECTURES = {"llama"}
 # GGUF quantized blocks hold 32 weights; MLX keeps that as the quantization group size.
@@ -113,7 +113,7 @@ def import_gguf(gguf_path: Path, models_dir: Path, model_id: str | None = None) 
         config["quantization_config"] = config["quantization"]
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=models_dir))
+    staging = staging_dir(models_dir, "import")
     try:
         mx.save_safetensors(str(staging / "model.safetensors"), mlx_weights, {"format": "mlx"})
         (staging / "config.json").write_text(json.dumps(config, indent=2))

@@ -1,10 +1,12 @@
 """Hugging Face Hub: search for MLX models and pull them into the models directory.
 
 huggingface_hub does the talking (it honours HF_ENDPOINT, HF_TOKEN and the user's cache). Pulls
-go through the user's Hugging Face cache, so files already there are not downloaded again and an
-interrupted download resumes from its partial file (HTTP Range). Only the files a model needs are
-fetched (mlx-lm's own list of patterns). The model appears in the models directory only when it
-is complete: it is copied into a hidden staging directory, then renamed into place.
+go through the user's Hugging Face cache, so files already there are not downloaded again and a
+dropped connection resumes from its partial file (HTTP Range; huggingface_hub keeps that file to
+its own process, so after a crash the file starts over). Only the files a model needs are fetched
+(mlx-lm's own list of patterns). The model appears in the models directory only when it is
+complete: it is copied into a hidden staging directory (models/staging.py), then renamed into
+place.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import contextlib
 import fnmatch
 import functools
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -32,6 +33,7 @@ from osaurus.errors import (
     PermissionDenied,
     Unavailable,
 )
+from osaurus.models.staging import staging_dir
 
 HubSort = Literal["downloads", "likes", "last_modified"]
 # What an MLX model needs: mlx-lm's own list of file patterns.
@@ -277,8 +279,7 @@ async def pull_events(
 def _install(snapshot: Path, target: Path) -> None:
     """Copy the cached snapshot into place through a staging directory: ListModels never sees a
     half-copied model."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".pull-", dir=target.parent))
+    staging = staging_dir(target.parent, "pull")
     try:
         for item in snapshot.iterdir():
             shutil.copy2(item.resolve(), staging / item.name)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from osaurus.errors import AlreadyExists, InvalidArgument, ModelNotFound
 from osaurus.models import details
+from osaurus.models.staging import staging_dir
 
 # A name, or org/name: what a models directory holds (no hidden or parent directories).
 _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
@@ -138,8 +138,7 @@ class ModelRegistry:
         target = self.models_dir / wanted
         if wanted.lower() in self._scan() or target.exists():
             raise AlreadyExists(f"a model {wanted!r} already exists", field="destination_id")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".copy-", dir=target.parent))
+        staging = staging_dir(target.parent, "copy")
         try:
             shutil.copytree(source, staging, dirs_exist_ok=True)
             staging.rename(target)
