@@ -106,6 +106,16 @@ def _cors_setting() -> Any:
     )
 
 
+def _max_request_setting() -> Any:
+    return setting(
+        64,
+        "the largest REST request body, MiB (past it: 413)",
+        parse=int,
+        minimum=1,
+        maximum=1024,
+    )
+
+
 def _field_default(table: type, name: str) -> Any:
     return next(f.default for f in dataclasses.fields(table) if f.name == name)
 
@@ -206,6 +216,7 @@ class Settings:
     )
     log_level: str = _log_level_setting()
     cors_origins: tuple[str, ...] = _cors_setting()
+    max_request_mb: int = _max_request_setting()
     drain_timeout: float = setting(
         30.0,
         "on SIGTERM or SIGINT, how long requests in flight may run before the server exits "
@@ -228,6 +239,13 @@ class Settings:
         None,
         "a file of API keys, one a line (# comments); read again on SIGHUP",
         parse=_optional_path,
+    )
+    rate_limit: int = setting(
+        0,
+        "generation, embedding and token-count requests a minute per API key (without keys: "
+        "for all clients together), past which 429 / RESOURCE_EXHAUSTED; 0: no limit",
+        parse=int,
+        minimum=0,
     )
     insecure_no_auth: bool = setting(
         False,
@@ -283,6 +301,7 @@ class BridgeSettings:
     http_port: int = setting(8080, "REST port", parse=int, minimum=0, maximum=65535, flag="--port")
     log_level: str = _log_level_setting()
     cors_origins: tuple[str, ...] = _cors_setting()
+    max_request_mb: int = _max_request_setting()
 
     @classmethod
     def load(

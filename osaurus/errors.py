@@ -86,6 +86,19 @@ class ResourceExhausted(OsaurusError):
     reason = "RESOURCE_EXHAUSTED"
 
 
+class RateLimited(ResourceExhausted):
+    """A client past its requests a minute; `retry_after` says when it may come back."""
+
+    reason = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def metadata(self) -> dict[str, str]:
+        return {**super().metadata(), "retry_after_seconds": f"{self.retry_after:.0f}"}
+
+
 class PermissionDenied(OsaurusError):
     kind = ErrorKind.PERMISSION_DENIED
     reason = "PERMISSION_DENIED"

@@ -22,6 +22,7 @@ from osaurus.config import BridgeSettings, Settings
 from osaurus.errors import OsaurusError
 from osaurus.models.registry import ModelRegistry
 from osaurus.models.staging import remove_abandoned
+from osaurus.rate_limit import RateLimiter
 
 log = logging.getLogger("osaurus")
 
@@ -62,7 +63,9 @@ async def _serve(settings: Settings, registry: ModelRegistry) -> None:
     keys = ApiKeys(settings.api_keys, settings.api_key_file)
     engine = Engine(registry, settings.engine_options())
     try:
-        grpc_server = await start_grpc_server(engine, settings.host, settings.grpc_port, keys)
+        grpc_server = await start_grpc_server(
+            engine, settings.host, settings.grpc_port, keys, RateLimiter(settings.rate_limit)
+        )
     except OSError:
         engine.shutdown()
         raise
@@ -77,7 +80,7 @@ async def _serve(settings: Settings, registry: ModelRegistry) -> None:
     http_server = None
     if http_socket is not None:
         config = uvicorn.Config(
-            create_app(target, settings.cors_origins),
+            create_app(target, settings.cors_origins, settings.max_request_mb << 20),
             host=settings.host,
             port=settings.http_port,
             log_level=_uvicorn_log_level(settings.log_level),
@@ -151,6 +154,6 @@ def bridge(settings: BridgeSettings) -> None:
     host, port, target = settings.host, settings.http_port, settings.target
     sock = bind_http_socket(host, port)
     print(f"osaurus bridge: OpenAI API on http://{host}:{port}/v1 -> gRPC {target}", flush=True)
-    app = create_app(target, settings.cors_origins)
+    app = create_app(target, settings.cors_origins, settings.max_request_mb << 20)
     config = uvicorn.Config(app, log_level=_uvicorn_log_level(settings.log_level))
     asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))

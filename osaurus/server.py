@@ -13,8 +13,14 @@ from grpc_reflection.v1alpha import reflection
 from osaurus.auth import ApiKeys
 from osaurus.engine.engine import Engine
 from osaurus.engine.native import mlx_version
+from osaurus.rate_limit import RateLimiter
 from osaurus.services.inference import InferenceServicer
-from osaurus.services.interceptors import ApiKeyInterceptor, Draining, DrainInterceptor
+from osaurus.services.interceptors import (
+    ApiKeyInterceptor,
+    Draining,
+    DrainInterceptor,
+    RateLimitInterceptor,
+)
 from osaurus.services.models import ModelServicer
 from osaurus.services.sessions import SessionServicer
 from osaurus.services.system import SystemServicer
@@ -77,12 +83,21 @@ def _mlx_identity() -> tuple[str, str]:
 
 
 async def start_grpc_server(
-    engine: Engine, host: str, port: int, keys: ApiKeys | None = None
+    engine: Engine,
+    host: str,
+    port: int,
+    keys: ApiKeys | None = None,
+    limiter: RateLimiter | None = None,
 ) -> RunningServer:
     """Start serving on host:port (port 0 picks a free one) and report SERVING when ready.
-    With `keys` that are set, every call but health and reflection needs one of them."""
+    With `keys` that are set, every call but health and reflection needs one of them; with a
+    `limiter`, inference calls count against their key's requests a minute."""
     keys, draining = keys or ApiKeys(), Draining()
-    interceptors = [DrainInterceptor(draining), ApiKeyInterceptor(keys)]
+    interceptors = [
+        DrainInterceptor(draining),
+        ApiKeyInterceptor(keys),
+        RateLimitInterceptor(limiter or RateLimiter(0)),
+    ]
     server = grpc.aio.server(options=_OPTIONS, interceptors=interceptors)
     device, mlx_version = _mlx_identity()
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(engine), server)

@@ -18,6 +18,7 @@ from rest_bridge.anthropic import errors as anthropic_errors
 from rest_bridge.anthropic import routes as anthropic_routes
 from rest_bridge.auth import ApiKeyGate, forward_api_key
 from rest_bridge.errors import BridgeError, Render, unexpected_error
+from rest_bridge.limits import BodyLimit
 from rest_bridge.manage import routes as manage_routes
 from rest_bridge.metrics import HttpMetrics
 from rest_bridge.ollama import errors as ollama_errors
@@ -28,10 +29,17 @@ from rest_bridge.openai import routes as openai_routes
 from rest_bridge.openapi import openapi_document
 from rest_bridge.ui import mount_dashboard
 
+DEFAULT_MAX_REQUEST_BYTES = 64 << 20  # the gRPC server's message limit
 
-def create_app(target: str, cors_origins: tuple[str, ...] = ()) -> FastAPI:
+
+def create_app(
+    target: str,
+    cors_origins: tuple[str, ...] = (),
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+) -> FastAPI:
     """`cors_origins`: the origins a browser page may call from (FastAPI's CORSMiddleware
-    answers their preflights); none, the default, is same-origin only."""
+    answers their preflights); none, the default, is same-origin only. A request body over
+    `max_request_bytes` is refused (413)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,7 +52,9 @@ def create_app(target: str, cors_origins: tuple[str, ...] = ()) -> FastAPI:
             await channel.close()
 
     app = FastAPI(title="osaurus", version=__version__, lifespan=lifespan)
+    # Each added one wraps those before it: CORS, metrics, body limit, API keys, the routes.
     app.add_middleware(ApiKeyGate, render_for=_family_shape)  # inside CORS: preflights pass
+    app.add_middleware(BodyLimit, max_bytes=max_request_bytes, render_for=_family_shape)
     app.add_middleware(HttpMetrics)  # outside the gate: refusals are counted too
     if cors_origins:
         app.add_middleware(

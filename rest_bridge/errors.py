@@ -60,18 +60,22 @@ class BridgeError(Exception):
         *,
         field: str | None = None,
         reason: str | None = None,
+        retry_after: str | None = None,
     ):
         super().__init__(message)
         self.message, self.status, self.field, self.reason = message, status, field, reason
+        self.retry_after = retry_after  # seconds, as the server said (rate limits)
 
     def headers(self) -> dict[str, str] | None:
-        return {"Retry-After": str(RETRY_AFTER_SECONDS)} if self.status == 429 else None
+        if self.status != 429:
+            return None
+        return {"Retry-After": self.retry_after or str(RETRY_AFTER_SECONDS)}
 
 
 def from_grpc_error(error: grpc.aio.AioRpcError, target: str = "") -> BridgeError:
     code = error.code()
     message = error.details() or code.name
-    field, reason = None, None
+    field, reason, retry_after = None, None, None
     rich = rpc_status.from_call(error)  # type: ignore[arg-type]  # an aio error is a Call too
     if rich is not None:
         for detail in rich.details:
@@ -79,10 +83,14 @@ def from_grpc_error(error: grpc.aio.AioRpcError, target: str = "") -> BridgeErro
             if detail.Unpack(info):
                 reason = info.reason
                 field = info.metadata.get("field")
+                retry_after = info.metadata.get("retry_after_seconds")
     if code == grpc.StatusCode.UNAVAILABLE and rich is None:
         where = f" at {target}" if target else ""
         message = f"the osaurus gRPC server{where} is unavailable: {message}"
-    return BridgeError(message, HTTP_STATUS.get(code, 500), field=field, reason=reason or code.name)
+    status = HTTP_STATUS.get(code, 500)
+    return BridgeError(
+        message, status, field=field, reason=reason or code.name, retry_after=retry_after
+    )
 
 
 def unexpected_error(exc: Exception) -> BridgeError:

@@ -29,6 +29,12 @@ from osaurus.v1 import inference_pb2 as pb
 from osaurus.v1 import inference_pb2_grpc
 
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit
+# What one request may carry, so that none costs the server more than a context's worth of
+# work before it is refused. OpenAI's own limits where it has them (tools); generous elsewhere.
+MAX_MESSAGES = 10_000
+MAX_TOOLS = 128
+MAX_STOP_STRINGS = 16
+MAX_STOP_LENGTH = 1_000  # characters
 REASONING_EFFORTS = ("low", "medium", "high")  # what templates that take an effort know
 _ROLES = {
     pb.ROLE_SYSTEM: "system",
@@ -133,6 +139,22 @@ def sampling_from_proto(s: pb.SamplingParams) -> SamplingParams:
     return params
 
 
+def _at_most(count: int, limit: int, what: str, field: str) -> None:
+    if count > limit:
+        raise InvalidArgument(f"{what}: {count} given, at most {limit}", field=field)
+
+
+def check_sizes(request: pb.GenerateRequest | pb.CountTokensRequest) -> None:
+    """The counts a request is held to (see MAX_*), each refused with both numbers."""
+    if request.HasField("chat"):
+        _at_most(len(request.chat.messages), MAX_MESSAGES, "too many messages", "chat.messages")
+    _at_most(len(request.tools), MAX_TOOLS, "too many tools", "tools")
+    if isinstance(request, pb.GenerateRequest):
+        _at_most(len(request.stop), MAX_STOP_STRINGS, "too many stop strings", "stop")
+        longest = max((len(s) for s in request.stop), default=0)
+        _at_most(longest, MAX_STOP_LENGTH, "a stop string is too long (characters)", "stop")
+
+
 def request_from_proto(request: pb.GenerateRequest) -> GenerationRequest:
     if not request.model:
         raise InvalidArgument("model is required", field="model")
@@ -143,6 +165,7 @@ def request_from_proto(request: pb.GenerateRequest) -> GenerationRequest:
         raise InvalidArgument("max_tokens must be at least 1", field="max_tokens")
     if any(not s for s in request.stop):
         raise InvalidArgument("stop strings must not be empty", field="stop")
+    check_sizes(request)
     if request.HasField("top_logprobs") and request.top_logprobs > MAX_TOP_LOGPROBS:
         raise InvalidArgument(
             f"top_logprobs must be at most {MAX_TOP_LOGPROBS}, got {request.top_logprobs}",
@@ -301,6 +324,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         which = request.WhichOneof("input")
         if which is None:
             raise InvalidArgument("input is required: set chat or text", field="input")
+        check_sizes(request)
         tools, _ = tools_from_proto(request)
         generation = GenerationRequest(
             model=request.model,

@@ -10,9 +10,11 @@ from typing import Any
 import grpc
 
 from osaurus.auth import ApiKeys, key_from_metadata
-from osaurus.errors import OsaurusError, Unauthenticated, Unavailable
+from osaurus.errors import OsaurusError, RateLimited, Unauthenticated, Unavailable
+from osaurus.rate_limit import RateLimiter
 from osaurus.services.grpc_errors import to_rpc_status
 
+INFERENCE_SERVICE = "osaurus.v1.InferenceService"
 # Services anyone may call: load balancers probe health, and tools list methods by reflection.
 OPEN_SERVICES = (
     "grpc.health.v1.Health",
@@ -45,6 +47,31 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
         return _refusing(
             handler, Unauthenticated(f"{why}: send the metadata authorization: Bearer KEY")
         )
+
+
+class RateLimitInterceptor(grpc.aio.ServerInterceptor):
+    """Generation, embedding and token counting (InferenceService) count against the caller's
+    requests a minute; past it, RESOURCE_EXHAUSTED with when to retry."""
+
+    def __init__(self, limiter: RateLimiter):
+        self.limiter = limiter
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        limited = _service(handler_call_details.method) == INFERENCE_SERVICE
+        if handler is None or not self.limiter.enabled or not limited:
+            return handler
+        key = key_from_metadata(handler_call_details.invocation_metadata or ()) or ""
+        wait = self.limiter.take(key)
+        if wait is None:
+            return handler
+        limit = self.limiter.per_minute
+        message = f"rate limit: {limit} requests a minute for this API key; retry in {wait:.0f} s"
+        return _refusing(handler, RateLimited(message, wait))
 
 
 class Draining:

@@ -58,3 +58,36 @@ def test_a_request_past_the_limit_gets_429_at_once(tiny_server, model_id) -> Non
     finally:
         stop.set()
         holder.join()
+
+
+def test_rate_limit_per_key_is_429_with_retry_after(models_dir, model_id, tmp_path) -> None:
+    server = start_server(
+        models_dir,
+        tmp_path / "server.log",
+        "--no-default-model",
+        "--rate-limit",
+        "2",
+        "--api-key",
+        "key-one",
+        "--api-key",
+        "key-two",
+    )
+    body = {"model": model_id, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+    try:
+        with httpx.Client(base_url=server.http_url, timeout=60) as http:
+
+            def chat(key: str) -> httpx.Response:
+                headers = {"authorization": f"Bearer {key}"}
+                return http.post("/v1/chat/completions", json=body, headers=headers)
+
+            assert [chat("key-one").status_code for _ in range(2)] == [200, 200]
+            limited = chat("key-one")
+            assert limited.status_code == 429
+            assert limited.json()["error"]["code"] == "rate_limited"
+            assert "2 requests a minute" in limited.json()["error"]["message"]
+            assert 1 <= int(limited.headers["retry-after"]) <= 30
+            assert chat("key-two").status_code == 200  # another key, another budget
+            listed = http.get("/v1/models", headers={"authorization": "Bearer key-one"})
+            assert listed.status_code == 200  # only inference counts
+    finally:
+        server.stop()

@@ -95,6 +95,21 @@ async def test_streams_deltas_then_done(stub_and_engine) -> None:
             "sampling.repetition_penalty",
         ),
         (pb.GenerateRequest(model="m", prompt="x", reasoning_effort="max"), "reasoning_effort"),
+        (pb.GenerateRequest(model="m", prompt="x", stop=["s"] * 17), "stop"),
+        (pb.GenerateRequest(model="m", prompt="x", stop=["s" * 1001]), "stop"),
+        (
+            pb.GenerateRequest(
+                model="m", prompt="x", tools=[pb.Tool(name=f"t{i}") for i in range(129)]
+            ),
+            "tools",
+        ),
+        (
+            pb.GenerateRequest(
+                model="m",
+                chat=pb.Chat(messages=[pb.ChatMessage(role=pb.ROLE_USER, content="x")] * 10_001),
+            ),
+            "chat.messages",
+        ),
     ],
 )
 async def test_malformed_requests_are_invalid_argument_naming_the_field(
