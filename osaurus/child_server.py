@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from osaurus.client import open_channel
+from osaurus.client import Tls, open_channel
 
 START_TIMEOUT_SECONDS = 120.0
 
@@ -39,6 +40,7 @@ class ChildServer:
     models_dir: Path
     log_path: Path
     started_at: float  # time.perf_counter() at spawn, for cold-start figures
+    tls_ca: Path | None = None  # set when it serves TLS: what a client trusts to reach it
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -47,7 +49,8 @@ class ChildServer:
         """Until gRPC health says SERVING and the bridge's /health reaches it; raises with the
         server's log if it exits or takes longer than `timeout`."""
         deadline = time.monotonic() + timeout
-        with open_channel(self.grpc_target) as chan:
+        tls = Tls(self.tls_ca) if self.tls_ca else None
+        with open_channel(self.grpc_target, tls=tls) as chan:
             health = health_pb2_grpc.HealthStub(chan)
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
@@ -66,7 +69,9 @@ class ChildServer:
                 return False
             if not self.http_url:
                 return True
-            return bool(httpx.get(f"{self.http_url}/health", timeout=1).json()["grpc_reachable"])
+            verify = ssl.create_default_context(cafile=self.tls_ca) if self.tls_ca else True
+            bridge = httpx.get(f"{self.http_url}/health", timeout=1, verify=verify)
+            return bool(bridge.json()["grpc_reachable"])
         except (grpc.RpcError, httpx.HTTPError, ValueError, KeyError):
             return False
 
@@ -100,9 +105,16 @@ def spawn(
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=env or dict(os.environ)
         )
-    http_url = "" if "--no-http" in flags else f"http://127.0.0.1:{http_port}"
+    tls_ca = _flag(flags, "--tls-ca") or _flag(flags, "--tls-cert")
+    scheme = "https" if tls_ca else "http"
+    http_url = "" if "--no-http" in flags else f"{scheme}://127.0.0.1:{http_port}"
     target = f"127.0.0.1:{grpc_port}"
-    return ChildServer(process, target, http_url, models_dir, log_path, started_at)
+    ca = Path(tls_ca) if tls_ca else None
+    return ChildServer(process, target, http_url, models_dir, log_path, started_at, ca)
+
+
+def _flag(flags: tuple[str, ...], name: str) -> str | None:
+    return flags[flags.index(name) + 1] if name in flags[:-1] else None
 
 
 def start(models_dir: Path, log_path: Path, *flags: str, **kwargs) -> ChildServer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -50,19 +51,40 @@ class _SendApiKey(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterc
         return continuation(self._with_key(client_call_details), request)
 
 
-def open_channel(target: str, api_key: str | None = None) -> grpc.Channel:
-    """A blocking channel to the server at HOST:PORT; its calls present `api_key` if given."""
-    channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+@dataclass(frozen=True)
+class Tls:
+    """How a client reaches a server that serves TLS: the certificate of the authority that
+    signed the server's (or the server's own, if self-signed); None: the system's roots."""
+
+    ca: Path | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        roots = self.ca.read_bytes() if self.ca is not None else None
+        return grpc.ssl_channel_credentials(root_certificates=roots)
+
+
+def open_channel(target: str, api_key: str | None = None, tls: Tls | None = None) -> grpc.Channel:
+    """A blocking channel to the server at HOST:PORT (over TLS with `tls`); its calls present
+    `api_key` if given."""
+    if tls is not None:
+        channel = grpc.secure_channel(target, tls.credentials(), options=CHANNEL_OPTIONS)
+    else:
+        channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
     return grpc.intercept_channel(channel, _SendApiKey(api_key)) if api_key else channel
 
 
 def open_aio_channel(
-    target: str, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()
+    target: str,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    tls: Tls | None = None,
 ) -> grpc.aio.Channel:
-    """An asyncio channel to the server at HOST:PORT."""
-    return grpc.aio.insecure_channel(
-        target, options=CHANNEL_OPTIONS, interceptors=list(interceptors) or None
-    )
+    """An asyncio channel to the server at HOST:PORT (over TLS with `tls`)."""
+    chosen = list(interceptors) or None
+    if tls is not None:
+        return grpc.aio.secure_channel(
+            target, tls.credentials(), options=CHANNEL_OPTIONS, interceptors=chosen
+        )
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=chosen)
 
 
 @dataclass

@@ -116,6 +116,26 @@ def _max_request_setting() -> Any:
     )
 
 
+def _tls_cert_setting() -> Any:
+    return setting(
+        None,
+        "TLS certificate (PEM, with its chain) to serve with: gRPC over TLS, and HTTPS",
+        parse=_optional_path,
+    )
+
+
+def _tls_key_setting() -> Any:
+    return setting(None, "the TLS certificate's private key (PEM)", parse=_optional_path)
+
+
+def check_tls(cert: Path | None, key: Path | None, ca: Path | None) -> None:
+    if (cert is None) != (key is None):
+        raise SettingError("--tls-cert and --tls-key go together: give both, or neither")
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key), ("--tls-ca", ca)):
+        if path is not None and not path.is_file():
+            raise SettingError(f"{flag}={str(path)!r}: no such file")
+
+
 def _field_default(table: type, name: str) -> Any:
     return next(f.default for f in dataclasses.fields(table) if f.name == name)
 
@@ -217,6 +237,14 @@ class Settings:
     log_level: str = _log_level_setting()
     cors_origins: tuple[str, ...] = _cors_setting()
     max_request_mb: int = _max_request_setting()
+    tls_cert: Path | None = _tls_cert_setting()
+    tls_key: Path | None = _tls_key_setting()
+    tls_ca: Path | None = setting(
+        None,
+        "the authority the bridge checks the gRPC server's certificate against (PEM); "
+        "default: the certificate itself (self-signed)",
+        parse=_optional_path,
+    )
     drain_timeout: float = setting(
         30.0,
         "on SIGTERM or SIGINT, how long requests in flight may run before the server exits "
@@ -260,6 +288,7 @@ class Settings:
     ) -> Settings:
         settings = load(cls, flags, environ)
         settings.check_exposure()
+        check_tls(settings.tls_cert, settings.tls_key, settings.tls_ca)
         return settings
 
     def check_exposure(self) -> None:
@@ -302,12 +331,21 @@ class BridgeSettings:
     log_level: str = _log_level_setting()
     cors_origins: tuple[str, ...] = _cors_setting()
     max_request_mb: int = _max_request_setting()
+    tls_cert: Path | None = _tls_cert_setting()
+    tls_key: Path | None = _tls_key_setting()
+    tls_ca: Path | None = setting(
+        None,
+        "reach the target over TLS, checking its certificate against this authority (PEM)",
+        parse=_optional_path,
+    )
 
     @classmethod
     def load(
         cls, flags: Mapping[str, str | None] | None = None, environ: Mapping[str, str] | None = None
     ) -> BridgeSettings:
-        return load(cls, flags, environ)
+        settings = load(cls, flags, environ)
+        check_tls(settings.tls_cert, settings.tls_key, settings.tls_ca)
+        return settings
 
 
 T = TypeVar("T")

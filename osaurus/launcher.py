@@ -12,12 +12,14 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from osaurus import __version__
 from osaurus.auth import ApiKeys
+from osaurus.client import Tls
 from osaurus.config import BridgeSettings, Settings
 from osaurus.errors import OsaurusError
 from osaurus.models.registry import ModelRegistry
@@ -64,7 +66,12 @@ async def _serve(settings: Settings, registry: ModelRegistry) -> None:
     engine = Engine(registry, settings.engine_options())
     try:
         grpc_server = await start_grpc_server(
-            engine, settings.host, settings.grpc_port, keys, RateLimiter(settings.rate_limit)
+            engine,
+            settings.host,
+            settings.grpc_port,
+            keys,
+            RateLimiter(settings.rate_limit),
+            _tls_pair(settings.tls_cert, settings.tls_key),
         )
     except OSError:
         engine.shutdown()
@@ -78,19 +85,30 @@ async def _serve(settings: Settings, registry: ModelRegistry) -> None:
 
     waiters: set[asyncio.Task[Any]] = {asyncio.create_task(stop.wait())}
     http_server = None
+    secure = settings.tls_cert is not None
     if http_socket is not None:
+        # The bridge checks the server's certificate as any client would (self-signed: itself).
+        to_server = Tls(settings.tls_ca or settings.tls_cert) if secure else None
+        app = create_app(target, settings.cors_origins, settings.max_request_mb << 20, to_server)
         config = uvicorn.Config(
-            create_app(target, settings.cors_origins, settings.max_request_mb << 20),
+            app,
             host=settings.host,
             port=settings.http_port,
             log_level=_uvicorn_log_level(settings.log_level),
+            ssl_certfile=settings.tls_cert,
+            ssl_keyfile=settings.tls_key,
         )
         http_server = _HttpServer(config)
         waiters.add(asyncio.create_task(http_server.serve(sockets=[http_socket])))
     models = ", ".join(m.id for m in registry.list()) or "none"
+    scheme = "https" if secure else "http"
     print(
-        f"osaurus {__version__}: gRPC on {target}"
-        + (f", OpenAI API on http://{settings.host}:{settings.http_port}/v1" if http_server else "")
+        f"osaurus {__version__}: gRPC{' (TLS)' if secure else ''} on {target}"
+        + (
+            f", OpenAI API on {scheme}://{settings.host}:{settings.http_port}/v1"
+            if http_server
+            else ""
+        )
         + f"; models in {settings.models_dir}: {models}",
         flush=True,
     )
@@ -124,6 +142,13 @@ def _on_stop_signal(stop: asyncio.Event) -> None:
     stop.set()
 
 
+def _tls_pair(cert: Path | None, key: Path | None) -> tuple[bytes, bytes] | None:
+    """The (private key, certificate chain) gRPC serves TLS with, or None for plaintext."""
+    if cert is None or key is None:
+        return None
+    return key.read_bytes(), cert.read_bytes()
+
+
 def _reload_keys(keys: ApiKeys) -> None:
     try:
         keys.reload()
@@ -153,7 +178,14 @@ def bridge(settings: BridgeSettings) -> None:
 
     host, port, target = settings.host, settings.http_port, settings.target
     sock = bind_http_socket(host, port)
-    print(f"osaurus bridge: OpenAI API on http://{host}:{port}/v1 -> gRPC {target}", flush=True)
-    app = create_app(target, settings.cors_origins, settings.max_request_mb << 20)
-    config = uvicorn.Config(app, log_level=_uvicorn_log_level(settings.log_level))
+    scheme = "https" if settings.tls_cert else "http"
+    print(f"osaurus bridge: OpenAI API on {scheme}://{host}:{port}/v1 -> gRPC {target}", flush=True)
+    to_server = Tls(settings.tls_ca) if settings.tls_ca else None
+    app = create_app(target, settings.cors_origins, settings.max_request_mb << 20, to_server)
+    config = uvicorn.Config(
+        app,
+        log_level=_uvicorn_log_level(settings.log_level),
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
+    )
     asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))

@@ -88,10 +88,12 @@ async def start_grpc_server(
     port: int,
     keys: ApiKeys | None = None,
     limiter: RateLimiter | None = None,
+    tls: tuple[bytes, bytes] | None = None,
 ) -> RunningServer:
     """Start serving on host:port (port 0 picks a free one) and report SERVING when ready.
     With `keys` that are set, every call but health and reflection needs one of them; with a
-    `limiter`, inference calls count against their key's requests a minute."""
+    `limiter`, inference calls count against their key's requests a minute. `tls`: the
+    (private key, certificate chain) to serve TLS with, PEM."""
     keys, draining = keys or ApiKeys(), Draining()
     interceptors = [
         DrainInterceptor(draining),
@@ -112,7 +114,11 @@ async def start_grpc_server(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        address = f"{host}:{port}"
+        if tls is not None:
+            bound = server.add_secure_port(address, grpc.ssl_server_credentials([tls]))
+        else:
+            bound = server.add_insecure_port(address)
     except RuntimeError:
         bound = 0
     if bound == 0:

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from osaurus import __version__
-from osaurus.client import Stubs, open_aio_channel
+from osaurus.client import Stubs, Tls, open_aio_channel
 from rest_bridge import health, metrics
 from rest_bridge.anthropic import errors as anthropic_errors
 from rest_bridge.anthropic import routes as anthropic_routes
@@ -36,14 +36,15 @@ def create_app(
     target: str,
     cors_origins: tuple[str, ...] = (),
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    tls: Tls | None = None,
 ) -> FastAPI:
     """`cors_origins`: the origins a browser page may call from (FastAPI's CORSMiddleware
     answers their preflights); none, the default, is same-origin only. A request body over
-    `max_request_bytes` is refused (413)."""
+    `max_request_bytes` is refused (413). `tls`: reach the server over TLS."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        channel = open_aio_channel(target, forward_api_key())
+        channel = open_aio_channel(target, forward_api_key(), tls)
         app.state.clients = Stubs.over(target, channel)
         app.state.target = target
         try:

@@ -1,7 +1,7 @@
 """`osaurus-ctl`: manage a running osaurus server over gRPC.
 
-Every command takes --target (default 127.0.0.1:50051), --api-key (for a server with keys) and
---json (machine-readable output).
+Every command takes --target (default 127.0.0.1:50051), --api-key (for a server with keys),
+--tls / --tls-ca (for a server over TLS) and --json (machine-readable output).
 A server that is not running, or an error it returns, is one clear line on stderr and exit 1.
 """
 
@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from osaurus.client import Stubs, open_channel
+from osaurus.client import Stubs, Tls, open_channel
 from osaurus.config import DEFAULT_TARGET
 from osaurus.durations import parse_duration
 from osaurus.v1 import inference_pb2, model_pb2, session_pb2, system_pb2
@@ -112,10 +112,12 @@ def _size(n: int) -> str:
 
 
 class Ctl:
-    def __init__(self, target: str, as_json: bool, api_key: str | None = None):
+    def __init__(
+        self, target: str, as_json: bool, api_key: str | None = None, tls: Tls | None = None
+    ):
         self.target = target
         self.as_json = as_json
-        stubs = Stubs.over(target, open_channel(target, api_key))
+        stubs = Stubs.over(target, open_channel(target, api_key, tls))
         self.models = stubs.models
         self.inference = stubs.inference
         self.system = stubs.system
@@ -425,6 +427,18 @@ def _parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="the server's API key, if it has keys (env OSU_API_KEY)",
     )
+    common.add_argument(
+        "--tls",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="reach the server over TLS, trusting the system's authorities",
+    )
+    common.add_argument(
+        "--tls-ca",
+        default=argparse.SUPPRESS,
+        help="reach the server over TLS, trusting this authority's certificate (PEM; for a "
+        "self-signed server, its certificate; env OSU_TLS_CA)",
+    )
     parser = argparse.ArgumentParser(
         prog="osaurus-ctl", parents=[common], description="Manage an osaurus server over gRPC."
     )
@@ -488,7 +502,9 @@ def main(argv: list[str] | None = None) -> None:
     target = getattr(args, "target", None) or os.environ.get("OSU_TARGET", DEFAULT_TARGET)
     # OSU_API_KEY may hold several keys (the server's setting): the first one is ours.
     api_key = getattr(args, "api_key", None) or os.environ.get("OSU_API_KEY", "").split(",")[0]
-    ctl = Ctl(target, getattr(args, "json", False), api_key.strip() or None)
+    ca = getattr(args, "tls_ca", None) or os.environ.get("OSU_TLS_CA")
+    tls = Tls(Path(ca).expanduser()) if ca else Tls() if getattr(args, "tls", False) else None
+    ctl = Ctl(target, getattr(args, "json", False), api_key.strip() or None, tls)
     handler: Callable[[argparse.Namespace], None] = getattr(ctl, args.handler)
     try:
         handler(args)
