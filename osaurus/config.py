@@ -97,6 +97,14 @@ def _log_level_setting() -> Any:
     return setting("info", "log level", choices=_LOG_LEVELS)
 
 
+def _log_format_setting() -> Any:
+    return setting(
+        "text",
+        "log lines as text, or as JSON objects (with the request id) for log collectors",
+        choices=("text", "json"),
+    )
+
+
 def _cors_setting() -> Any:
     return setting(
         (),
@@ -235,6 +243,7 @@ class Settings:
         minimum=0,
     )
     log_level: str = _log_level_setting()
+    log_format: str = _log_format_setting()
     cors_origins: tuple[str, ...] = _cors_setting()
     max_request_mb: int = _max_request_setting()
     tls_cert: Path | None = _tls_cert_setting()
@@ -329,6 +338,7 @@ class BridgeSettings:
     host: str = setting("127.0.0.1", "address to bind the HTTP port to")
     http_port: int = setting(8080, "REST port", parse=int, minimum=0, maximum=65535, flag="--port")
     log_level: str = _log_level_setting()
+    log_format: str = _log_format_setting()
     cors_origins: tuple[str, ...] = _cors_setting()
     max_request_mb: int = _max_request_setting()
     tls_cert: Path | None = _tls_cert_setting()

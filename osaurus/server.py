@@ -20,6 +20,7 @@ from osaurus.services.interceptors import (
     Draining,
     DrainInterceptor,
     RateLimitInterceptor,
+    RequestIdInterceptor,
 )
 from osaurus.services.models import ModelServicer
 from osaurus.services.sessions import SessionServicer
@@ -96,6 +97,7 @@ async def start_grpc_server(
     (private key, certificate chain) to serve TLS with, PEM."""
     keys, draining = keys or ApiKeys(), Draining()
     interceptors = [
+        RequestIdInterceptor(),
         DrainInterceptor(draining),
         ApiKeyInterceptor(keys),
         RateLimitInterceptor(limiter or RateLimiter(0)),

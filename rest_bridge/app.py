@@ -16,8 +16,9 @@ from osaurus.client import Stubs, Tls, open_aio_channel
 from rest_bridge import health, metrics
 from rest_bridge.anthropic import errors as anthropic_errors
 from rest_bridge.anthropic import routes as anthropic_routes
-from rest_bridge.auth import ApiKeyGate, forward_api_key
+from rest_bridge.auth import ApiKeyGate
 from rest_bridge.errors import BridgeError, Render, unexpected_error
+from rest_bridge.forwarding import RequestIdMiddleware, forward_to_server
 from rest_bridge.limits import BodyLimit
 from rest_bridge.manage import routes as manage_routes
 from rest_bridge.metrics import HttpMetrics
@@ -44,7 +45,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        channel = open_aio_channel(target, forward_api_key(), tls)
+        channel = open_aio_channel(target, forward_to_server(), tls)
         app.state.clients = Stubs.over(target, channel)
         app.state.target = target
         try:
@@ -53,17 +54,18 @@ def create_app(
             await channel.close()
 
     app = FastAPI(title="osaurus", version=__version__, lifespan=lifespan)
-    # Each added one wraps those before it: CORS, metrics, body limit, API keys, the routes.
+    # Each added one wraps those before it: CORS, request id, metrics, body limit, API keys.
     app.add_middleware(ApiKeyGate, render_for=_family_shape)  # inside CORS: preflights pass
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes, render_for=_family_shape)
     app.add_middleware(HttpMetrics)  # outside the gate: refusals are counted too
+    app.add_middleware(RequestIdMiddleware)  # every answer, refusals included, has its id
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(cors_origins),
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["Retry-After"],
+            expose_headers=["Retry-After", "x-request-id"],
         )
     _install_fallback_handlers(app)
     app.include_router(health.router)

@@ -4,8 +4,8 @@ The server alone holds and checks the keys (its gRPC interceptor). Before a requ
 route, `ApiKeyGate` asks the server whether the key the client sent (Authorization: Bearer, or
 x-api-key) is accepted (SystemService.Authenticate, remembered for a while), so a refused
 client gets 401 in its API family's error shape before anything else, validation included.
-`forward_api_key` then puts that key on every gRPC call the request makes (a context variable
-carries it from the gate to the calls). The health check, the dashboard's files and the
+rest_bridge/forwarding.py then puts that key on every gRPC call the request makes (a context
+variable carries it from the gate to the calls). The health check, the dashboard's files and the
 OpenAPI document stay open, as the server's health and reflection do.
 """
 
@@ -14,13 +14,11 @@ from __future__ import annotations
 import contextvars
 import time
 from collections.abc import Callable
-from typing import Any
 
 import grpc
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from osaurus.client import key_metadata
 from osaurus.v1 import system_pb2
 from rest_bridge.errors import BridgeError, Render, from_grpc_error
 
@@ -72,31 +70,3 @@ class ApiKeyGate:
             return None  # the server is down or busy: the route will say so
         self._accepted[key] = time.monotonic() + REMEMBER_SECONDS
         return None
-
-
-def _with_key(details: Any) -> Any:
-    key = API_KEY.get()
-    if key is None:
-        return details
-    metadata = grpc.aio.Metadata(*(details.metadata or ()), key_metadata(key))
-    return details._replace(metadata=metadata)
-
-
-class _ForwardToUnary(grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(
-        self, continuation: Any, client_call_details: Any, request: Any
-    ):
-        return await continuation(_with_key(client_call_details), request)
-
-
-class _ForwardToStream(grpc.aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(
-        self, continuation: Any, client_call_details: Any, request: Any
-    ):
-        return await continuation(_with_key(client_call_details), request)
-
-
-def forward_api_key() -> list[grpc.aio.ClientInterceptor]:
-    """Interceptors that add the request's API key (if it sent one) to each gRPC call the bridge
-    makes. Two: a grpc.aio channel files an interceptor under one call kind only."""
-    return [_ForwardToUnary(), _ForwardToStream()]

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         table = Settings if args.command == "serve" else BridgeSettings
         settings = table.load({f.name: getattr(args, f.name) for f in dataclasses.fields(table)})
-        _configure_logging(settings.log_level)
+        _configure_logging(settings.log_level, settings.log_format)
         from osaurus import launcher
 
         if isinstance(settings, Settings):
@@ -98,10 +98,10 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _configure_logging(level: str, log_format: str) -> None:
+    from osaurus.request_id import configure_logging
+
+    configure_logging(level, log_format)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ from osaurus.metrics import ServerMetrics
 from osaurus.models.details import EMBEDDING
 from osaurus.models.gguf_import import import_gguf
 from osaurus.models.registry import ModelInfo, ModelRegistry, describe
+from osaurus.request_id import REQUEST_ID
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -399,7 +400,8 @@ class Engine:
             _deliver(loop, events.put_nowait, event)
 
         self._outstanding += 1
-        self._commands.put(lambda: self._admit(request, emit, cancelled, received_at))
+        request_id = REQUEST_ID.get()  # the engine thread logs its finish under it
+        self._commands.put(lambda: self._admit(request, emit, cancelled, received_at, request_id))
         ended = False  # finished or failed; else the client went away (counted as cancelled)
         try:
             while True:
@@ -427,6 +429,7 @@ class Engine:
         emit: Callable[[GenerationEvent | BaseException], None],
         cancelled: threading.Event,
         received_at: float,
+        request_id: str = "-",
     ) -> None:
         if cancelled.is_set():  # gone while waiting for the engine thread
             return
@@ -440,7 +443,7 @@ class Engine:
                 request,
                 lm,
                 self.options.default_max_tokens,
-                _logging_finish(emit),
+                _logging_finish(emit, request_id),
                 cancelled,
                 received_at,
                 load_seconds,
@@ -467,7 +470,7 @@ class Engine:
 
 
 def _logging_finish(
-    emit: Callable[[GenerationEvent | BaseException], None],
+    emit: Callable[[GenerationEvent | BaseException], None], request_id: str = "-"
 ) -> Callable[[GenerationEvent | BaseException], None]:
     def emit_and_log(event: GenerationEvent | BaseException) -> None:
         if isinstance(event, Finished):
@@ -482,6 +485,7 @@ def _logging_finish(
                 u.completion_tokens,
                 t.time_to_first_token,
                 t.generation_tokens_per_second,
+                extra={"request_id": request_id},
             )
         emit(event)
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import logging
@@ -15,6 +16,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from osaurus.errors import ERROR_DOMAIN, ErrorKind, InternalError, OsaurusError
+from osaurus.request_id import HEADER, REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,13 @@ STATUS_CODES = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class _Status(grpc.Status):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
+
+
 def rich_status(
     code: grpc.StatusCode, message: str, reason: str, metadata: dict[str, str] | None = None
 ) -> grpc.Status:
@@ -38,7 +47,10 @@ def rich_status(
     detail = any_pb2.Any()
     detail.Pack(info)
     status = status_pb2.Status(code=code.value[0], message=message, details=[detail])
-    return rpc_status.to_status(status)
+    converted = rpc_status.to_status(status)
+    # The request's id goes back with its error too (abort replaces the trailing metadata).
+    trailing = (*converted.trailing_metadata, (HEADER, REQUEST_ID.get()))
+    return _Status(converted.code, converted.details, trailing)
 
 
 def to_rpc_status(error: OsaurusError) -> grpc.Status:

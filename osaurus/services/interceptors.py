@@ -12,6 +12,7 @@ import grpc
 from osaurus.auth import ApiKeys, key_from_metadata
 from osaurus.errors import OsaurusError, RateLimited, Unauthenticated, Unavailable
 from osaurus.rate_limit import RateLimiter
+from osaurus.request_id import HEADER, REQUEST_ID, chosen
 from osaurus.services.grpc_errors import to_rpc_status
 
 INFERENCE_SERVICE = "osaurus.v1.InferenceService"
@@ -72,6 +73,49 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
         limit = self.limiter.per_minute
         message = f"rate limit: {limit} requests a minute for this API key; retry in {wait:.0f} s"
         return _refusing(handler, RateLimited(message, wait))
+
+
+class RequestIdInterceptor(grpc.aio.ServerInterceptor):
+    """Each call runs under its request id (the client's x-request-id metadata, or a new one):
+    every log line of it names the id, and the call's trailing metadata gives it back."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        given = dict(handler_call_details.invocation_metadata or ()).get(HEADER)
+        request_id = chosen(given if isinstance(given, str) else None)
+        REQUEST_ID.set(request_id)  # the call's own task and context: nothing to reset
+        handler = await continuation(handler_call_details)
+        return None if handler is None else _telling_id(handler, request_id)
+
+
+def _telling_id(handler: grpc.RpcMethodHandler, request_id: str) -> grpc.RpcMethodHandler:
+    """`handler`, with the request id set in its trailing metadata before it runs."""
+    trailing = ((HEADER, request_id),)
+    serializers = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary:
+        behaviour: Any = handler.unary_unary  # async here: grpc.aio's servicers
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            context.set_trailing_metadata(trailing)
+            return await behaviour(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(unary, **serializers)
+    if handler.unary_stream:
+        streaming: Any = handler.unary_stream
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            context.set_trailing_metadata(trailing)
+            async for item in streaming(request, context):
+                yield item
+
+        return grpc.unary_stream_rpc_method_handler(stream, **serializers)
+    return handler  # client streaming: the contract has none
 
 
 class Draining:
