@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 
 from osaurus.auth import ApiKeys, key_from_metadata
-from osaurus.errors import OsaurusError, RateLimited, Unauthenticated, Unavailable
+from osaurus.errors import InvalidArgument, OsaurusError, RateLimited, Unauthenticated, Unavailable
 from osaurus.rate_limit import RateLimiter
 from osaurus.request_id import HEADER, REQUEST_ID, chosen
 from osaurus.services.grpc_errors import to_rpc_status
@@ -91,11 +91,41 @@ class RequestIdInterceptor(grpc.aio.ServerInterceptor):
         return None if handler is None else _telling_id(handler, request_id)
 
 
+class _Undecodable:
+    """What a request that is not a valid message decodes to: the call then ends
+    INVALID_ARGUMENT, where grpc would answer INTERNAL ("Exception deserializing request")."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:  # protobuf's DecodeError, or a deserializer's own
+            return _Undecodable(exc)
+
+    return decode
+
+
+async def _refuse_undecodable(request: Any, context: grpc.aio.ServicerContext) -> None:
+    if isinstance(request, _Undecodable):
+        error = InvalidArgument(
+            f"the request is not a valid message of this method: {request.error}"
+        )
+        await context.abort_with_status(to_rpc_status(error))
+
+
 def _telling_id(handler: grpc.RpcMethodHandler, request_id: str) -> grpc.RpcMethodHandler:
-    """`handler`, with the request id set in its trailing metadata before it runs."""
+    """`handler`, with the request id set in its trailing metadata before it runs, and a request
+    that does not decode refused as INVALID_ARGUMENT."""
     trailing = ((HEADER, request_id),)
     serializers = {
-        "request_deserializer": handler.request_deserializer,
+        "request_deserializer": _tolerant(handler.request_deserializer),
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary:
@@ -103,6 +133,7 @@ def _telling_id(handler: grpc.RpcMethodHandler, request_id: str) -> grpc.RpcMeth
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             context.set_trailing_metadata(trailing)
+            await _refuse_undecodable(request, context)
             return await behaviour(request, context)
 
         return grpc.unary_unary_rpc_method_handler(unary, **serializers)
@@ -111,6 +142,7 @@ def _telling_id(handler: grpc.RpcMethodHandler, request_id: str) -> grpc.RpcMeth
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
             context.set_trailing_metadata(trailing)
+            await _refuse_undecodable(request, context)
             async for item in streaming(request, context):
                 yield item
 
