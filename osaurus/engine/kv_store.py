@@ -21,6 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+import mlx.core as mx
 from mlx_lm.models.cache import LRUPromptCache, can_trim_prompt_cache, trim_prompt_cache
 
 KVCache = list[Any]  # mlx-lm's per-layer cache objects
@@ -28,6 +29,15 @@ KVCache = list[Any]  # mlx-lm's per-layer cache objects
 
 def cache_nbytes(cache: KVCache) -> int:
     return sum(c.nbytes for c in cache)
+
+
+def materialize(cache: KVCache) -> None:
+    """Evaluate a cache taken out of a batch before it is kept. mlx-lm's BatchKVCache.extract
+    returns lazy copies (mx.contiguous of a slice), which hold on to the whole batch's KV buffer
+    until evaluated: kept unevaluated, each stored cache pinned a batch-sized buffer, and a
+    16-client soak grew the server by ~70 MB/s while the store counted a few MB."""
+    arrays = [a for c in cache for a in (getattr(c, "keys", None), getattr(c, "values", None))]
+    mx.eval([a for a in arrays if a is not None])
 
 
 def common_prefix_length(a: list[int], b: list[int]) -> int:
@@ -108,6 +118,8 @@ class KVCacheStore:
         that failed before it got a lease has nothing to give back.)"""
         if lease is None:
             return
+        if cache is not None:
+            materialize(cache)
         session = self._sessions.get(lease.session_id) if lease.session_id else None
         if session is not None and session.in_use:
             session.in_use = False

@@ -115,3 +115,25 @@ def test_dropping_a_model_forgets_its_caches():
     store.drop_model("m")
     assert store.session("s") is None and store.prefix_bytes == 0
     assert store.session("t") is not None
+
+
+def test_a_kept_cache_does_not_pin_the_batch_buffer_it_came_from():
+    """A cache taken out of a batch is a lazy copy of a slice of the batch's buffer (as
+    mlx-lm's BatchKVCache.extract makes it): once kept, only its own bytes stay alive."""
+    import gc
+
+    gc.collect()
+    baseline = mx.get_active_memory()
+    batch = mx.zeros((16, 1, 4096, 64))  # 16 sequences' keys: 16 MiB
+    mx.eval(batch)
+    cache = [KVCache() for _ in range(LAYERS)]
+    for layer in cache:
+        layer.keys = mx.contiguous(batch[0:1, :, :10])
+        layer.values = mx.contiguous(batch[0:1, :, :10])
+        layer.offset = 10
+    del batch
+    store = KVCacheStore(budget_bytes=1 << 30)
+    store.checkin(store.checkout("m", list(range(10))), list(range(10)), cache)
+    gc.collect()
+    kept = mx.get_active_memory() - baseline
+    assert kept < 1 << 20, kept  # its own few KiB, not the 16 MiB batch
