@@ -7,7 +7,8 @@ few chunks (the client closes the stream), and one in three continues a session 
 new session every few turns). Measured: failed requests (anything but a finished or a
 deliberately cancelled stream), the server's RSS every 10 s, and TTFT per minute (p50, p99).
 
-Writes bench/results/soak.{json,md} and soak.png. Environment: MINUTES (30), CLIENTS (16), OUT.
+Writes bench/results/soak.{json,md} and soak.png. Environment: MINUTES (30), CLIENTS (16), OUT,
+SERVER_FLAGS (for `osaurus serve`, e.g. "--kv-cache-mb 256").
 """
 
 from __future__ import annotations
@@ -124,7 +125,8 @@ def main() -> None:
     clients = int(os.environ.get("CLIENTS", "16"))
     models = WORK / "models"
     ensure_default_model(models, default_cache_dir(), log=print)
-    server = start(models, WORK / "osaurus-soak.log", "--no-default-model")
+    flags = os.environ.get("SERVER_FLAGS", "").split()
+    server = start(models, WORK / "osaurus-soak.log", "--no-default-model", *flags)
     try:
         records, rss, began = asyncio.run(
             soak(server.http_url, server.process.pid, minutes, clients)

@@ -27,6 +27,7 @@ from osaurus.models.staging import remove_abandoned
 from osaurus.rate_limit import RateLimiter
 
 log = logging.getLogger("osaurus")
+HTTP_SHUTDOWN_SECONDS = 3
 
 
 def serve(settings: Settings) -> None:
@@ -97,6 +98,8 @@ async def _serve(settings: Settings, registry: ModelRegistry) -> None:
             log_level=_uvicorn_log_level(settings.log_level),
             ssl_certfile=settings.tls_cert,
             ssl_keyfile=settings.tls_key,
+            # After the drain: streams that never end (a dashboard's stats) are cut, not awaited.
+            timeout_graceful_shutdown=HTTP_SHUTDOWN_SECONDS,
         )
         http_server = _HttpServer(config)
         waiters.add(asyncio.create_task(http_server.serve(sockets=[http_socket])))

@@ -25,6 +25,7 @@ from rest_bridge.errors import BridgeError, Render, from_grpc_error
 API_KEY: contextvars.ContextVar[str | None] = contextvars.ContextVar("api_key", default=None)
 OPEN_PATHS = ("/health", "/ui", "/openapi.json", "/docs", "/redoc")
 REMEMBER_SECONDS = 30.0  # how long an accepted key is not asked about again
+REMEMBER_AT_MOST = 1024  # keys remembered at once
 
 
 def presented_key(request: Request) -> str | None:
@@ -68,5 +69,10 @@ class ApiKeyGate:
             if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                 return from_grpc_error(exc)
             return None  # the server is down or busy: the route will say so
-        self._accepted[key] = time.monotonic() + REMEMBER_SECONDS
+        now = time.monotonic()
+        if len(self._accepted) >= REMEMBER_AT_MOST:  # keys off, clients sending anything
+            self._accepted = {k: t for k, t in self._accepted.items() if t > now}
+            if len(self._accepted) >= REMEMBER_AT_MOST:
+                self._accepted.clear()
+        self._accepted[key] = now + REMEMBER_SECONDS
         return None

@@ -1,6 +1,9 @@
-"""The gRPC server's gates, before any servicer: while the server drains (SIGTERM), new calls end
-UNAVAILABLE; when API keys are set, a call without one (`authorization: Bearer KEY` metadata)
-ends UNAUTHENTICATED. Health checks and reflection always pass."""
+"""The gRPC server's gates, before any servicer, in this order: each call gets its request id;
+while the server drains (SIGTERM) new calls end UNAVAILABLE; when API keys are set, a call
+without one (`authorization: Bearer KEY` metadata) ends UNAUTHENTICATED; inference calls past
+their key's requests a minute end RESOURCE_EXHAUSTED. Each gate decides before it hands the call
+on, so a refused call never reaches (nor counts in) the next. Health checks and reflection
+always pass. A request that does not decode ends INVALID_ARGUMENT."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from osaurus.errors import InvalidArgument, OsaurusError, RateLimited, Unauthent
 from osaurus.rate_limit import RateLimiter
 from osaurus.request_id import HEADER, REQUEST_ID, chosen
 from osaurus.services.grpc_errors import to_rpc_status
+from osaurus.v1 import inference_pb2, model_pb2, session_pb2, system_pb2
 
 INFERENCE_SERVICE = "osaurus.v1.InferenceService"
 # Services anyone may call: load balancers probe health, and tools list methods by reflection.
@@ -28,6 +32,32 @@ def _service(method: str) -> str:
     return method.lstrip("/").split("/")[0]
 
 
+# The contract's server-streaming methods, by path: a refusal must have the call's shape.
+_STREAMING = {
+    f"/{service.full_name}/{method.name}"
+    for module in (inference_pb2, model_pb2, session_pb2, system_pb2)
+    for service in module.DESCRIPTOR.services_by_name.values()
+    for method in service.methods
+    if method.server_streaming
+}
+
+
+def _refusal(method: str, error: OsaurusError) -> grpc.RpcMethodHandler:
+    """A handler that ends the call `method` with `error`, without running anything else."""
+    status = to_rpc_status(error)
+
+    async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.abort_with_status(status)
+
+    async def refuse_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort_with_status(status)
+        yield  # pragma: no cover (a generator: abort raises first)
+
+    if method in _STREAMING:
+        return grpc.unary_stream_rpc_method_handler(refuse_stream)
+    return grpc.unary_unary_rpc_method_handler(refuse)
+
+
 class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, keys: ApiKeys):
         self.keys = keys
@@ -38,16 +68,14 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Any:
         details = handler_call_details
-        handler = await continuation(details)
-        if handler is None or not self.keys.enabled or _service(details.method) in OPEN_SERVICES:
-            return handler
+        if not self.keys.enabled or _service(details.method) in OPEN_SERVICES:
+            return await continuation(details)
         presented = key_from_metadata(details.invocation_metadata or ())
         if self.keys.check(presented):
-            return handler
+            return await continuation(details)
         why = "invalid API key" if presented else "missing API key"
-        return _refusing(
-            handler, Unauthenticated(f"{why}: send the metadata authorization: Bearer KEY")
-        )
+        error = Unauthenticated(f"{why}: send the metadata authorization: Bearer KEY")
+        return _refusal(details.method, error)
 
 
 class RateLimitInterceptor(grpc.aio.ServerInterceptor):
@@ -62,17 +90,15 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Any:
-        handler = await continuation(handler_call_details)
-        limited = _service(handler_call_details.method) == INFERENCE_SERVICE
-        if handler is None or not self.limiter.enabled or not limited:
-            return handler
-        key = key_from_metadata(handler_call_details.invocation_metadata or ()) or ""
-        wait = self.limiter.take(key)
+        details = handler_call_details
+        if not self.limiter.enabled or _service(details.method) != INFERENCE_SERVICE:
+            return await continuation(details)
+        wait = self.limiter.take(key_from_metadata(details.invocation_metadata or ()) or "")
         if wait is None:
-            return handler
+            return await continuation(details)
         limit = self.limiter.per_minute
         message = f"rate limit: {limit} requests a minute for this API key; retry in {wait:.0f} s"
-        return _refusing(handler, RateLimited(message, wait))
+        return _refusal(details.method, RateLimited(message, wait))
 
 
 class RequestIdInterceptor(grpc.aio.ServerInterceptor):
@@ -166,33 +192,7 @@ class DrainInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler is None or not self.draining.on:
-            return handler
-        if _service(handler_call_details.method) in OPEN_SERVICES:
-            return handler
-        return _refusing(handler, Unavailable("osaurus is shutting down: it takes no new requests"))
-
-
-def _refusing(handler: grpc.RpcMethodHandler, error: OsaurusError) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as `handler` that ends the call with `error`."""
-    status = to_rpc_status(error)
-
-    async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
-        await context.abort_with_status(status)
-
-    async def refuse_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort_with_status(status)
-        yield  # pragma: no cover (a generator: abort raises first)
-
-    serializers = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(refuse, **serializers)
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(refuse_stream, **serializers)
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(refuse, **serializers)
-    return grpc.stream_stream_rpc_method_handler(refuse_stream, **serializers)
+        details = handler_call_details
+        if not self.draining.on or _service(details.method) in OPEN_SERVICES:
+            return await continuation(details)
+        return _refusal(details.method, Unavailable("osaurus is shutting down: no new requests"))

@@ -225,3 +225,29 @@ def test_import_then_delete_with_confirmation(dashboard, gguf_path) -> None:
     assert "not found" in dashboard.by("error").first.inner_text()
     # The refused import answered 404: the browser logs that failed request.
     dashboard.errors[:] = [e for e in dashboard.errors if "404" not in e]
+
+
+def test_reasoning_is_shown_apart(browser, models_dir, model_id, tmp_path) -> None:
+    """On a model that thinks (the test model's thinking variant), the thought goes in its own
+    collapsible block, as text, and the markers never show."""
+    from helpers import start_server
+    from thinking_model import make_thinking_model
+
+    models = tmp_path / "models"
+    make_thinking_model(models_dir / model_id, models / "smollm2-thinking")
+    server = start_server(models, tmp_path / "server.log", "--no-default-model")
+    try:
+        dashboard = Dashboard(browser, server.http_url, tmp_path)
+        dashboard.show("chat")
+        dashboard.by("chat-temperature").fill("0")
+        dashboard.by("chat-max-tokens").fill("40")
+        dashboard.by("chat-input").fill("Name the capital of France.")
+        dashboard.by("chat-send").click()
+        dashboard.by("chat-stats").wait_for()
+        thought = dashboard.page.locator(".thinking pre").inner_text()
+        assert "Paris" in thought
+        assert "<think>" not in dashboard.by("chat-output").inner_text()
+        dashboard.shoot("chat-reasoning")
+        dashboard.close()
+    finally:
+        server.stop()

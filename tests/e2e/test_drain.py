@@ -50,11 +50,24 @@ def _stream_in_background(server, model_id: str) -> tuple[threading.Thread, dict
     return thread, got, started
 
 
+def _watch_stats_forever(server) -> None:
+    """A stream that never ends by itself, as an open dashboard holds: it must not keep the
+    server from exiting."""
+    try:
+        url = f"{server.http_url}/osaurus/v1/system/stats?interval_seconds=0.5"
+        with httpx.stream("GET", url, timeout=None) as r:
+            for _ in r.iter_lines():
+                pass
+    except httpx.HTTPError:
+        pass  # cut when the server exits
+
+
 def test_sigterm_lets_the_stream_finish_refuses_new_work_and_exits_0(
     models_dir, model_id, tmp_path
 ) -> None:
     server = start_server(models_dir, tmp_path / "server.log", "--no-default-model")
     thread, got, started = _stream_in_background(server, model_id)
+    threading.Thread(target=_watch_stats_forever, args=(server,), daemon=True).start()
     assert started.wait(60) and got["error"] is None
     server.process.send_signal(signal.SIGTERM)
     with open_channel(server.grpc_target) as channel:
