@@ -86,7 +86,10 @@ class Engine:
                 if command is None:  # shutdown
                     self._close()
                     return
-                command()
+                try:
+                    command()  # commands answer their callers' futures, errors included
+                except Exception:  # a bug in one: the thread must outlive it, or all would hang
+                    log.exception("an engine command failed")
             for scheduler in list(self._schedulers.values()):
                 if len(scheduler):
                     try:
@@ -111,8 +114,10 @@ class Engine:
         return commands
 
     def _idle_timeout(self) -> float | None:
+        """Until the next keep-alive expiry, at most an hour (a wait too long for the platform's
+        timers raises; waking once an hour costs nothing)."""
         deadline = self._policy.next_deadline(self._residency)
-        return None if deadline is None else max(0.0, deadline - time.monotonic())
+        return None if deadline is None else min(3600.0, max(0.0, deadline - time.monotonic()))
 
     def _update_residency(self) -> None:
         """Mark models busy or idle (idle time counts from the last request's end) and unload

@@ -29,11 +29,17 @@ class Residency:
         return self.last_used + self.keep_alive
 
 
+# Keep-alives this long (or infinite) mean forever: a deadline further out would overflow the
+# timestamps and timers it is turned into.
+FOREVER_SECONDS = 100 * 365 * 24 * 3600.0
+
+
 def keep_alive_seconds(value: float | None, default: float | None) -> float | None:
-    """A request's keep-alive: None takes the default; negative means forever."""
+    """A request's keep-alive: None takes the default; negative, or a century or more, means
+    forever."""
     if value is None:
         return default
-    return None if value < 0 else value
+    return None if value < 0 or value >= FOREVER_SECONDS else value
 
 
 class ResidencyPolicy:

@@ -193,7 +193,7 @@ def request_from_proto(request: pb.GenerateRequest) -> GenerationRequest:
         parallel_tool_calls=(
             request.parallel_tool_calls if request.HasField("parallel_tool_calls") else True
         ),
-        keep_alive=(request.keep_alive_seconds if request.HasField("keep_alive_seconds") else None),
+        keep_alive=keep_alive_from_proto(request),
         ignore_eos=request.ignore_eos,
         speculative=request.speculative if request.HasField("speculative") else None,
         logprobs=request.top_logprobs if request.HasField("top_logprobs") else None,
@@ -305,9 +305,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
             truncate=request.truncate if request.HasField("truncate") else True,
             dimensions=request.dimensions,
             normalize=request.normalize if request.HasField("normalize") else None,
-            keep_alive=(
-                request.keep_alive_seconds if request.HasField("keep_alive_seconds") else None
-            ),
+            keep_alive=keep_alive_from_proto(request),
         )
         return pb.EmbedResponse(
             model=model,
@@ -349,6 +347,17 @@ def _embed_inputs(request: pb.EmbedRequest) -> tuple[list[str] | None, list[list
     if request.texts:
         return list(request.texts), None
     return None, [list(t.ids) for t in request.token_ids]
+
+
+def keep_alive_from_proto(request: Any) -> float | None:
+    """A request's optional keep_alive_seconds (negative: forever; NaN is refused)."""
+    if not request.HasField("keep_alive_seconds"):
+        return None
+    if math.isnan(request.keep_alive_seconds):
+        raise InvalidArgument(
+            "keep_alive_seconds must be a number of seconds", field="keep_alive_seconds"
+        )
+    return request.keep_alive_seconds
 
 
 def parse_json_object(text: str, field: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from osaurus.errors import InvalidArgument, Unavailable
 from osaurus.models import details, hub
 from osaurus.models.registry import ModelInfo
 from osaurus.services.grpc_errors import maps_errors
+from osaurus.services.inference import keep_alive_from_proto
 from osaurus.services.timestamps import to_timestamp
 from osaurus.v1 import model_pb2 as pb
 from osaurus.v1 import model_pb2_grpc
@@ -148,8 +149,7 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
 
     @maps_errors
     async def LoadModel(self, request: pb.LoadModelRequest, context: grpc.aio.ServicerContext):
-        keep_alive = request.keep_alive_seconds if request.HasField("keep_alive_seconds") else None
-        lm = await self.engine.load(_require_id(request.id), keep_alive)
+        lm = await self.engine.load(_require_id(request.id), keep_alive_from_proto(request))
         return pb.LoadModelResponse(model=self._to_proto(lm.info), load_seconds=lm.load_seconds)
 
     @maps_errors

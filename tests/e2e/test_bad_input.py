@@ -175,3 +175,33 @@ def test_random_bytes_to_every_grpc_method_end_cleanly(server) -> None:
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
     chat = {"model": M, "messages": USER, "max_tokens": 2}
     assert httpx.post(f"{server.http_url}/v1/chat/completions", json=chat, timeout=60).is_success
+
+
+def test_an_endless_keep_alive_means_forever_and_the_server_keeps_serving(
+    scratch_models_dir, tmp_path
+) -> None:
+    """Found by the fuzzer (test_fuzz_openapi): keep_alive 1e300 made an infinite deadline that
+    killed the engine thread, and every request after it hung."""
+    from helpers import start_server
+
+    server = start_server(scratch_models_dir, tmp_path / "server.log", "--no-default-model")
+    try:
+        with httpx.Client(base_url=server.http_url, timeout=60) as http:
+            loaded = http.post("/api/generate", json={"model": M, "keep_alive": 1e300})
+            assert loaded.status_code == 200, loaded.text
+            (running,) = http.get("/api/ps").json()["models"]
+            assert running["name"].startswith(M)
+            answer = http.post("/v1/chat/completions", json={**CHAT, "max_tokens": 4})
+            assert answer.status_code == 200, answer.text
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            load = channel.unary_unary(
+                "/osaurus.v1.ModelService/LoadModel",
+                request_serializer=model_pb2.LoadModelRequest.SerializeToString,
+                response_deserializer=model_pb2.LoadModelResponse.FromString,
+            )
+            with pytest.raises(grpc.RpcError) as info:
+                load(model_pb2.LoadModelRequest(id=M, keep_alive_seconds=float("nan")), timeout=30)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "keep_alive_seconds" in info.value.details()
+    finally:
+        server.stop()

@@ -21,6 +21,10 @@ def test_keep_alive_values() -> None:
     assert keep_alive_seconds(None, 300.0) == 300.0
     assert keep_alive_seconds(0, 300.0) == 0
     assert keep_alive_seconds(-1, 300.0) is None  # forever
+    # Found by the fuzzer: 1e300 s became an infinite deadline that killed the engine thread.
+    assert keep_alive_seconds(1e300, 300.0) is None
+    assert keep_alive_seconds(float("inf"), 300.0) is None
+    assert keep_alive_seconds(86400 * 365, 300.0) == 86400 * 365
 
 
 def test_an_idle_model_expires_a_busy_one_never() -> None:
