@@ -49,13 +49,13 @@ def normalize_messages(
                 {
                     "id": c.id,
                     "type": "function",
-                    "function": {"name": c.name, "arguments": json.loads(c.arguments or "{}")},
+                    "function": {"name": c.name, "arguments": _arguments(c.arguments)},
                 }
                 for c in m.tool_calls
             ]
         elif m.tool_calls:
             calls = [
-                json.dumps({"name": c.name, "arguments": json.loads(c.arguments or "{}")})
+                json.dumps({"name": c.name, "arguments": _arguments(c.arguments)})
                 for c in m.tool_calls
             ]
             entry["content"] = "\n".join(part for part in (m.content, *calls) if part)
@@ -67,7 +67,17 @@ def normalize_messages(
                 "content": f"Result of tool call {m.tool_call_id}: {m.content}",
             }
         rest.append(entry)
-    return ([{"role": "system", "content": system}] if system else []) + rest
+    given_system = system or any(m.role == "system" for m in messages)
+    return ([{"role": "system", "content": system}] if given_system else []) + rest
+
+
+def _arguments(text: str) -> Any:
+    """A call's arguments as the object templates expect. A client sends back the calls it got,
+    but it may send anything: text that is not JSON is passed on as it is, not refused."""
+    try:
+        return json.loads(text or "{}")
+    except json.JSONDecodeError:
+        return text
 
 
 def template_knows_tools(tokenizer: Any) -> bool:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
 from osaurus.chat.messages import Message
@@ -96,3 +99,69 @@ def test_a_template_without_tools_gets_a_tools_block_and_text_turns(tokenizer) -
     assert '"name": "get_weather"' in system and '{"name": "<tool name>"' in system
     assert '{"name": "get_weather", "arguments": {"city": "Paris"}}' in text  # the call as text
     assert '<|im_start|>user\nResult of tool call call_1: {"celsius": 21}' in text
+
+
+# Properties, over conversations hypothesis makes up: any roles in any order, any text (template
+# syntax, markup, control characters), tool calls whose arguments may not even be JSON.
+_text = st.text(max_size=40)
+_calls = st.lists(
+    st.builds(
+        ToolCall,
+        id=_text,
+        name=st.text(min_size=1, max_size=20),
+        arguments=st.one_of(
+            st.dictionaries(st.text(max_size=8), st.integers() | _text, max_size=3).map(json.dumps),
+            _text,  # what a client may send back: not always JSON, not always an object
+        ),
+    ),
+    max_size=2,
+)
+_messages = st.lists(
+    st.one_of(
+        st.builds(Message, role=st.sampled_from(["system", "user"]), content=_text),
+        st.builds(Message, role=st.just("assistant"), content=_text, tool_calls=_calls),
+        st.builds(Message, role=st.just("tool"), content=_text, tool_call_id=_text),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+_quiet = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@_quiet
+@given(messages=_messages)
+def test_any_conversation_renders_with_every_turn_in_order(tokenizer, messages) -> None:
+    """With the model's own template: no fallback, and each message's text is in the prompt in
+    the conversation's order (the system messages merged, first)."""
+    text = render_chat(tokenizer, messages).text
+    ordered = [m for m in messages if m.role == "system"]
+    ordered += [m for m in messages if m.role != "system"]
+    position = 0
+    for m in ordered:
+        found = text.find(m.content, position)
+        assert found >= 0, (m, text)
+        position = found + len(m.content)
+    assert text.endswith("<|im_start|>assistant\n")
+
+
+@_quiet
+@given(messages=_messages)
+def test_any_conversation_renders_natively_with_tools(tokenizer, messages) -> None:
+    """A tools-aware template gets every call, its arguments an object when they are JSON."""
+    tokenizer.chat_template = NATIVE
+    rendered = render_chat(tokenizer, messages, [WEATHER])
+    assert not rendered.used_fallback
+    assert rendered.text.startswith("<tools>get_weather;</tools>")
+    calls = [c for m in messages if m.role == "assistant" for c in m.tool_calls]
+    assert rendered.text.count("<call ") == len(calls)
+
+
+@_quiet
+@given(messages=_messages)
+def test_any_conversation_is_one_prompt_the_tokenizer_takes(tokenizer, messages) -> None:
+    ids = encode_prompt(tokenizer, render_chat(tokenizer, messages).text)
+    assert ids and all(isinstance(i, int) for i in ids)
