@@ -2,9 +2,12 @@
 
 Routes return dicts shaped as each API sends them, so FastAPI's response_model (which would
 validate and re-serialize every answer) is off; `answers` documents the models instead. A
-streamed answer is documented as its media type (SSE or NDJSON) whose items are a model: OpenAPI
-3.1 has no item schema, so the item model is the media type's schema, and `openapi_document`
-adds the item models FastAPI does not see to the components.
+streamed answer is documented as its media type, with FastAPI's unseen item models added to the
+components by `openapi_document`:
+- SSE: the media type's schema is one event (OpenAPI 3.1 has no item schema; 3.2's itemSchema
+  means the same), whose `data` is a JSON string of the item model (contentMediaType and
+  contentSchema), or OpenAI's closing "[DONE]";
+- NDJSON: the media type's schema is one line, the item model itself.
 """
 
 from __future__ import annotations
@@ -30,18 +33,37 @@ def answers(
     stream: type[BaseModel] | None = None,
     media_type: str = SSE,
     description: str = "",
+    done_marker: bool = False,
 ) -> dict[str, Any]:
     """Route decorator arguments that document a route's 200: `model` as JSON (None: an empty
     body), and when the route can stream (`stream: true` in its body), `stream` as each item of
-    `media_type`."""
+    `media_type`; `done_marker`: the SSE stream ends with `data: [DONE]`."""
     if model is None:
         empty = {"description": description or "Done: an empty answer"}
         return {"response_model": None, "response_class": Response, "responses": {200: empty}}
     ok: dict[str, Any] = {"model": model, "description": description or "Successful answer"}
     if stream is not None:
         _stream_models[stream.__name__] = stream
-        ok["content"] = {media_type: {"schema": {"$ref": _REF.format(model=stream.__name__)}}}
+        item = {"$ref": _REF.format(model=stream.__name__)}
+        schema = _sse_event(item, done_marker) if media_type == SSE else item
+        ok["content"] = {media_type: {"schema": schema}}
     return {"response_model": None, "responses": {200: ok}}
+
+
+def _sse_event(item: dict[str, Any], done_marker: bool) -> dict[str, Any]:
+    """One server-sent event whose data is `item` as JSON (or "[DONE]", with `done_marker`)."""
+    data: dict[str, Any] = {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": item,
+    }
+    if done_marker:
+        data = {"anyOf": [{"const": "[DONE]"}, data]}
+    return {
+        "type": "object",
+        "required": ["data"],
+        "properties": {"event": {"type": "string"}, "id": {"type": "string"}, "data": data},
+    }
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:

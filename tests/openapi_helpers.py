@@ -38,9 +38,18 @@ class Documented:
             assert not response.content, f"{method} {path}: documented empty, got a body"
             return []
         assert media in content, f"{method} {path}: {media!r} is not among {list(content)}"
-        schema = {**content[media]["schema"], "components": self.document["components"]}
+        schema = {**item_schema(media, content[media]), "components": self.document["components"]}
         validator = Draft202012Validator(schema)
         for answer in answers:
             errors = [e.message for e in validator.iter_errors(answer)]
             assert not errors, f"{method} {path} {status}: {errors[:3]} in {answer}"
         return answers
+
+
+def item_schema(media: str, media_object: dict[str, Any]) -> dict[str, Any]:
+    """The schema of one JSON item: for SSE, the contentSchema of the documented event's data."""
+    schema = media_object["schema"]
+    if media != "text/event-stream":
+        return schema
+    data = schema["properties"]["data"]
+    return next(b for b in data.get("anyOf", [data]) if "contentSchema" in b)["contentSchema"]

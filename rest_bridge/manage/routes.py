@@ -125,18 +125,24 @@ async def _pull_events(call: Any, first: Any, request: Request) -> AsyncIterator
 
 @router.get("/system/stats", **answers(m.SystemStats, m.SystemStats, description="SSE only"))
 async def system_stats(
-    request: Request, interval_seconds: float = Query(default=1.0, ge=0.1, le=60)
+    request: Request,
+    interval_seconds: float = Query(default=1.0, ge=0.1, le=60),
+    count: int | None = Query(default=None, ge=1, description="End after this many samples"),
 ) -> EventSourceResponse:
     call = clients(request).system.WatchSystemStats(
         system_pb2.WatchSystemStatsRequest(interval_seconds=interval_seconds)
     )
-    return EventSourceResponse(_stats_events(call, request), sep="\n", ping=15)
+    return EventSourceResponse(_stats_events(call, request, count), sep="\n", ping=15)
 
 
-async def _stats_events(call: Any, request: Request) -> AsyncIterator[dict]:
+async def _stats_events(call: Any, request: Request, count: int | None) -> AsyncIterator[dict]:
     try:
+        sent = 0
         async for sample in call:
             yield data_event(translate.stats(sample))
+            sent += 1
+            if sent == count:
+                break
     except grpc.aio.AioRpcError as exc:
         yield data_event(error_body(from_grpc_error(exc, grpc_target(request))))
     finally:

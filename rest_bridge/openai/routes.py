@@ -39,7 +39,9 @@ from rest_bridge.sse import data_event
 router = APIRouter(route_class=OpenAIRoute)
 
 
-@router.post("/v1/chat/completions", **answers(m.ChatCompletion, m.ChatCompletionChunk))
+@router.post(
+    "/v1/chat/completions", **answers(m.ChatCompletion, m.ChatCompletionChunk, done_marker=True)
+)
 @router.post("/chat/completions", include_in_schema=False)
 async def create_chat_completion(
     body: ChatCompletionRequest,
@@ -97,7 +99,7 @@ async def _stream(
     yield {"data": "[DONE]"}
 
 
-@router.post("/v1/completions", **answers(m.Completion, m.Completion))
+@router.post("/v1/completions", **answers(m.Completion, m.Completion, done_marker=True))
 @router.post("/completions", include_in_schema=False)
 async def create_completion(body: CompletionRequest, request: Request):
     prompts = body.prompts()

@@ -82,6 +82,9 @@ def test_stats_stream(http, documented) -> None:
                 break
     assert samples[2]["timestamp"] > samples[0]["timestamp"]
     assert all(s["memory_total_bytes"] > s["memory_used_bytes"] > 0 for s in samples)
+    counted = http.get(f"{API}/system/stats?interval_seconds=0.1&count=2")  # ends by itself
+    _check(documented, "GET", "/system/stats", counted, 200)
+    assert counted.text.count("data:") == 2
     too_fast = http.get(f"{API}/system/stats?interval_seconds=0.01")
     _check(documented, "GET", "/system/stats", too_fast, 400)
 

@@ -10,7 +10,7 @@ import re
 import pytest
 from bridge_helpers import bridge_over
 from fake_engine import FakeEngine
-from openapi_helpers import Documented
+from openapi_helpers import Documented, item_schema
 
 from osaurus.services.inference import InferenceServicer
 from rest_bridge.app import create_app
@@ -32,8 +32,9 @@ def test_every_route_documents_its_answers_and_errors() -> None:
             ok = responses["200"]
             if path in ("/", "/metrics"):
                 continue  # plain text
-            for media in ok.get("content", {}).values():
-                assert media["schema"].get("$ref"), f"{method} {path}: 200 is not a model"
+            for media_type, media in ok.get("content", {}).items():
+                schema = item_schema(media_type, media)
+                assert schema.get("$ref"), f"{method} {path}: 200 is not a model"
             if path != "/health":
                 assert {"4XX", "5XX"} <= set(responses), f"{method} {path}: errors undocumented"
 
