@@ -272,9 +272,20 @@ class Settings:
         repeatable=True,
         default_text="none: no authentication",
     )
+    read_only_api_keys: tuple[str, ...] = setting(
+        (),
+        "an API key that may generate and read but not pull, import, copy, delete, load or "
+        "unload models (those get 403 / PERMISSION_DENIED); repeatable, or comma-separated",
+        parse=_keys,
+        env="OSU_READ_ONLY_API_KEY",
+        flag="--read-only-api-key",
+        repeatable=True,
+        default_text="none",
+    )
     api_key_file: Path | None = setting(
         None,
-        "a file of API keys, one a line (# comments); read again on SIGHUP",
+        'a file of API keys, one a line: "KEY" (admin) or "KEY read-only" (# comments); read '
+        "again on SIGHUP",
         parse=_optional_path,
     )
     rate_limit: int = setting(
@@ -300,9 +311,13 @@ class Settings:
         check_tls(settings.tls_cert, settings.tls_key, settings.tls_ca)
         return settings
 
+    @property
+    def has_keys(self) -> bool:
+        return bool(self.api_keys or self.read_only_api_keys or self.api_key_file)
+
     def check_exposure(self) -> None:
         """Refuse to serve every address's clients without keys, unless told to."""
-        if is_loopback(self.host) or self.api_keys or self.api_key_file or self.insecure_no_auth:
+        if is_loopback(self.host) or self.has_keys or self.insecure_no_auth:
             return
         raise SettingError(
             f"--host {self.host} lets other machines reach osaurus, and no API key is set: "

@@ -63,7 +63,7 @@ async def _serve(settings: Settings, registry: ModelRegistry) -> None:
 
     # Bind the REST port first, so a busy port fails fast with a clear line, before any loading.
     http_socket = bind_http_socket(settings.host, settings.http_port) if settings.http else None
-    keys = ApiKeys(settings.api_keys, settings.api_key_file)
+    keys = ApiKeys(settings.api_keys, settings.api_key_file, settings.read_only_api_keys)
     engine = Engine(registry, settings.engine_options())
     try:
         grpc_server = await start_grpc_server(

@@ -1,9 +1,10 @@
 """The gRPC server's gates, before any servicer, in this order: each call gets its request id;
 while the server drains (SIGTERM) new calls end UNAVAILABLE; when API keys are set, a call
-without one (`authorization: Bearer KEY` metadata) ends UNAUTHENTICATED; inference calls past
-their key's requests a minute end RESOURCE_EXHAUSTED. Each gate decides before it hands the call
-on, so a refused call never reaches (nor counts in) the next. Health checks and reflection
-always pass. A request that does not decode ends INVALID_ARGUMENT."""
+without one (`authorization: Bearer KEY` metadata) ends UNAUTHENTICATED, and a read-only key's
+call to a method that changes the models held (ADMIN_METHODS) PERMISSION_DENIED; inference
+calls past their key's requests a minute end RESOURCE_EXHAUSTED. Each gate decides before it
+hands the call on, so a refused call never reaches (nor counts in) the next. Health checks and
+reflection always pass. A request that does not decode ends INVALID_ARGUMENT."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ from typing import Any
 
 import grpc
 
-from osaurus.auth import ApiKeys, key_from_metadata
-from osaurus.errors import InvalidArgument, OsaurusError, RateLimited, Unauthenticated, Unavailable
+from osaurus.auth import ApiKeys, Role, key_from_metadata
+from osaurus.errors import (
+    InvalidArgument,
+    OsaurusError,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
+    Unavailable,
+)
 from osaurus.rate_limit import RateLimiter
 from osaurus.request_id import HEADER, REQUEST_ID, chosen
 from osaurus.services.grpc_errors import to_rpc_status
@@ -25,6 +33,13 @@ OPEN_SERVICES = (
     "grpc.health.v1.Health",
     "grpc.reflection.v1alpha.ServerReflection",
     "grpc.reflection.v1.ServerReflection",
+)
+
+
+# What only an admin key may call: the methods that change which models the server holds.
+ADMIN_METHODS = frozenset(
+    f"/osaurus.v1.ModelService/{name}"
+    for name in ("PullModel", "ImportModel", "CopyModel", "DeleteModel", "LoadModel", "UnloadModel")
 )
 
 
@@ -71,10 +86,17 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
         if not self.keys.enabled or _service(details.method) in OPEN_SERVICES:
             return await continuation(details)
         presented = key_from_metadata(details.invocation_metadata or ())
-        if self.keys.check(presented):
+        role = self.keys.role(presented)
+        if role is Role.ADMIN or (role is Role.READ_ONLY and details.method not in ADMIN_METHODS):
             return await continuation(details)
-        why = "invalid API key" if presented else "missing API key"
-        error = Unauthenticated(f"{why}: send the metadata authorization: Bearer KEY")
+        if role is Role.READ_ONLY:
+            name = details.method.rsplit("/", 1)[-1]
+            error: OsaurusError = PermissionDenied(
+                f"this API key is read-only: {name} needs an admin key"
+            )
+        else:
+            why = "invalid API key" if presented else "missing API key"
+            error = Unauthenticated(f"{why}: send the metadata authorization: Bearer KEY")
         return _refusal(details.method, error)
 
 

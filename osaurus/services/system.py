@@ -8,7 +8,7 @@ import time
 import grpc
 
 from osaurus import __version__
-from osaurus.auth import ApiKeys
+from osaurus.auth import ApiKeys, key_from_metadata
 from osaurus.engine.blas import blas_in_use
 from osaurus.engine.engine import Engine
 from osaurus.engine.native import status as kernel_status
@@ -56,7 +56,10 @@ class SystemServicer(system_pb2_grpc.SystemServiceServicer):
         self, request: pb.AuthenticateRequest, context: grpc.aio.ServicerContext
     ) -> pb.AuthenticateResponse:
         # Reached only past the interceptor, so the key (if any is needed) was good.
-        return pb.AuthenticateResponse(keys_required=self.keys.enabled)
+        role = self.keys.role(key_from_metadata(context.invocation_metadata() or ()))
+        return pb.AuthenticateResponse(
+            keys_required=self.keys.enabled, role=role.value if role else ""
+        )
 
     @maps_errors
     async def GetMetrics(

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17osaurus/v1/system.proto\x12\nosaurus.v1\"\x13\n\x11GetMetricsRequest\"\"\n\x12GetMetricsResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\"\x15\n\x13\x41uthenticateRequest\"-\n\x14\x41uthenticateResponse\x12\x15\n\rkeys_required\x18\x01 \x01(\x08\"\x12\n\x10GetStatusRequest\"\xe2\x02\n\x11GetStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x02 \x01(\x01\x12\x15\n\rloaded_models\x18\x03 \x03(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x13\n\x0bmlx_version\x18\x05 \x01(\t\x12\x12\n\nmodels_dir\x18\x06 \x01(\t\x12\x0c\n\x04\x62las\x18\x07 \x01(\t\x12\x17\n\x0f\x61\x63tive_requests\x18\x08 \x01(\r\x12\x15\n\rrequest_limit\x18\t \x01(\r\x12\x16\n\x0ekv_cache_bytes\x18\n \x01(\x04\x12\x1d\n\x15kv_cache_budget_bytes\x18\x0b \x01(\x04\x12\x12\n\ncpu_kernel\x18\x0c \x01(\t\x12\x18\n\x10running_requests\x18\r \x01(\r\x12\x17\n\x0fqueued_requests\x18\x0e \x01(\r\x12\x18\n\x10generated_tokens\x18\x0f \x01(\x04\"3\n\x17WatchSystemStatsRequest\x12\x18\n\x10interval_seconds\x18\x01 \x01(\x01\"\xfc\x01\n\x18WatchSystemStatsResponse\x12\x13\n\x0b\x63pu_percent\x18\x01 \x01(\x01\x12\x19\n\x11memory_used_bytes\x18\x02 \x01(\x04\x12\x1a\n\x12memory_total_bytes\x18\x03 \x01(\x04\x12\x19\n\x11process_rss_bytes\x18\x04 \x01(\x04\x12\x11\n\ttimestamp\x18\x05 \x01(\x01\x12\x18\n\x10running_requests\x18\x06 \x01(\r\x12\x17\n\x0fqueued_requests\x18\x07 \x01(\r\x12\x18\n\x10generated_tokens\x18\x08 \x01(\x04\x12\x19\n\x11tokens_per_second\x18\t \x01(\x01\x32\xda\x02\n\rSystemService\x12H\n\tGetStatus\x12\x1c.osaurus.v1.GetStatusRequest\x1a\x1d.osaurus.v1.GetStatusResponse\x12_\n\x10WatchSystemStats\x12#.osaurus.v1.WatchSystemStatsRequest\x1a$.osaurus.v1.WatchSystemStatsResponse0\x01\x12Q\n\x0c\x41uthenticate\x12\x1f.osaurus.v1.AuthenticateRequest\x1a .osaurus.v1.AuthenticateResponse\x12K\n\nGetMetrics\x12\x1d.osaurus.v1.GetMetricsRequest\x1a\x1e.osaurus.v1.GetMetricsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17osaurus/v1/system.proto\x12\nosaurus.v1\"\x13\n\x11GetMetricsRequest\"\"\n\x12GetMetricsResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\"\x15\n\x13\x41uthenticateRequest\";\n\x14\x41uthenticateResponse\x12\x15\n\rkeys_required\x18\x01 \x01(\x08\x12\x0c\n\x04role\x18\x02 \x01(\t\"\x12\n\x10GetStatusRequest\"\xe2\x02\n\x11GetStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x02 \x01(\x01\x12\x15\n\rloaded_models\x18\x03 \x03(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x13\n\x0bmlx_version\x18\x05 \x01(\t\x12\x12\n\nmodels_dir\x18\x06 \x01(\t\x12\x0c\n\x04\x62las\x18\x07 \x01(\t\x12\x17\n\x0f\x61\x63tive_requests\x18\x08 \x01(\r\x12\x15\n\rrequest_limit\x18\t \x01(\r\x12\x16\n\x0ekv_cache_bytes\x18\n \x01(\x04\x12\x1d\n\x15kv_cache_budget_bytes\x18\x0b \x01(\x04\x12\x12\n\ncpu_kernel\x18\x0c \x01(\t\x12\x18\n\x10running_requests\x18\r \x01(\r\x12\x17\n\x0fqueued_requests\x18\x0e \x01(\r\x12\x18\n\x10generated_tokens\x18\x0f \x01(\x04\"3\n\x17WatchSystemStatsRequest\x12\x18\n\x10interval_seconds\x18\x01 \x01(\x01\"\xfc\x01\n\x18WatchSystemStatsResponse\x12\x13\n\x0b\x63pu_percent\x18\x01 \x01(\x01\x12\x19\n\x11memory_used_bytes\x18\x02 \x01(\x04\x12\x1a\n\x12memory_total_bytes\x18\x03 \x01(\x04\x12\x19\n\x11process_rss_bytes\x18\x04 \x01(\x04\x12\x11\n\ttimestamp\x18\x05 \x01(\x01\x12\x18\n\x10running_requests\x18\x06 \x01(\r\x12\x17\n\x0fqueued_requests\x18\x07 \x01(\r\x12\x18\n\x10generated_tokens\x18\x08 \x01(\x04\x12\x19\n\x11tokens_per_second\x18\t \x01(\x01\x32\xda\x02\n\rSystemService\x12H\n\tGetStatus\x12\x1c.osaurus.v1.GetStatusRequest\x1a\x1d.osaurus.v1.GetStatusResponse\x12_\n\x10WatchSystemStats\x12#.osaurus.v1.WatchSystemStatsRequest\x1a$.osaurus.v1.WatchSystemStatsResponse0\x01\x12Q\n\x0c\x41uthenticate\x12\x1f.osaurus.v1.AuthenticateRequest\x1a .osaurus.v1.AuthenticateResponse\x12K\n\nGetMetrics\x12\x1d.osaurus.v1.GetMetricsRequest\x1a\x1e.osaurus.v1.GetMetricsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,15 +38,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHENTICATEREQUEST']._serialized_start=96
   _globals['_AUTHENTICATEREQUEST']._serialized_end=117
   _globals['_AUTHENTICATERESPONSE']._serialized_start=119
-  _globals['_AUTHENTICATERESPONSE']._serialized_end=164
-  _globals['_GETSTATUSREQUEST']._serialized_start=166
-  _globals['_GETSTATUSREQUEST']._serialized_end=184
-  _globals['_GETSTATUSRESPONSE']._serialized_start=187
-  _globals['_GETSTATUSRESPONSE']._serialized_end=541
-  _globals['_WATCHSYSTEMSTATSREQUEST']._serialized_start=543
-  _globals['_WATCHSYSTEMSTATSREQUEST']._serialized_end=594
-  _globals['_WATCHSYSTEMSTATSRESPONSE']._serialized_start=597
-  _globals['_WATCHSYSTEMSTATSRESPONSE']._serialized_end=849
-  _globals['_SYSTEMSERVICE']._serialized_start=852
-  _globals['_SYSTEMSERVICE']._serialized_end=1198
+  _globals['_AUTHENTICATERESPONSE']._serialized_end=178
+  _globals['_GETSTATUSREQUEST']._serialized_start=180
+  _globals['_GETSTATUSREQUEST']._serialized_end=198
+  _globals['_GETSTATUSRESPONSE']._serialized_start=201
+  _globals['_GETSTATUSRESPONSE']._serialized_end=555
+  _globals['_WATCHSYSTEMSTATSREQUEST']._serialized_start=557
+  _globals['_WATCHSYSTEMSTATSREQUEST']._serialized_end=608
+  _globals['_WATCHSYSTEMSTATSRESPONSE']._serialized_start=611
+  _globals['_WATCHSYSTEMSTATSRESPONSE']._serialized_end=863
+  _globals['_SYSTEMSERVICE']._serialized_start=866
+  _globals['_SYSTEMSERVICE']._serialized_end=1212
 # @@protoc_insertion_point(module_scope)

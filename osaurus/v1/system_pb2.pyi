@@ -21,10 +21,12 @@ class AuthenticateRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class AuthenticateResponse(_message.Message):
-    __slots__ = ("keys_required",)
+    __slots__ = ("keys_required", "role")
     KEYS_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     keys_required: bool
-    def __init__(self, keys_required: _Optional[bool] = ...) -> None: ...
+    role: str
+    def __init__(self, keys_required: _Optional[bool] = ..., role: _Optional[str] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()

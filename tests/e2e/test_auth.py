@@ -26,9 +26,38 @@ from helpers import start_server
 from osaurus.child_server import osaurus_command
 from osaurus.client import key_metadata, open_channel
 from osaurus.server import SERVICE_NAMES
-from osaurus.v1 import inference_pb2, model_pb2, session_pb2, system_pb2, system_pb2_grpc
+from osaurus.v1 import (
+    inference_pb2,
+    model_pb2,
+    model_pb2_grpc,
+    session_pb2,
+    system_pb2,
+    system_pb2_grpc,
+)
 
 KEY, FILE_KEY = "k-flag-0123456789", "k-file-9876543210"
+READ_ONLY_KEY, FILE_READ_ONLY_KEY = "k-ro-flag-13579", "k-ro-file-24680"
+# Every method of the contract, as a read-only key sees it; a new method fails the test below
+# until it is put in one of the two.
+ADMIN_ONLY = {
+    "ModelService." + name
+    for name in ("PullModel", "ImportModel", "CopyModel", "DeleteModel", "LoadModel", "UnloadModel")
+}
+READ_ONLY_MAY = {
+    "InferenceService.Generate",
+    "InferenceService.CountTokens",
+    "InferenceService.Embed",
+    "ModelService.ListModels",
+    "ModelService.GetModel",
+    "ModelService.SearchModels",
+    "SessionService.ListSessions",
+    "SessionService.GetSession",
+    "SessionService.DeleteSession",
+    "SystemService.GetStatus",
+    "SystemService.WatchSystemStats",
+    "SystemService.Authenticate",
+    "SystemService.GetMetrics",
+}
 OPEN_ROUTES = {"/", "/health", "/openapi.json"}
 FILES = (inference_pb2, model_pb2, session_pb2, system_pb2)
 
@@ -36,7 +65,7 @@ FILES = (inference_pb2, model_pb2, session_pb2, system_pb2)
 @pytest.fixture(scope="module")
 def key_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("keys") / "keys"
-    path.write_text(f"# the operators' keys\n{FILE_KEY}\n")
+    path.write_text(f"# the operators' keys\n{FILE_KEY}\n{FILE_READ_ONLY_KEY} read-only\n")
     return path
 
 
@@ -44,8 +73,9 @@ def key_file(tmp_path_factory) -> Path:
 def keyed(models_dir, key_file, tmp_path_factory):
     logs = tmp_path_factory.mktemp("keyed") / "server.log"
     server = start_server(
-        models_dir, logs, "--no-default-model", "--api-key", KEY, "--api-key-file", str(key_file)
-    )
+        models_dir, logs, "--no-default-model", "--api-key", KEY, "--api-key-file", str(key_file),
+        "--read-only-api-key", READ_ONLY_KEY,
+    )  # fmt: skip
     yield server
     server.stop()
 
@@ -100,6 +130,46 @@ def test_every_rpc_needs_a_key_but_health_and_reflection(keyed) -> None:
             system_pb2.AuthenticateRequest()
         )
         assert reply.keys_required
+
+
+def test_a_read_only_key_may_generate_and_read_but_not_change_the_models(keyed) -> None:
+    methods = {f"{m.containing_service.name}.{m.name}": m for m in _methods()}
+    assert set(methods) == ADMIN_ONLY | READ_ONLY_MAY, "classify the new method"
+    with grpc.insecure_channel(keyed.grpc_target) as channel:
+        for key in (READ_ONLY_KEY, FILE_READ_ONLY_KEY):
+            for name, method in methods.items():
+                code = _call(channel, method, [key_metadata(key)])
+                if name in ADMIN_ONLY:
+                    assert code == grpc.StatusCode.PERMISSION_DENIED, name
+                else:
+                    assert code not in (
+                        grpc.StatusCode.PERMISSION_DENIED,
+                        grpc.StatusCode.UNAUTHENTICATED,
+                    ), name
+            assert _call(channel, methods["ModelService.UnloadModel"], [key_metadata(KEY)]) != (
+                grpc.StatusCode.PERMISSION_DENIED
+            )
+    with open_channel(keyed.grpc_target, READ_ONLY_KEY) as channel:
+        stub = system_pb2_grpc.SystemServiceStub(channel)
+        assert stub.Authenticate(system_pb2.AuthenticateRequest()).role == "read-only"
+        with pytest.raises(grpc.RpcError) as info:
+            model_pb2_grpc.ModelServiceStub(channel).DeleteModel(
+                model_pb2.DeleteModelRequest(id="anything")
+            )
+        assert "read-only: DeleteModel needs an admin key" in info.value.details()
+    with open_channel(keyed.grpc_target, KEY) as channel:
+        stub = system_pb2_grpc.SystemServiceStub(channel)
+        assert stub.Authenticate(system_pb2.AuthenticateRequest()).role == "admin"
+    # Through the bridge: 403 in each family's shape; generation and reads are served.
+    read_only = {"authorization": f"Bearer {READ_ONLY_KEY}"}
+    with httpx.Client(base_url=keyed.http_url, timeout=60, headers=read_only) as http:
+        pull = http.post("/api/pull", json={"model": "someone/some-model"})
+        assert pull.status_code == 403 and "read-only" in pull.json()["error"]
+        unload = http.post("/osaurus/v1/models/anything/unload")
+        assert unload.status_code == 403, unload.text
+        assert unload.json()["error"]["type"] == "permission_error"
+        assert http.get("/v1/models").status_code == 200
+        assert http.get("/api/tags").status_code == 200
 
 
 def _family_refusal(path: str, response: httpx.Response) -> None:

@@ -7,7 +7,7 @@ import hmac
 import pytest
 
 from osaurus import auth
-from osaurus.auth import ApiKeys, key_from_metadata
+from osaurus.auth import ApiKeys, Role, key_from_metadata
 from osaurus.errors import InvalidArgument
 
 
@@ -23,6 +23,25 @@ def test_keys_from_flags_and_file(tmp_path) -> None:
     assert keys.enabled
     assert all(keys.check(k) for k in ("k1", "k2", "k3"))
     assert not any(keys.check(k) for k in (None, "", "k", "k1 ", "K1", "# operators"))
+
+
+def test_roles_from_flags_and_file(tmp_path) -> None:
+    file = tmp_path / "keys"
+    file.write_text("a2\nr2 read-only\na3 admin\nr1 admin\n")
+    keys = ApiKeys(["a1"], file, read_only=["r1"])
+    assert [keys.role(k) for k in ("a1", "a2", "a3")] == [Role.ADMIN] * 3
+    assert keys.role("r1") is keys.role("r2") is Role.READ_ONLY  # the flag's role wins for r1
+    assert keys.role("nope") is None and keys.role(None) is None
+    assert ApiKeys().role(None) is Role.ADMIN  # no keys: no roles either
+
+
+@pytest.mark.parametrize("line", ["k1 reader", "k1 read-only extra"])
+def test_a_key_file_line_with_an_unknown_role_is_an_error(tmp_path, line) -> None:
+    file = tmp_path / "keys"
+    file.write_text(f"ok\n{line}\n")
+    with pytest.raises(InvalidArgument, match="line 2: expected KEY or KEY followed by") as info:
+        ApiKeys([], file)
+    assert "k1" not in str(info.value)  # a key is never repeated in a message
 
 
 def test_reload_reads_the_file_again_and_keeps_the_keys_when_it_cannot(tmp_path) -> None:
