@@ -121,6 +121,8 @@ def plot(minutes: list[dict], rss: list[tuple[float, int]], path: Path) -> None:
 
 
 def main() -> None:
+    import matplotlib  # noqa: F401  (the chart at the end: fail now, not after the run)
+
     minutes = float(os.environ.get("MINUTES", "30"))
     clients = int(os.environ.get("CLIENTS", "16"))
     models = WORK / "models"
@@ -135,11 +137,10 @@ def main() -> None:
         server.stop()
     failed = [r["outcome"] for r in records if r["outcome"].startswith("failed")]
     after_two = next((b for t, b in rss if t >= 120), rss[0][1])
-    halfway = next(b for t, b in rss if t >= rss[-1][0] / 2)
-    timeline = per_minute(records, began)
     data = {
         "minutes": minutes,
         "clients": clients,
+        "server_flags": " ".join(flags),
         "requests": len(records),
         "cancelled": sum(r["outcome"] == "cancelled" for r in records),
         "failed": len(failed),
@@ -147,31 +148,39 @@ def main() -> None:
         "rss_after_2_min": after_two,
         "rss_at_end": rss[-1][1],
         "rss_change": rss[-1][1] / after_two - 1,
-        "rss_halfway": halfway,
-        "ttft_per_minute": timeline,
+        "rss_halfway": next(b for t, b in rss if t >= rss[-1][0] / 2),
+        "ttft_per_minute": per_minute(records, began),
         "rss": rss,
     }
-    out = Path(os.environ.get("OUT", ROOT / "bench" / "results"))
+    write_results(data, Path(os.environ.get("OUT", ROOT / "bench" / "results")))
+
+
+def write_results(data: dict, out: Path) -> None:
+    """soak.json, soak.md (printed too) and soak.png in `out`."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "soak.json").write_text(json.dumps(data, indent=2) + "\n")
-    plot(timeline, rss, out / "soak.png")
+    rss, timeline = data["rss"], data["ttft_per_minute"]
     p99s = [m["p99"] for m in timeline]
+    flags = f" (`osaurus serve {data['server_flags']}`)" if data.get("server_flags") else ""
     lines = [
-        f"Soak: {clients} streaming clients for {minutes:g} min on the test model, one run.",
+        f"Soak: {data['clients']} streaming clients for {data['minutes']:g} min on the test "
+        f"model{flags}, one run.",
         "",
         "| measure | value | target |",
         "| --- | ---: | ---: |",
-        f"| requests (cancelled on purpose) | {len(records)} ({data['cancelled']}) | |",
-        f"| failed requests | {len(failed)} | 0 |",
-        f"| server RSS after 2 min | {after_two / 1e6:.0f} MB | |",
-        f"| server RSS at the end | {rss[-1][1] / 1e6:.0f} MB | within 10% |",
+        f"| requests (cancelled on purpose) | {data['requests']} ({data['cancelled']}) | |",
+        f"| failed requests | {data['failed']} | 0 |",
+        f"| server RSS after 2 min | {data['rss_after_2_min'] / 1e6:.0f} MB | |",
+        f"| server RSS at the end | {data['rss_at_end'] / 1e6:.0f} MB | within 10% |",
         f"| RSS change after 2 min | {100 * data['rss_change']:+.1f}% | |",
-        f"| RSS change over the second half | {100 * (rss[-1][1] / halfway - 1):+.1f}% | |",
+        "| RSS change over the second half | "
+        f"{100 * (data['rss_at_end'] / data['rss_halfway'] - 1):+.1f}% | |",
         f"| p99 TTFT per minute: first, median, last | {p99s[0]:.2f} / "
         f"{statistics.median(p99s):.2f} / {p99s[-1]:.2f} s | steady |",
     ]
     (out / "soak.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    plot(timeline, rss, out / "soak.png")
 
 
 if __name__ == "__main__":
