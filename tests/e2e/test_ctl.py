@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -119,3 +120,42 @@ def test_search_with_the_hub_unreachable_shows_the_curated_list(server) -> None:
     assert "mlx-community/Qwen3-4B-4bit" in result.stdout and "~" in result.stdout
     found = json.loads(ctl(server, "models", "search", "qwen", "--json").stdout)
     assert found["hub_error"] and found["models"]
+
+
+def _in_a_terminal(server, *args: str, columns: int = 80) -> str:
+    """osaurus-ctl's output in a terminal `columns` wide (a pseudo-terminal of that size)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    command = [sys.executable, "-m", "osaurus.cli.ctl", "--target", server.grpc_target, *args]
+    process = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed its end
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    process.wait(timeout=120)
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))  # no colours
+
+
+def test_tables_fit_an_80_column_terminal(server, model_id) -> None:
+    ctl(server, "models", "load", model_id)
+    for args in (("models", "list"), ("ps",), ("models", "search", "smol")):
+        shown = _in_a_terminal(server, *args)
+        # The table's lines; a message above it (the hub is unreachable here) is wrapped by
+        # the terminal as any text is.
+        lines = [x for x in shown.replace("\r", "").splitlines() if not x.startswith("osaurus")]
+        assert len(lines) > 2, (args, shown)
+        assert max(len(line) for line in lines) <= 80, (args, shown)
+    assert model_id in _in_a_terminal(server, "models", "list", columns=120)
