@@ -9,13 +9,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from osaurus.v1 import model_pb2, system_pb2
-
-_CAPABILITIES = {
-    model_pb2.MODEL_CAPABILITY_COMPLETION: "completion",
-    model_pb2.MODEL_CAPABILITY_TOOLS: "tools",
-    model_pb2.MODEL_CAPABILITY_THINKING: "thinking",
-    model_pb2.MODEL_CAPABILITY_EMBEDDING: "embedding",
-}
+from rest_bridge.capabilities import capability_words
 
 
 def _time(stamp: Timestamp) -> str:
@@ -36,7 +30,7 @@ def model(m: model_pb2.Model) -> dict[str, Any]:
         "memory_bytes": m.memory_bytes,
         "expires_at": _time(m.expire_time) if m.HasField("expire_time") else None,
         "parameter_count": m.parameter_count,
-        "capabilities": [_CAPABILITIES[c] for c in m.capabilities if c in _CAPABILITIES],
+        "capabilities": capability_words(m.capabilities),
     }
 
 

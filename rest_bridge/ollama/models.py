@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from osaurus.v1 import model_pb2
+from rest_bridge.capabilities import capability_words
 from rest_bridge.ollama.chat import ollama_name
 
 
@@ -90,12 +91,6 @@ _MODEL_INFO = {
     "rope.freq_base": "rope_theta",
     "vocab_size": "vocab_size",
 }
-_CAPABILITIES = {
-    model_pb2.MODEL_CAPABILITY_COMPLETION: "completion",
-    model_pb2.MODEL_CAPABILITY_TOOLS: "tools",
-    model_pb2.MODEL_CAPABILITY_THINKING: "thinking",
-    model_pb2.MODEL_CAPABILITY_EMBEDDING: "embedding",
-}
 
 
 def model_info(model: model_pb2.Model) -> dict[str, Any]:
@@ -120,6 +115,6 @@ def show(model: model_pb2.Model) -> dict[str, Any]:
         "template": model.chat_template,
         "details": details(model),
         "model_info": model_info(model),
-        "capabilities": [_CAPABILITIES[c] for c in model.capabilities if c in _CAPABILITIES],
+        "capabilities": capability_words(model.capabilities),
         "modified_at": _time(model.modified_time),
     }
