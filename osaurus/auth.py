@@ -37,12 +37,12 @@ def read_key_file(path: Path) -> list[tuple[str, Role]]:
         lines = path.read_text().splitlines()
     except OSError as exc:
         raise InvalidArgument(f"cannot read the API key file {path}: {exc.strerror}") from exc
+    roles = {r.value: r for r in Role}
     keys = []
     for number, line in enumerate(lines, 1):
         words = line.split()
         if not words or words[0].startswith("#"):
             continue
-        roles = {r.value: r for r in Role}
         if len(words) > 2 or (len(words) == 2 and words[1] not in roles):
             # The line is not repeated: it holds a key.
             raise InvalidArgument(
