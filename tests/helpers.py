@@ -15,10 +15,18 @@ from osaurus.child_server import ChildServer, free_port, osaurus_command, start
 from osaurus.config import default_cache_dir
 
 
-def start_server(models_dir: Path, log_path: Path, *extra: str) -> ChildServer:
-    """A real `osaurus serve` sharing the test model's download cache, once it answers."""
-    env = {**os.environ, "OSU_CACHE_DIR": str(default_cache_dir())}
-    return start(models_dir, log_path, *extra, env=env)
+def start_server(
+    models_dir: Path, log_path: Path, *extra: str, env: dict[str, str] | None = None
+) -> ChildServer:
+    """A real `osaurus serve` sharing the test model's download cache, once it answers; `env`
+    adds to (or overrides) the test process's environment, for the server alone."""
+    environ = {**os.environ, "OSU_CACHE_DIR": str(default_cache_dir()), **(env or {})}
+    return start(models_dir, log_path, *extra, env=environ)
+
+
+def hub_env(endpoint: str, hf_cache: Path) -> dict[str, str]:
+    """The environment of a server that talks to the hub at `endpoint` (tests run offline)."""
+    return {"HF_ENDPOINT": endpoint, "HF_HUB_CACHE": str(hf_cache), "HF_HUB_OFFLINE": "0"}
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from browser_helpers import CHROMIUM, CHROMIUM_ARGS
 from fake_hub import FakeHub, repo_from_directory
-from helpers import start_server
+from helpers import hub_env, start_server
 
 from osaurus.child_server import ChildServer
 
@@ -29,14 +29,12 @@ def hub(models_dir: Path, model_id: str) -> Iterator[FakeHub]:
 
 @pytest.fixture
 def hub_server(hub: FakeHub, tmp_path: Path) -> Iterator[ChildServer]:
-    os.environ["HF_ENDPOINT"] = hub.endpoint  # the server inherits these
-    os.environ["HF_HUB_CACHE"] = str(tmp_path / "hf-cache")
-    os.environ.pop("HF_HUB_OFFLINE", None)
-    try:
-        server = start_server(tmp_path / "models", tmp_path / "server.log", "--no-default-model")
-    finally:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        del os.environ["HF_ENDPOINT"], os.environ["HF_HUB_CACHE"]
+    server = start_server(
+        tmp_path / "models",
+        tmp_path / "server.log",
+        "--no-default-model",
+        env=hub_env(hub.endpoint, tmp_path / "hf-cache"),
+    )
     yield server
     server.stop()
 

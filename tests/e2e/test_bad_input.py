@@ -11,9 +11,10 @@ import httpx
 import pytest
 from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from helpers import start_server
 
 from osaurus.server import SERVICE_NAMES
-from osaurus.v1 import inference_pb2, model_pb2, session_pb2, system_pb2
+from osaurus.v1 import inference_pb2, model_pb2, model_pb2_grpc, session_pb2, system_pb2
 
 M = "smollm2-135m-instruct"
 USER = [{"role": "user", "content": "Hi"}]
@@ -182,8 +183,6 @@ def test_an_endless_keep_alive_means_forever_and_the_server_keeps_serving(
 ) -> None:
     """Found by the fuzzer (test_fuzz_openapi): keep_alive 1e300 made an infinite deadline that
     killed the engine thread, and every request after it hung."""
-    from helpers import start_server
-
     server = start_server(scratch_models_dir, tmp_path / "server.log", "--no-default-model")
     try:
         with httpx.Client(base_url=server.http_url, timeout=60) as http:
@@ -194,13 +193,9 @@ def test_an_endless_keep_alive_means_forever_and_the_server_keeps_serving(
             answer = http.post("/v1/chat/completions", json={**CHAT, "max_tokens": 4})
             assert answer.status_code == 200, answer.text
         with grpc.insecure_channel(server.grpc_target) as channel:
-            load = channel.unary_unary(
-                "/osaurus.v1.ModelService/LoadModel",
-                request_serializer=model_pb2.LoadModelRequest.SerializeToString,
-                response_deserializer=model_pb2.LoadModelResponse.FromString,
-            )
+            models = model_pb2_grpc.ModelServiceStub(channel)
             with pytest.raises(grpc.RpcError) as info:
-                load(model_pb2.LoadModelRequest(id=M, keep_alive_seconds=float("nan")), timeout=30)
+                models.LoadModel(model_pb2.LoadModelRequest(id=M, keep_alive_seconds=float("nan")))
             assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert "keep_alive_seconds" in info.value.details()
     finally:

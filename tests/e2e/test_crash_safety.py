@@ -7,14 +7,13 @@ downloads into a file unique to its process, by design, so another process can't
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from pathlib import Path
 
 import grpc
 import pytest
-from helpers import start_server
+from helpers import hub_env, start_server
 
 from osaurus.client import open_channel
 from osaurus.v1 import model_pb2, model_pb2_grpc
@@ -40,16 +39,7 @@ def _kill(server) -> None:
 
 
 def _start(models_dir: Path, log: Path, environ: dict | None = None):
-    saved = {k: os.environ.get(k) for k in (environ or {})}
-    os.environ.update(environ or {})
-    try:
-        return start_server(models_dir, log, "--no-default-model")
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return start_server(models_dir, log, "--no-default-model", env=environ)
 
 
 def _in_background(fn) -> threading.Thread:
@@ -65,7 +55,7 @@ def _swallow(fn) -> None:
 
 def test_a_pull_killed_midway_leaves_nothing_and_fetches_only_what_it_lacks(hub, tmp_path) -> None:
     models, cache = tmp_path / "models", tmp_path / "hf-cache"
-    environ = {"HF_ENDPOINT": hub.endpoint, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "0"}
+    environ = hub_env(hub.endpoint, cache)
     hub.bytes_per_second = 10e6  # ~10 s for the model: time to kill it midway
     try:
         server = _start(models, tmp_path / "first.log", environ)

@@ -11,7 +11,6 @@ of stopping at "model not found"; and the stats stream is asked for two quick sa
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import httpx
 import pytest
 import schemathesis
 from fake_hub import FakeHub, repo_from_directory
-from helpers import start_server
+from helpers import hub_env, start_server
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -63,15 +62,12 @@ def fuzzed_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     shutil.copytree(models_dir, work / "models")
     with FakeHub() as hub:
         hub.add(repo_from_directory("mlx-community/Fuzz-4bit", models_dir / MODEL_ID))
-        saved = {name: os.environ.get(name) for name in ("HF_ENDPOINT", "HF_HUB_CACHE")}
-        os.environ.update(HF_ENDPOINT=hub.endpoint, HF_HUB_CACHE=str(work / "hf-cache"))
-        os.environ.pop("HF_HUB_OFFLINE", None)
-        try:
-            server = start_server(work / "models", work / "server.log", "--no-default-model")
-        finally:
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            for name, value in saved.items():
-                os.environ.pop(name, None) if value is None else os.environ.update({name: value})
+        server = start_server(
+            work / "models",
+            work / "server.log",
+            "--no-default-model",
+            env=hub_env(hub.endpoint, work / "hf-cache"),
+        )
         try:
             yield server.http_url
         finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from helpers import start_server
+from helpers import hub_env, start_server
 
 from osaurus.child_server import ChildServer
 from osaurus.client import open_channel
@@ -106,13 +105,12 @@ def test_hub_errors_have_their_codes(hub_server, repo, code, fragment) -> None:
 
 
 def test_an_unreachable_hub_is_unavailable(tmp_path: Path) -> None:
-    os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # nothing listens there
-    os.environ.pop("HF_HUB_OFFLINE", None)
-    try:
-        server = start_server(tmp_path / "models", tmp_path / "server.log", "--no-default-model")
-    finally:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        del os.environ["HF_ENDPOINT"]
+    server = start_server(
+        tmp_path / "models",
+        tmp_path / "server.log",
+        "--no-default-model",
+        env=hub_env("http://127.0.0.1:9", tmp_path / "hf-cache"),  # nothing listens there
+    )
     try:
         started = time.monotonic()
         with pytest.raises(grpc.RpcError) as info:
