@@ -9,6 +9,7 @@ from typing import Any
 
 from osaurus.chat.stopping import end_of_turn_ids
 from osaurus.chat.template import RenderedPrompt, encode_prompt, render_chat, template_switches
+from osaurus.engine.decoder_layers import use_native_decoder_layers
 from osaurus.engine.fast_layers import use_native_fast_ops
 from osaurus.engine.options import Float32Policy
 from osaurus.engine.precision import Precision, apply_precision_policy
@@ -73,6 +74,7 @@ def load_model(info: ModelInfo, float32: Float32Policy = Float32Policy.AUTO) -> 
         raise InvalidArgument(f"model {info.id!r} is incomplete: {exc}", field="model") from exc
     precision = apply_precision_policy(model, float32)
     use_native_fast_ops(model)  # on the CPU: norms, RoPE, attention as one op each
+    use_native_decoder_layers(model)  # and llama layers whose parts are all native: two ops each
     return LoadedModel(
         info=info,
         model=model,

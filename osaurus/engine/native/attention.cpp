@@ -8,6 +8,7 @@
 #include "array_utils.h"
 #include "mlx/backend/cpu/encoder.h"
 #include "parallel.h"
+#include "vector_math.h"
 
 namespace osaurus {
 
@@ -65,30 +66,6 @@ inline void axpy(float w, const float* x, float* y, int64_t n) {
 // Query positions per unit of work (see eval_cpu).
 constexpr int64_t kQueryBlock = 16;
 
-typedef float v16f __attribute__((vector_size(64)));
-typedef int32_t v16i __attribute__((vector_size(64)));
-
-// e^x for 16 lanes, x <= 0 (x - max of a softmax row): x = n ln 2 + r with |r| <= ln 2 / 2
-// (ln 2 split in two, as Cody and Waite do), e^r by Cephes' degree-6 polynomial for expf,
-// then scaled by 2^n through the exponent bits: ~1 ulp. Written here because the compiler
-// does not vectorize std::exp, and a prompt's attention takes tens of millions of them.
-inline v16f exp16(v16f x) {
-  x = x < -87.0f ? v16f{} - 87.0f : x;
-  const v16f n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-  const v16f r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  v16f p = 1.9875691500e-4f + v16f{};
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const v16i bits = (__builtin_convertvector(n, v16i) + 127) << 23;
-  v16f scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
-
 // row[0, n) <- softmax(row[0, n)); -inf entries (masked) get 0, and so does a row that is
 // all -inf (a query that sees no key). A key's weight must not depend on where the row starts:
 // in a batch, mlx-lm pads shorter prompts on the left (masked keys before the real ones), and
@@ -118,6 +95,19 @@ inline void softmax(float* row, int64_t n) {
 
 }  // namespace
 
+mx::array attention_mask_input(
+    const char* op, const mx::array& mask, int B, int H, int L, int S, mx::Stream stream) {
+  if (mask.dtype() != mx::bool_ && !mx::issubdtype(mask.dtype(), mx::floating))
+    fail(op, "mask must be boolean or floating point, got ", mask.dtype());
+  const auto m = mask.dtype() == mx::bool_ ? mask : mx::astype(mask, mx::float32, stream);
+  try {
+    return mx::broadcast_to(m, {B, H, L, S}, stream);
+  } catch (const std::invalid_argument&) {
+    fail(op, "mask ", shape_of(mask), " does not broadcast to (", B, ", ", H, ", ", L, ", ", S,
+         ")");
+  }
+}
+
 mx::array attention(
     const mx::array& q, const mx::array& k, const mx::array& v, float scale, bool causal,
     const std::optional<mx::array>& mask, mx::StreamOrDevice s) {
@@ -138,20 +128,76 @@ mx::array attention(
 
   auto stream = mx::to_stream(s);
   std::vector<mx::array> inputs{q, k, v};
-  if (mask) {
-    if (mask->dtype() != mx::bool_ && !mx::issubdtype(mask->dtype(), mx::floating))
-      fail(op, "mask must be boolean or floating point, got ", mask->dtype());
-    const auto m = mask->dtype() == mx::bool_ ? *mask : mx::astype(*mask, mx::float32, stream);
-    try {
-      inputs.push_back(mx::broadcast_to(m, {B, H, L, S}, stream));
-    } catch (const std::invalid_argument&) {
-      fail(op, "mask ", shape_of(*mask), " does not broadcast to (", B, ", ", H, ", ", L, ", ",
-           S, ")");
-    }
-  }
+  if (mask) inputs.push_back(attention_mask_input(op, *mask, B, H, L, S, stream));
   return mx::array(
       {B, H, L, int(v.shape(3))}, mx::float32,
       std::make_shared<Attention>(stream, scale, causal, mask.has_value()), std::move(inputs));
+}
+
+void attention_into(
+    const mx::array& q, const mx::array& k, const mx::array& v, const mx::array* mask,
+    float scale, bool causal, bool heads_last, float* out) {
+  const int64_t B = q.shape(0), H = q.shape(1), L = q.shape(2), D = q.shape(3);
+  const int64_t Hkv = k.shape(1), S = k.shape(2), Dv = v.shape(3), group = H / Hkv;
+  const Strided4<float> qs(q), ks(k), vs(v);
+  const bool has_mask = mask != nullptr, bool_mask = has_mask && mask->dtype() == mx::bool_;
+  const int64_t* ms = has_mask ? mask->strides().data() : nullptr;
+  const float minus_inf = -std::numeric_limits<float>::infinity();
+  // One unit of work per (sequence, key/value head, block of query positions): its keys
+  // and values are read once for the `group` query heads that share them; a prompt's
+  // positions split into blocks so that all cores get work.
+  const int64_t blocks = (L + kQueryBlock - 1) / kQueryBlock;
+  parallel_rows(B * Hkv * blocks, 1, B * H * L * S * (D + Dv), [&](int64_t u0, int64_t u1) {
+    const int64_t most_rows = group * std::min<int64_t>(L, kQueryBlock);
+    std::vector<float> scores(most_rows * S), acc(most_rows * Dv);
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t b = u / (Hkv * blocks), g = u / blocks % Hkv, l0 = u % blocks * kQueryBlock;
+      const int64_t n = std::min<int64_t>(kQueryBlock, L - l0), rows = group * n;
+      // Keys a position sees: all, or (causal) up to S - L + l.
+      auto seen = [&](int64_t l) { return causal ? std::min(S, S - L + l + 1) : S; };
+      for (int64_t s = 0; s < S; ++s) {
+        const float* key = ks.at(b, g, s);
+        for (int64_t r = 0; r < group; ++r)
+          for (int64_t i = 0; i < n; ++i)
+            if (s < seen(l0 + i))
+              scores[(r * n + i) * S + s] = scale * dot(qs.at(b, g * group + r, l0 + i), key, D);
+      }
+      for (int64_t r = 0; r < group; ++r) {
+        const int64_t h = g * group + r;
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t l = l0 + i, valid = seen(l);
+          float* row = scores.data() + (r * n + i) * S;
+          if (has_mask) {
+            const int64_t base = b * ms[0] + h * ms[1] + l * ms[2];
+            for (int64_t s = 0; s < valid; ++s) {
+              const int64_t at = base + s * ms[3];
+              if (bool_mask) {
+                if (!mask->data<bool>()[at]) row[s] = minus_inf;
+              } else {
+                row[s] += mask->data<float>()[at];
+              }
+            }
+          }
+          softmax(row, valid);
+          std::fill(row + valid, row + S, 0.0f);
+        }
+      }
+      std::fill(acc.begin(), acc.begin() + rows * Dv, 0.0f);
+      for (int64_t s = 0; s < S; ++s) {
+        const float* value = vs.at(b, g, s);
+        for (int64_t i = 0; i < rows; ++i) {
+          const float w = scores[i * S + s];
+          if (w != 0.0f) axpy(w, value, acc.data() + i * Dv, Dv);
+        }
+      }
+      for (int64_t r = 0; r < group; ++r)
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t h = g * group + r, l = l0 + i;
+          std::memcpy(out + (heads_last ? (b * L + l) * H + h : (b * H + h) * L + l) * Dv,
+                      acc.data() + (r * n + i) * Dv, Dv * sizeof(float));
+        }
+    }
+  });
 }
 
 void Attention::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
@@ -165,66 +211,8 @@ void Attention::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
                     mask = has_mask_ ? mx::array::unsafe_weak_copy(inputs[3]) : mx::array(0.0f),
                     out = mx::array::unsafe_weak_copy(out), scale = scale_, causal = causal_,
                     has_mask = has_mask_]() mutable {
-    const int64_t B = q.shape(0), H = q.shape(1), L = q.shape(2), D = q.shape(3);
-    const int64_t Hkv = k.shape(1), S = k.shape(2), Dv = v.shape(3), group = H / Hkv;
-    const Strided4<float> qs(q), ks(k), vs(v);
-    const bool bool_mask = has_mask && mask.dtype() == mx::bool_;
-    const int64_t* ms = has_mask ? mask.strides().data() : nullptr;
-    float* o = out.data<float>();
-    const float minus_inf = -std::numeric_limits<float>::infinity();
-    // One unit of work per (sequence, key/value head, block of query positions): its keys
-    // and values are read once for the `group` query heads that share them; a prompt's
-    // positions split into blocks so that all cores get work.
-    const int64_t blocks = (L + kQueryBlock - 1) / kQueryBlock;
-    parallel_rows(B * Hkv * blocks, 1, B * H * L * S * (D + Dv), [&](int64_t u0, int64_t u1) {
-      const int64_t most_rows = group * std::min<int64_t>(L, kQueryBlock);
-      std::vector<float> scores(most_rows * S), acc(most_rows * Dv);
-      for (int64_t u = u0; u < u1; ++u) {
-        const int64_t b = u / (Hkv * blocks), g = u / blocks % Hkv, l0 = u % blocks * kQueryBlock;
-        const int64_t n = std::min<int64_t>(kQueryBlock, L - l0), rows = group * n;
-        // Keys a position sees: all, or (causal) up to S - L + l.
-        auto seen = [&](int64_t l) { return causal ? std::min(S, S - L + l + 1) : S; };
-        for (int64_t s = 0; s < S; ++s) {
-          const float* key = ks.at(b, g, s);
-          for (int64_t r = 0; r < group; ++r)
-            for (int64_t i = 0; i < n; ++i)
-              if (s < seen(l0 + i))
-                scores[(r * n + i) * S + s] = scale * dot(qs.at(b, g * group + r, l0 + i), key, D);
-        }
-        for (int64_t r = 0; r < group; ++r) {
-          const int64_t h = g * group + r;
-          for (int64_t i = 0; i < n; ++i) {
-            const int64_t l = l0 + i, valid = seen(l);
-            float* row = scores.data() + (r * n + i) * S;
-            if (has_mask) {
-              const int64_t base = b * ms[0] + h * ms[1] + l * ms[2];
-              for (int64_t s = 0; s < valid; ++s) {
-                const int64_t at = base + s * ms[3];
-                if (bool_mask) {
-                  if (!mask.data<bool>()[at]) row[s] = minus_inf;
-                } else {
-                  row[s] += mask.data<float>()[at];
-                }
-              }
-            }
-            softmax(row, valid);
-            std::fill(row + valid, row + S, 0.0f);
-          }
-        }
-        std::fill(acc.begin(), acc.begin() + rows * Dv, 0.0f);
-        for (int64_t s = 0; s < S; ++s) {
-          const float* value = vs.at(b, g, s);
-          for (int64_t i = 0; i < rows; ++i) {
-            const float w = scores[i * S + s];
-            if (w != 0.0f) axpy(w, value, acc.data() + i * Dv, Dv);
-          }
-        }
-        for (int64_t r = 0; r < group; ++r)
-          for (int64_t i = 0; i < n; ++i)
-            std::memcpy(o + ((b * H + g * group + r) * L + l0 + i) * Dv,
-                        acc.data() + (r * n + i) * Dv, Dv * sizeof(float));
-      }
-    });
+    attention_into(q, k, v, has_mask ? &mask : nullptr, scale, causal, false,
+                   out.data<float>());
   });
 }
 

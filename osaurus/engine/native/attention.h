@@ -30,6 +30,19 @@ mx::array attention(
     const mx::array& q, const mx::array& k, const mx::array& v, float scale, bool causal,
     const std::optional<mx::array>& mask, mx::StreamOrDevice s = {});
 
+// For primitives that attend inside their own eval (decoder_layer.cpp):
+
+// The mask as Attention takes it: checked, float masks as float32, broadcast to (B, H, L, S).
+mx::array attention_mask_input(
+    const char* op, const mx::array& mask, int B, int H, int L, int S, mx::Stream stream);
+
+// What Attention computes, from evaluated inputs into out: (B, H, L, Dv), or (B, L, H, Dv)
+// when heads_last (the layout the output projection takes). mask: as attention_mask_input
+// made it, or null.
+void attention_into(
+    const mx::array& q, const mx::array& k, const mx::array& v, const mx::array* mask,
+    float scale, bool causal, bool heads_last, float* out);
+
 class Attention : public mx::UnaryPrimitive {
  public:
   Attention(mx::Stream stream, float scale, bool causal, bool has_mask)

@@ -2,9 +2,12 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/variant.h>
+#include <nanobind/stl/vector.h>
 
 #include "attention.h"
+#include "decoder_layer.h"
 #include "fast_ops.h"
 #include "quantized.h"
 
@@ -12,9 +15,15 @@ namespace nb = nanobind;
 namespace mx = mlx::core;
 using namespace nb::literals;
 
+// An offset given as a Python int or an array.
+mx::array scalar_or_array(const std::variant<int, mx::array>& value) {
+  return std::holds_alternative<int>(value) ? mx::array(std::get<int>(value))
+                                            : std::get<mx::array>(value);
+}
+
 NB_MODULE(_kernels, m) {
   m.doc() = "CPU kernels for MLX: quantized matmul (kernels.h), RMS norm and RoPE (fast_ops.h), "
-            "attention (attention.h)";
+            "attention (attention.h), a llama decoder layer in two ops (decoder_layer.h)";
 
   m.def("quantized_matmul", &osaurus::quantized_matmul, "x"_a, "w"_a, "scales"_a, "biases"_a,
         "transpose"_a = true, "group_size"_a = 64, "bits"_a = 4, nb::kw_only(),
@@ -31,10 +40,7 @@ NB_MODULE(_kernels, m) {
       [](const mx::array& x, int dims, bool traditional, std::optional<float> base, float scale,
          const std::variant<int, mx::array>& offset, const std::optional<mx::array>& freqs,
          mx::StreamOrDevice s) {
-        const mx::array off = std::holds_alternative<int>(offset)
-                                  ? mx::array(std::get<int>(offset))
-                                  : std::get<mx::array>(offset);
-        return osaurus::rope(x, dims, traditional, base, scale, off, freqs, s);
+        return osaurus::rope(x, dims, traditional, base, scale, scalar_or_array(offset), freqs, s);
       },
       "x"_a, "dims"_a, nb::kw_only(), "traditional"_a, "base"_a.none(), "scale"_a, "offset"_a,
       "freqs"_a = nb::none(), "stream"_a = nb::none(),
@@ -43,6 +49,27 @@ NB_MODULE(_kernels, m) {
         "causal"_a = false, "mask"_a = nb::none(), "stream"_a = nb::none(),
         "softmax(scale * q @ k.T + mask) @ v with grouped key/value heads, as "
         "mx.fast.scaled_dot_product_attention, as one CPU primitive (float32).");
+  m.def(
+      "attention_inputs",
+      [](const mx::array& x, const mx::array& norm_weight, float eps,
+         const osaurus::QuantizedWeight& qkv, int n_heads, int n_kv_heads, int head_dim,
+         int rope_dims, bool traditional, std::optional<float> base, float rope_scale,
+         const std::variant<int, mx::array>& offset, const std::optional<mx::array>& freqs,
+         const std::string& kernel, mx::StreamOrDevice s) {
+        return osaurus::attention_inputs(x, norm_weight, eps, qkv, n_heads, n_kv_heads, head_dim,
+                                         rope_dims, traditional, base, rope_scale,
+                                         scalar_or_array(offset), freqs, kernel, s);
+      },
+      "x"_a, "norm_weight"_a, "eps"_a, "qkv"_a, nb::kw_only(), "n_heads"_a, "n_kv_heads"_a,
+      "head_dim"_a, "rope_dims"_a, "traditional"_a, "base"_a.none(), "rope_scale"_a, "offset"_a,
+      "freqs"_a = nb::none(), "kernel"_a = "auto", "stream"_a = nb::none(),
+      "A llama decoder layer up to its KV cache: (q, k, v) = RoPE(split(rms_norm(x) @ qkv.T)) "
+      "as heads, qkv = (w, scales, biases, group_size, bits). See decoder_layer.h.");
+  m.def("attention_output_mlp", &osaurus::attention_output_mlp, "x"_a, "q"_a, "k"_a, "v"_a,
+        nb::kw_only(), "scale"_a, "causal"_a, "mask"_a.none(), "o"_a, "norm_weight"_a, "eps"_a,
+        "gate_up"_a, "down"_a, "kernel"_a = "auto", "stream"_a = nb::none(),
+        "The rest of a llama decoder layer: h = x + attention(q, k, v) @ o.T, then "
+        "h + swiglu(split(rms_norm(h) @ gate_up.T)) @ down.T. See decoder_layer.h.");
   m.def("simd", &osaurus::simd_name, "The instruction set the kernels were built for.");
   m.def("blas_rows", &osaurus::blas_rows,
         "Rows per sequence from which kernel='auto' dequantizes and calls the BLAS (0: never).");

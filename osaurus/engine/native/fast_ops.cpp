@@ -9,6 +9,7 @@
 #include "array_utils.h"
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/fast.h"
+#include "norm_rope.h"
 #include "parallel.h"
 
 namespace osaurus {
@@ -30,56 +31,11 @@ void with_float_type(mx::Dtype t, F&& f) {
     f(mx::bfloat16_t{});
 }
 
-template <typename In, typename Out>
-void rms_norm_rows(
-    const In* x, const Out* w, Out* out, int64_t r0, int64_t r1, int64_t D, float eps) {
-  for (int64_t r = r0; r < r1; ++r) {
-    const In* xr = x + r * D;
-    float partial[8] = {};  // independent sums so the loop vectorizes
-    int64_t i = 0;
-    for (; i + 8 <= D; i += 8)
-      for (int j = 0; j < 8; ++j) partial[j] += float(xr[i + j]) * float(xr[i + j]);
-    for (; i < D; ++i) partial[0] += float(xr[i]) * float(xr[i]);
-    float sum = 0;
-    for (float p : partial) sum += p;
-    const float inv = 1.0f / std::sqrt(sum / float(D) + eps);
-    Out* o = out + r * D;
-    for (i = 0; i < D; ++i) {
-      const Out y = Out(float(xr[i]) * inv);  // MLX rounds to the output type before the weight
-      o[i] = w ? Out(float(y) * float(w[i])) : y;
-    }
-  }
-}
-
-// cos and sin of every (offset row, position, frequency), computed once and shared by heads.
-struct RotaryTable {
-  int64_t T, half;
-  std::vector<float> cos, sin;
-
-  RotaryTable(const int32_t* offsets, int64_t n_offsets, int64_t T, int64_t half, float base,
-              float scale, const float* freqs)
-      : T(T), half(half), cos(n_offsets * T * half), sin(n_offsets * T * half) {
-    std::vector<float> inv_freq(half);
-    const float step = std::log(base) / float(half);
-    for (int64_t i = 0; i < half; ++i)
-      inv_freq[i] = freqs ? 1.0f / freqs[i] : std::exp(float(-i) * step);
-    for (int64_t o = 0; o < n_offsets; ++o)
-      for (int64_t t = 0; t < T; ++t) {
-        const float position = (float(t) + float(offsets[o])) * scale;
-        for (int64_t i = 0; i < half; ++i) {
-          const float theta = position * inv_freq[i];
-          cos[(o * T + t) * half + i] = std::cos(theta);
-          sin[(o * T + t) * half + i] = std::sin(theta);
-        }
-      }
-  }
-};
-
 template <typename T>
 void rope_rows(
     const mx::array& x, const RotaryTable& table, bool per_row_offset, int64_t rows_per_batch,
     int dims, bool traditional, T* out, int64_t r0, int64_t r1) {
-  const int64_t D = x.shape(-1), half = dims / 2;
+  const int64_t D = x.shape(-1);
   const int64_t last_stride = x.strides().back();
   const bool contiguous = x.flags().row_contiguous;
   const T* base = x.data<T>();
@@ -88,16 +44,8 @@ void rope_rows(
     const T* src = base + (contiguous ? r * D : mx::elem_to_loc(int(r * D), x.shape(), x.strides()));
     for (int64_t i = 0; i < D; ++i) row[i] = float(src[i * last_stride]);
     const int64_t o = per_row_offset ? r / rows_per_batch : 0, t = r % table.T;
-    const float* c = table.cos.data() + (o * table.T + t) * half;
-    const float* s = table.sin.data() + (o * table.T + t) * half;
-    T* dst = out + r * D;
-    for (int64_t i = 0; i < half; ++i) {
-      // Traditional rotates adjacent pairs (x0, x1), the default the two halves of `dims`.
-      const int64_t a = traditional ? 2 * i : i, b = traditional ? 2 * i + 1 : i + half;
-      dst[a] = T(row[a] * c[i] - row[b] * s[i]);
-      dst[b] = T(row[a] * s[i] + row[b] * c[i]);
-    }
-    for (int64_t i = dims; i < D; ++i) dst[i] = T(row[i]);
+    rotate_row(row.data(), table.cos_at(o, t), table.sin_at(o, t), D, dims, traditional,
+               out + r * D);
   }
 }
 

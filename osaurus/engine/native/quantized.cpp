@@ -30,27 +30,6 @@ bool is_scale_dtype(mx::Dtype t) {
   return t == mx::float32 || t == mx::float16 || t == mx::bfloat16;
 }
 
-// Checks w, scales and biases; returns the logical (rows, cols) of dequant(w).
-std::pair<int64_t, int64_t> check_weights(
-    const char* op, const mx::array& w, const mx::array& scales, const mx::array& biases,
-    int group_size, int bits) {
-  if (bits != 4 && bits != 8) fail(op, "bits must be 4 or 8, got ", bits);
-  if (group_size != 32 && group_size != 64 && group_size != 128)
-    fail(op, "group_size must be 32, 64 or 128, got ", group_size);
-  if (w.dtype() != mx::uint32) fail(op, "w must be uint32 (packed weights), got ", w.dtype());
-  if (w.ndim() != 2) fail(op, "w must be 2-D, got shape ", shape_of(w));
-  if (!is_scale_dtype(scales.dtype()) || scales.dtype() != biases.dtype())
-    fail(op, "scales and biases must share a float dtype (float32, float16 or bfloat16), got ",
-         scales.dtype(), " and ", biases.dtype());
-  const int64_t rows = w.shape(0), cols = int64_t(w.shape(1)) * 32 / bits;
-  if (scales.shape() != biases.shape() || scales.ndim() != 2 || scales.shape(0) != rows ||
-      int64_t(scales.shape(1)) * group_size != cols)
-    fail(op, "scales ", shape_of(scales), " and biases ", shape_of(biases), " do not fit w ",
-         shape_of(w), " with bits=", bits, " and group_size=", group_size, " (expected (", rows,
-         ", ", cols / group_size, "))");
-  return {rows, cols};
-}
-
 ScaleType scale_type(mx::Dtype t) {
   return t == mx::float32 ? ScaleType::F32 : t == mx::float16 ? ScaleType::F16 : ScaleType::BF16;
 }
@@ -89,21 +68,48 @@ QuantizedMatrix matrix_of(
 
 bool use_simd(KernelChoice k) { return OSU_HAVE_AVX2 && k != KernelChoice::Generic; }
 
-// out (M x N) = x (M x K) @ dequant(W).T, W being N x K.
-void matmul_transposed(
-    const std::vector<float>& x, int64_t M, const QuantizedMatrix& W, KernelChoice kernel,
-    std::vector<float>& out) {
+}  // namespace
+
+std::pair<int64_t, int64_t> check_quantized_weights(
+    const char* op, const mx::array& w, const mx::array& scales, const mx::array& biases,
+    int group_size, int bits) {
+  if (bits != 4 && bits != 8) fail(op, "bits must be 4 or 8, got ", bits);
+  if (group_size != 32 && group_size != 64 && group_size != 128)
+    fail(op, "group_size must be 32, 64 or 128, got ", group_size);
+  if (w.dtype() != mx::uint32) fail(op, "w must be uint32 (packed weights), got ", w.dtype());
+  if (w.ndim() != 2) fail(op, "w must be 2-D, got shape ", shape_of(w));
+  if (!is_scale_dtype(scales.dtype()) || scales.dtype() != biases.dtype())
+    fail(op, "scales and biases must share a float dtype (float32, float16 or bfloat16), got ",
+         scales.dtype(), " and ", biases.dtype());
+  const int64_t rows = w.shape(0), cols = int64_t(w.shape(1)) * 32 / bits;
+  if (scales.shape() != biases.shape() || scales.ndim() != 2 || scales.shape(0) != rows ||
+      int64_t(scales.shape(1)) * group_size != cols)
+    fail(op, "scales ", shape_of(scales), " and biases ", shape_of(biases), " do not fit w ",
+         shape_of(w), " with bits=", bits, " and group_size=", group_size, " (expected (", rows,
+         ", ", cols / group_size, "))");
+  return {rows, cols};
+}
+
+QuantizedOperand::QuantizedOperand(
+    const mx::array& w_, const mx::array& scales_, const mx::array& biases_, int group_size,
+    int bits)
+    : w(w_), scales(scales_), biases(biases_),
+      matrix(matrix_of(w, scales, biases, scales_.dtype(), w_.shape(0),
+                       int64_t(w_.shape(1)) * 32 / bits, bits, group_size)) {}
+
+void matmul_rows(
+    const float* x, int64_t M, const QuantizedMatrix& W, KernelChoice kernel, float* out) {
   const int64_t N = W.rows, K = W.cols;
   const int64_t work = M * N * K;
 #if OSU_HAVE_VNNI
   if (kernel == KernelChoice::Auto || kernel == KernelChoice::Int8) {
     VnniX xq;
-    quantize_x_vnni(x.data(), M, K, W.bits, W.group_size, xq);
+    quantize_x_vnni(x, M, K, W.bits, W.group_size, xq);
     parallel_rows(N, 8, work, [&](int64_t n0, int64_t n1) {
       if (W.bits == 4)
-        qmm_t_vnni<4>(xq, W, n0, n1, out.data(), N);
+        qmm_t_vnni<4>(xq, W, n0, n1, out, N);
       else
-        qmm_t_vnni<8>(xq, W, n0, n1, out.data(), N);
+        qmm_t_vnni<8>(xq, W, n0, n1, out, N);
     });
     return;
   }
@@ -111,35 +117,34 @@ void matmul_transposed(
 #if OSU_HAVE_AVX2
   if (kernel == KernelChoice::Auto || kernel == KernelChoice::Int8 ||
       kernel == KernelChoice::Int8Avx2) {
-    std::vector<int8_t> xq(x.size());
+    std::vector<int8_t> xq(M * K);
     std::vector<float> xd(M * W.groups()), xsum(M * W.groups());
-    quantize_x_int8(x.data(), M, K, W.bits, W.group_size, xq.data(), xd.data(), xsum.data());
+    quantize_x_int8(x, M, K, W.bits, W.group_size, xq.data(), xd.data(), xsum.data());
     parallel_rows(N, 8, work, [&](int64_t n0, int64_t n1) {
       if (W.bits == 4)
-        qmm_t_int8<4>(xq.data(), xd.data(), xsum.data(), M, W, n0, n1, out.data(), N);
+        qmm_t_int8<4>(xq.data(), xd.data(), xsum.data(), M, W, n0, n1, out, N);
       else
-        qmm_t_int8<8>(xq.data(), xd.data(), xsum.data(), M, W, n0, n1, out.data(), N);
+        qmm_t_int8<8>(xq.data(), xd.data(), xsum.data(), M, W, n0, n1, out, N);
     });
     return;
   }
   if (kernel == KernelChoice::Float) {
-    std::vector<float> xp(x.size()), xsum(M * W.groups());
-    pack_x(x.data(), M, K, W.bits, W.group_size, xp.data(), xsum.data());
+    std::vector<float> xp(M * K), xsum(M * W.groups());
+    pack_x(x, M, K, W.bits, W.group_size, xp.data(), xsum.data());
     parallel_rows(N, 8, work, [&](int64_t n0, int64_t n1) {
       if (W.bits == 4)
-        qmm_t_avx2<4>(xp.data(), xsum.data(), M, W, n0, n1, out.data(), N);
+        qmm_t_avx2<4>(xp.data(), xsum.data(), M, W, n0, n1, out, N);
       else
-        qmm_t_avx2<8>(xp.data(), xsum.data(), M, W, n0, n1, out.data(), N);
+        qmm_t_avx2<8>(xp.data(), xsum.data(), M, W, n0, n1, out, N);
     });
     return;
   }
 #endif
   parallel_rows(N, 8, work, [&](int64_t n0, int64_t n1) {
-    qmm_t_generic(x.data(), M, W, n0, n1, out.data(), N);
+    qmm_t_generic(x, M, W, n0, n1, out, N);
   });
 }
 
-}  // namespace
 
 KernelChoice parse_kernel(const std::string& name) {
   if (name == "auto") return KernelChoice::Auto;
@@ -164,7 +169,7 @@ mx::array dequantize(
     const mx::array& w, const mx::array& scales, const mx::array& biases, int group_size,
     int bits, const std::string& kernel, mx::StreamOrDevice s) {
   const auto choice = parse_kernel(kernel);
-  const auto [rows, cols] = check_weights("dequantize", w, scales, biases, group_size, bits);
+  const auto [rows, cols] = check_quantized_weights("dequantize", w, scales, biases, group_size, bits);
   auto stream = mx::to_stream(s);
   if (stream.device != mx::Device::cpu)
     return mx::dequantize(w, scales, biases, group_size, bits, "affine", std::nullopt, mx::float32, stream);
@@ -178,7 +183,7 @@ mx::array quantized_matmul(
     bool transpose, int group_size, int bits, const std::string& kernel, mx::StreamOrDevice s) {
   const char* op = "quantized_matmul";
   const auto choice = parse_kernel(kernel);
-  const auto [rows, cols] = check_weights(op, w, scales, biases, group_size, bits);
+  const auto [rows, cols] = check_quantized_weights(op, w, scales, biases, group_size, bits);
   if (!is_scale_dtype(x.dtype()))
     fail(op, "x must be float32, float16 or bfloat16, got ", x.dtype());
   if (x.ndim() < 1) fail(op, "x must have at least one dimension");
@@ -227,7 +232,7 @@ void QuantizedMatmul::eval_cpu(const std::vector<mx::array>& inputs, mx::array& 
     const std::vector<float> xf = rows_as_float(x);
     std::vector<float> acc(M * N);
     if (transpose) {
-      matmul_transposed(xf, M, W, kernel, acc);
+      matmul_rows(xf.data(), M, W, kernel, acc.data());
     } else {
       // Threads split the output columns, in whole groups.
       parallel_rows(N, group_size, M * N * K, [&](int64_t n0, int64_t n1) {

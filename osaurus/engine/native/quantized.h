@@ -3,6 +3,10 @@
 #pragma once
 
 #include <string>
+#include <utility>
+
+#include "array_utils.h"
+#include "kernels.h"
 
 #include "mlx/ops.h"
 #include "mlx/primitives.h"
@@ -39,6 +43,27 @@ int num_threads();
 
 // Rows per sequence from which "auto" dequantizes and calls the BLAS (0: never).
 int blas_rows();
+
+// For primitives that multiply inside their own eval (decoder_layer.cpp):
+
+// Checks a quantized weight's w, scales and biases (naming `op`); returns the logical
+// (rows, cols) of dequant(w).
+std::pair<int64_t, int64_t> check_quantized_weights(
+    const char* op, const mx::array& w, const mx::array& scales, const mx::array& biases,
+    int group_size, int bits);
+
+// A quantized weight's evaluated arrays as the kernels read them.
+struct QuantizedOperand {
+  Contiguous w, scales, biases;
+  QuantizedMatrix matrix;
+  QuantizedOperand(const mx::array& w, const mx::array& scales, const mx::array& biases,
+                   int group_size, int bits);
+};
+
+// out (M x N, row-major) = x (M x K, row-major) @ dequant(W).T, W being N x K, on the SIMD
+// kernels `kernel` picks (never the BLAS); threads split the output columns.
+void matmul_rows(
+    const float* x, int64_t M, const QuantizedMatrix& W, KernelChoice kernel, float* out);
 
 class QuantizedMatmul : public mx::UnaryPrimitive {
  public:

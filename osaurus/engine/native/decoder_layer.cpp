@@ -1,0 +1,233 @@
+// The ops and primitives of decoder_layer.h.
+#include "decoder_layer.h"
+
+#include <cstring>
+#include <stdexcept>
+
+#include "array_utils.h"
+#include "attention.h"
+#include "mlx/backend/cpu/encoder.h"
+#include "norm_rope.h"
+#include "vector_math.h"
+
+namespace osaurus {
+
+namespace {
+
+// Checks one of the layer's weights: a quantized matrix of `rows` x `cols` (0: any).
+void check_weight(
+    const char* op, const char* name, const QuantizedWeight& weight, int64_t rows, int64_t cols) {
+  const auto& [w, scales, biases, group_size, bits] = weight;
+  const auto [r, c] = check_quantized_weights(op, w, scales, biases, group_size, bits);
+  if ((rows && r != rows) || (cols && c != cols))
+    fail(op, name, " is a ", r, " x ", c, " matrix, expected ", rows ? std::to_string(rows) : "any",
+         " x ", cols ? std::to_string(cols) : "any");
+}
+
+void check_norm_weight(const char* op, const mx::array& weight, int64_t D) {
+  if (weight.dtype() != mx::float32 || weight.ndim() != 1 || weight.shape(0) != D)
+    fail(op, "the norm weight must be float32 of shape (", D, ",), got ", weight.dtype(), " ",
+         shape_of(weight));
+}
+
+std::vector<mx::array> weak_copies(const std::vector<mx::array>& arrays) {
+  std::vector<mx::array> copies;
+  copies.reserve(arrays.size());
+  for (const auto& a : arrays) copies.push_back(mx::array::unsafe_weak_copy(a));
+  return copies;
+}
+
+const float* floats(const Contiguous& c) { return reinterpret_cast<const float*>(c.data); }
+
+}  // namespace
+
+std::vector<mx::array> attention_inputs(
+    const mx::array& x, const mx::array& norm_weight, float eps, const QuantizedWeight& qkv,
+    int n_heads, int n_kv_heads, int head_dim, int rope_dims, bool traditional,
+    std::optional<float> base, float rope_scale, const mx::array& offset,
+    const std::optional<mx::array>& freqs, const std::string& kernel, mx::StreamOrDevice s) {
+  const char* op = "attention_inputs";
+  const auto choice = parse_kernel(kernel);
+  if (x.ndim() != 3 || x.dtype() != mx::float32)
+    fail(op, "x must be float32 of shape (batch, positions, dims), got ", x.dtype(), " ",
+         shape_of(x));
+  const int B = x.shape(0), L = x.shape(1), D = x.shape(2);
+  if (n_heads <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || head_dim <= 0)
+    fail(op, "n_heads (", n_heads, ") must be a positive multiple of n_kv_heads (", n_kv_heads,
+         ") and head_dim (", head_dim, ") positive");
+  check_norm_weight(op, norm_weight, D);
+  check_weight(op, "qkv", qkv, int64_t(n_heads + 2 * n_kv_heads) * head_dim, D);
+  if (rope_dims <= 0 || rope_dims % 2 != 0 || rope_dims > head_dim)
+    fail(op, "rope_dims must be even and between 2 and head_dim (", head_dim, "), got ",
+         rope_dims);
+  if (!mx::issubdtype(offset.dtype(), mx::integer) || offset.ndim() > 1 ||
+      (offset.size() != 1 && offset.size() != size_t(B)))
+    fail(op, "offset must be an integer or integers, one per batch row (", B, "), got dtype ",
+         offset.dtype(), " and shape ", shape_of(offset));
+  if (freqs.has_value() == base.has_value()) fail(op, "give exactly one of base and freqs");
+  if (freqs && (freqs->ndim() != 1 || freqs->shape(0) != rope_dims / 2))
+    fail(op, "freqs must have shape (", rope_dims / 2, ",), got ", shape_of(*freqs));
+
+  auto stream = mx::to_stream(s);
+  if (stream.device != mx::Device::cpu) fail(op, "runs on the CPU only");
+  const auto& [w, scales, biases, group_size, bits] = qkv;
+  std::vector<mx::array> inputs{x, norm_weight, w, scales, biases,
+                                mx::astype(offset, mx::int32, stream)};
+  if (freqs) inputs.push_back(mx::astype(*freqs, mx::float32, stream));
+  const AttentionInputs::Params p{eps, n_heads, n_kv_heads, head_dim, rope_dims, traditional,
+                                  base.value_or(1.0f), rope_scale, group_size, bits, choice};
+  return mx::array::make_arrays(
+      {{B, n_heads, L, head_dim}, {B, n_kv_heads, L, head_dim}, {B, n_kv_heads, L, head_dim}},
+      {mx::float32, mx::float32, mx::float32}, std::make_shared<AttentionInputs>(stream, p),
+      std::move(inputs));
+}
+
+mx::array attention_output_mlp(
+    const mx::array& x, const mx::array& q, const mx::array& k, const mx::array& v, float scale,
+    bool causal, const std::optional<mx::array>& mask, const QuantizedWeight& o,
+    const mx::array& norm_weight, float eps, const QuantizedWeight& gate_up,
+    const QuantizedWeight& down, const std::string& kernel, mx::StreamOrDevice s) {
+  const char* op = "attention_output_mlp";
+  const auto choice = parse_kernel(kernel);
+  if (x.ndim() != 3 || x.dtype() != mx::float32)
+    fail(op, "x must be float32 of shape (batch, positions, dims), got ", x.dtype(), " ",
+         shape_of(x));
+  const int B = x.shape(0), L = x.shape(1), D = x.shape(2);
+  if (q.ndim() != 4 || k.ndim() != 4 || v.ndim() != 4 || q.dtype() != mx::float32 ||
+      k.dtype() != mx::float32 || v.dtype() != mx::float32)
+    fail(op, "q, k and v must be 4-D float32, got ", shape_of(q), ", ", shape_of(k), " and ",
+         shape_of(v));
+  const int H = q.shape(1), Hkv = k.shape(1), S = k.shape(2), Dv = v.shape(3);
+  if (q.shape(0) != B || q.shape(2) != L || k.shape(0) != B || v.shape(0) != B ||
+      v.shape(1) != Hkv || v.shape(2) != S || k.shape(3) != q.shape(3) || Hkv == 0 ||
+      H % Hkv != 0)
+    fail(op, "q ", shape_of(q), ", k ", shape_of(k), " and v ", shape_of(v),
+         " do not fit x ", shape_of(x));
+  if (causal && mask) fail(op, "give a mask or causal, not both");
+  check_weight(op, "o", o, D, int64_t(H) * Dv);
+  check_norm_weight(op, norm_weight, D);
+  check_weight(op, "gate_up", gate_up, 0, D);
+  const int64_t I2 = std::get<0>(gate_up).shape(0);
+  if (I2 % 2 != 0) fail(op, "gate_up must stack two projections of one size, got ", I2, " rows");
+  check_weight(op, "down", down, D, I2 / 2);
+
+  auto stream = mx::to_stream(s);
+  if (stream.device != mx::Device::cpu) fail(op, "runs on the CPU only");
+  std::vector<mx::array> inputs{x, q, k, v};
+  for (const auto* weight : {&o, &gate_up, &down}) {
+    inputs.push_back(std::get<0>(*weight));
+    inputs.push_back(std::get<1>(*weight));
+    inputs.push_back(std::get<2>(*weight));
+    if (weight == &o) inputs.push_back(norm_weight);
+  }
+  if (mask) inputs.push_back(attention_mask_input(op, *mask, B, H, L, S, stream));
+  const AttentionOutputMlp::Params p{
+      scale, causal, mask.has_value(), eps,
+      std::get<3>(o), std::get<4>(o), std::get<3>(gate_up), std::get<4>(gate_up),
+      std::get<3>(down), std::get<4>(down), choice};
+  return mx::array(x.shape(), mx::float32, std::make_shared<AttentionOutputMlp>(stream, p),
+                   std::move(inputs));
+}
+
+// Inputs: x, norm weight, qkv (w, scales, biases), offset, [freqs].
+void AttentionInputs::eval_cpu(
+    const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  for (auto& o : outputs) o.set_data(mx::allocator::malloc(o.nbytes()));
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  for (const auto& a : inputs) encoder.set_input_array(a);
+  for (auto& o : outputs) encoder.set_output_array(o);
+  encoder.dispatch([in = weak_copies(inputs), out = weak_copies(outputs), p = p_]() mutable {
+    const mx::array& x = in[0];
+    const int64_t B = x.shape(0), L = x.shape(1), D = x.shape(2), M = B * L;
+    const int64_t H = p.n_heads, Hkv = p.n_kv_heads, Dh = p.head_dim, N = (H + 2 * Hkv) * Dh;
+    const Contiguous cx(x), cw(in[1]), coffset(in[5]);
+    std::vector<float> normed(M * D), qkv(M * N);
+    rms_norm_rows(floats(cx), floats(cw), normed.data(), 0, M, D, p.eps);
+    const QuantizedOperand W(in[2], in[3], in[4], p.group_size, p.bits);
+    matmul_rows(normed.data(), M, W.matrix, p.kernel, qkv.data());
+
+    std::optional<Contiguous> cfreqs;
+    if (in.size() == 7) cfreqs.emplace(in[6]);
+    const int64_t n_offsets = in[5].size();
+    const RotaryTable table(reinterpret_cast<const int32_t*>(coffset.data), n_offsets, L,
+                            p.rope_dims / 2, p.base, p.rope_scale,
+                            cfreqs ? floats(*cfreqs) : nullptr);
+    float *q = out[0].data<float>(), *k = out[1].data<float>(), *v = out[2].data<float>();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t l = 0; l < L; ++l) {
+        const float* row = qkv.data() + (b * L + l) * N;
+        const int64_t o = n_offsets > 1 ? b : 0;
+        const float *c = table.cos_at(o, l), *s = table.sin_at(o, l);
+        for (int64_t h = 0; h < H; ++h)
+          rotate_row(row + h * Dh, c, s, Dh, p.rope_dims, p.traditional,
+                     q + ((b * H + h) * L + l) * Dh);
+        for (int64_t h = 0; h < Hkv; ++h) {
+          const int64_t at = ((b * Hkv + h) * L + l) * Dh;
+          rotate_row(row + (H + h) * Dh, c, s, Dh, p.rope_dims, p.traditional, k + at);
+          std::memcpy(v + at, row + (H + Hkv + h) * Dh, Dh * sizeof(float));
+        }
+      }
+  });
+}
+
+// Inputs: x, q, k, v, o (w, scales, biases), norm weight, gate_up (w, scales, biases),
+// down (w, scales, biases), [mask].
+void AttentionOutputMlp::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
+  out.set_data(mx::allocator::malloc(out.nbytes()));
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  for (const auto& a : inputs) encoder.set_input_array(a);
+  encoder.set_output_array(out);
+  encoder.dispatch([in = weak_copies(inputs), out = mx::array::unsafe_weak_copy(out),
+                    p = p_]() mutable {
+    const mx::array &x = in[0], &q = in[1], &k = in[2], &v = in[3];
+    const int64_t B = x.shape(0), L = x.shape(1), D = x.shape(2), M = B * L;
+    const int64_t H = q.shape(1), Dv = v.shape(3);
+    std::vector<float> attended(M * H * Dv), h(M * D), normed(M * D);
+    attention_into(q, k, v, p.has_mask ? &in[14] : nullptr, p.scale, p.causal, true,
+                   attended.data());
+
+    const Contiguous cx(x), cnorm(in[7]);
+    const QuantizedOperand Wo(in[4], in[5], in[6], p.o_group_size, p.o_bits);
+    matmul_rows(attended.data(), M, Wo.matrix, p.kernel, h.data());
+    const float* xs = floats(cx);
+    for (int64_t i = 0; i < M * D; ++i) h[i] = xs[i] + h[i];
+    rms_norm_rows(h.data(), floats(cnorm), normed.data(), 0, M, D, p.eps);
+
+    const QuantizedOperand Wgu(in[8], in[9], in[10], p.gate_up_group_size, p.gate_up_bits);
+    const int64_t I = Wgu.matrix.rows / 2;
+    std::vector<float> gate_up(M * 2 * I), act(M * I);
+    matmul_rows(normed.data(), M, Wgu.matrix, p.kernel, gate_up.data());
+    for (int64_t m = 0; m < M; ++m)
+      swiglu(gate_up.data() + m * 2 * I, gate_up.data() + m * 2 * I + I, act.data() + m * I, I);
+
+    const QuantizedOperand Wdown(in[11], in[12], in[13], p.down_group_size, p.down_bits);
+    float* o = out.data<float>();
+    matmul_rows(act.data(), M, Wdown.matrix, p.kernel, o);
+    for (int64_t i = 0; i < M * D; ++i) o[i] = h[i] + o[i];
+  });
+}
+
+void AttentionInputs::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) {
+  throw std::runtime_error("OsaurusAttentionInputs runs on the CPU only");
+}
+
+void AttentionOutputMlp::eval_gpu(const std::vector<mx::array>&, mx::array&) {
+  throw std::runtime_error("OsaurusAttentionOutputMlp runs on the CPU only");
+}
+
+bool AttentionInputs::is_equivalent(const mx::Primitive& other) const {
+  return p_ == static_cast<const AttentionInputs&>(other).p_;
+}
+
+bool AttentionOutputMlp::is_equivalent(const mx::Primitive& other) const {
+  return p_ == static_cast<const AttentionOutputMlp&>(other).p_;
+}
+
+std::vector<mx::Shape> AttentionInputs::output_shapes(const std::vector<mx::array>& inputs) {
+  const int B = inputs[0].shape(0), L = inputs[0].shape(1);
+  return {{B, p_.n_heads, L, p_.head_dim},
+          {B, p_.n_kv_heads, L, p_.head_dim},
+          {B, p_.n_kv_heads, L, p_.head_dim}};
+}
+
+}  // namespace osaurus

@@ -1,0 +1,164 @@
+"""A llama decoder layer as two native primitives computes what the layer computed with the
+native ops one by one: over a prompt, step by step on a KV cache, batched (left padding, per
+sequence offsets), and with prompt chunks; layers it cannot compute are left alone."""
+
+from __future__ import annotations
+
+import sys
+
+import mlx.core as mx
+import mlx.nn as nn
+import pytest
+from mlx_lm.generate import BatchGenerator
+from mlx_lm.models import llama
+from tiny_llama import greedy_logits, tiny_llama
+
+from osaurus.engine import quantized_layers
+from osaurus.engine.decoder_layers import NativeLlamaBlock, use_native_decoder_layers
+from osaurus.engine.fast_layers import use_native_fast_ops
+from osaurus.engine.fused_projections import fuse_projections
+from osaurus.engine.native import loaded_kernels
+from osaurus.engine.quantized_layers import compute_in_float32, use_native_kernels
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the native kernel serves MLX's CPU backend"
+)
+
+LLAMA3_SCALING = {
+    "rope_type": "llama3",
+    "factor": 32.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 8192,
+}
+PROMPT = mx.array([[5, 17, 42, 7, 99, 3], [1, 2, 3, 4, 5, 6]])
+
+
+@pytest.fixture(autouse=True)
+def exact_kernel(monkeypatch):
+    """The float kernel: x is not rounded to int8, so the only differences left between the
+    fused and unfused layer are float32 rounding (with int8 rounding, a last-bit difference in
+    the SwiGLU can move x's rounding, which is as exact but not comparable)."""
+    monkeypatch.setattr(quantized_layers, "KERNEL", "float")
+    function = llama.scaled_dot_product_attention  # as test_fast_layers: mlx-lm's own first
+    monkeypatch.setattr(
+        llama, "scaled_dot_product_attention", getattr(function, "osaurus_original", function)
+    )
+
+
+def native_llama(**overrides) -> llama.Model:
+    """A quantized tiny Llama on every native layer, as the server loads a quantized model."""
+    model = tiny_llama(**overrides)
+    nn.quantize(model, group_size=32, bits=4)
+    mx.eval(model.parameters())
+    assert use_native_kernels(model) > 0
+    compute_in_float32(model)
+    fuse_projections(model)
+    use_native_fast_ops(model)
+    return model
+
+
+def assert_close(got: mx.array, want: mx.array) -> None:
+    scale = float(mx.abs(want).max())
+    assert float(mx.abs(got - want).max()) <= 1e-4 * scale
+    assert mx.array_equal(mx.argmax(got, -1), mx.argmax(want, -1))
+
+
+@pytest.mark.parametrize("rope_scaling", [None, LLAMA3_SCALING])
+@pytest.mark.parametrize("traditional", [False, True])
+def test_fused_layers_compute_the_same(rope_scaling, traditional) -> None:
+    model = native_llama(rope_scaling=rope_scaling, rope_traditional=traditional)
+    before = greedy_logits(model, PROMPT)
+    assert use_native_decoder_layers(model) == 2
+    assert all(type(layer) is NativeLlamaBlock for layer in model.model.layers)
+    assert_close(greedy_logits(model, PROMPT), before)
+
+
+def test_batched_decoding_computes_the_same() -> None:
+    # mlx-lm's BatchGenerator: left-padded prompts (an array mask), one RoPE offset per row.
+    def generate(model: llama.Model) -> tuple[list[int], mx.array]:
+        gen = BatchGenerator(model, max_tokens=6)
+        uids = gen.insert([[5, 17, 42, 7, 99, 3], [8, 9]])
+        tokens: list[int] = []
+        logprobs: list[mx.array] = []
+        finished: set[int] = set()
+        while len(finished) < len(uids):
+            for r in sorted(gen.next()[1], key=lambda r: r.uid):
+                tokens.append(r.token)
+                logprobs.append(r.logprobs)
+                if r.finish_reason is not None:
+                    finished.add(r.uid)
+        gen.close()
+        return tokens, mx.stack(logprobs)
+
+    model = native_llama()
+    tokens, logprobs = generate(model)
+    use_native_decoder_layers(model)
+    fused_tokens, fused_logprobs = generate(model)
+    assert fused_tokens == tokens
+    assert float(mx.abs(fused_logprobs - logprobs).max()) < 1e-4
+
+
+def test_a_prompt_in_chunks_and_without_a_cache() -> None:
+    model = native_llama()
+    prompt = mx.array([[(7 * i) % 290 + 3 for i in range(40)]])
+    whole = model(prompt)
+    use_native_decoder_layers(model)
+    assert_close(model(prompt), whole)  # no cache: RoPE from 0, causal mask
+    from mlx_lm.models.cache import make_prompt_cache
+
+    cache = make_prompt_cache(model)
+    model(prompt[:, :25], cache=cache)
+    assert_close(model(prompt[:, 25:], cache=cache)[:, -1], whole[:, -1])
+
+
+def test_int8_kernel_still_decodes_the_same_tokens(monkeypatch) -> None:
+    monkeypatch.setattr(quantized_layers, "KERNEL", "auto")
+    model = native_llama()
+    before = greedy_logits(model, PROMPT, steps=6)
+    use_native_decoder_layers(model)
+    after = greedy_logits(model, PROMPT, steps=6)
+    assert mx.array_equal(mx.argmax(after, -1), mx.argmax(before, -1))
+    assert float(mx.abs(after - before).max()) <= 0.05 * float(mx.abs(before).max())
+
+
+def test_layers_with_biases_or_unquantized_stay_as_they_are() -> None:
+    assert use_native_decoder_layers(native_llama(attention_bias=True)) == 0
+    plain = tiny_llama()  # float weights: mlx-lm's own matmuls
+    use_native_fast_ops(plain)
+    assert use_native_decoder_layers(plain) == 0
+
+
+def test_a_second_swap_changes_nothing() -> None:
+    model = native_llama()
+    use_native_decoder_layers(model)
+    assert use_native_decoder_layers(model) == 0
+
+
+def test_other_dtypes_take_mlx_lms_path() -> None:
+    model = native_llama()
+    layer = model.model.layers[0]
+    x = mx.random.normal((1, 3, 128), key=mx.random.key(3)).astype(mx.float16)
+    want = layer(x, "causal")
+    use_native_decoder_layers(model)
+    assert mx.array_equal(layer(x, "causal"), want).item()
+
+
+def test_bad_arguments_are_named() -> None:
+    model = native_llama()
+    attn = model.model.layers[0].self_attn
+    q = attn.q_proj
+    qkv = (q["weight"], q["scales"], q["biases"], q.group_size, q.bits)
+    native = loaded_kernels()
+    common = dict(n_heads=4, n_kv_heads=2, head_dim=32, rope_dims=32, traditional=False,
+                  base=10000.0, rope_scale=1.0, offset=0)  # fmt: skip
+    x = mx.zeros((1, 2, 128))
+    norm = mx.ones((128,))
+    with pytest.raises(ValueError, match="x must be float32"):
+        native.attention_inputs(x.astype(mx.float16), norm, 1e-5, qkv, **common)
+    with pytest.raises(ValueError, match="qkv is a 256 x 128 matrix, expected 384 x 128"):
+        native.attention_inputs(x, norm, 1e-5, qkv, **(common | {"n_heads": 8}))
+    with pytest.raises(ValueError, match="norm weight must be float32 of shape \\(128,\\)"):
+        native.attention_inputs(x, mx.ones((64,)), 1e-5, qkv, **common)
+    with pytest.raises(ValueError, match="exactly one of base and freqs"):
+        native.attention_inputs(x, norm, 1e-5, qkv, **(common | {"base": None}))
