@@ -37,7 +37,11 @@ from mlx_lm.generate import BatchGenerator  # noqa: E402
 from mlx_lm.models.cache import make_prompt_cache  # noqa: E402
 
 from osaurus.engine.loaded_model import LoadedModel, load_model  # noqa: E402
-from osaurus.engine.quantized_layers import NativeQuantizedEmbedding, NativeQuantizedLinear  # noqa: E402
+from osaurus.engine.quantized_layers import (  # noqa: E402
+    NativeQuantizedEmbedding,
+    NativeQuantizedLinear,
+    input_width,
+)
 from osaurus.models.registry import describe  # noqa: E402
 
 PROMPT_TOKENS = 48
@@ -59,7 +63,7 @@ def native_matmuls(model) -> list[tuple[object, int]]:
     """The model's native quantized layers with their input width (a tied head included)."""
     tied = getattr(getattr(model, "args", None), "tie_word_embeddings", False)
     return [
-        (module, module.weight.shape[1] * 32 // module.bits)
+        (module, input_width(module))
         for _, module in model.named_modules()
         if isinstance(module, NativeQuantizedLinear)
         or (tied and isinstance(module, NativeQuantizedEmbedding))

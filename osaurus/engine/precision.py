@@ -28,6 +28,7 @@ from osaurus.engine.quantized_layers import (
     SUPPORTED_BITS,
     SUPPORTED_GROUP_SIZES,
     compute_in_float32,
+    repack_for_native_kernel,
     use_native_kernels,
 )
 
@@ -105,6 +106,7 @@ def apply_precision_policy(model: Any, policy: Float32Policy) -> Precision:
         if native and use_native_kernels(model):
             compute_in_float32(model)
             fuse_projections(model)
+            repack_for_native_kernel(model)
             return Precision(stored, kernel=f"osaurus {loaded_kernels().simd()}")
         return Precision(stored, kernel="mlx")
     dequantize_model(model)  # mlx-lm's: quantized layers become plain Linear/Embedding

@@ -70,6 +70,12 @@ NB_MODULE(_kernels, m) {
         "gate_up"_a, "down"_a, "kernel"_a = "auto", "stream"_a = nb::none(),
         "The rest of a llama decoder layer: h = x + attention(q, k, v) @ o.T, then "
         "h + swiglu(split(rms_norm(h) @ gate_up.T)) @ down.T. See decoder_layer.h.");
+  m.def("repack", &osaurus::repack, "w"_a, "scales"_a, "biases"_a, "group_size"_a = 64,
+        "bits"_a = 4, nb::kw_only(), "stream"_a = nb::none(),
+        "(w, scales, biases) in the r16 layout (16 output rows to a vector; w as uint8), which "
+        "quantized_matmul (transposed) and dequantize take. See kernels_r16.h.");
+  m.def("repack_available", &osaurus::repack_available,
+        "Whether the r16 kernels are built here (AVX-512 VNNI); elsewhere repack is slower.");
   m.def("simd", &osaurus::simd_name, "The instruction set the kernels were built for.");
   m.def("blas_rows", &osaurus::blas_rows,
         "Rows per sequence from which kernel='auto' dequantizes and calls the BLAS (0: never).");

@@ -70,6 +70,7 @@ struct QuantizedMatrix {
   ScaleType scale_type;
   int64_t rows, cols;
   int bits, group_size;
+  bool r16 = false;  // repacked 16 rows to a vector (kernels_r16.h), not MLX's layout
 
   int64_t row_bytes() const { return cols * bits / 8; }
   int64_t groups() const { return cols / group_size; }

@@ -28,13 +28,18 @@ inline int max_threads() {
 // they go (about 8 per thread) rather than one fixed share each: in a server other threads
 // (the event loop, gRPC) take cores too, and with fixed shares every matmul would wait for
 // whichever thread was descheduled.
+//
+// A second thread pays only on matrices big enough: for the small ones of a 135M model waking
+// it costs more than it saves, as the other core runs MLX's scheduling and Python
+// (bench/profile.py at batch 1, MLX's layout: ~62 -> ~75 tokens/s when 1 << 17 became 1 << 22).
+// Kernels that do less work per weight set a lower bar (kernels_r16.h).
+constexpr int64_t kMinWorkPerThread = 1 << 22;
+
 template <typename Fn>
-void parallel_rows(int64_t n, int64_t align, int64_t work, Fn&& fn) {
-  // A second thread pays only on matrices big enough to be bound by memory: the small ones
-  // of a 135M model ran faster on one (the other core runs MLX's scheduling and Python;
-  // bench/profile.py: ~62 -> ~75 tokens/s at batch 1 when 1 << 17 became 1 << 22).
-  constexpr int64_t kMinWorkPerThread = 1 << 22;
-  const int threads = int(std::min<int64_t>(max_threads(), std::max<int64_t>(1, work / kMinWorkPerThread)));
+void parallel_rows(int64_t n, int64_t align, int64_t work, Fn&& fn,
+                   int64_t min_work_per_thread = kMinWorkPerThread) {
+  const int threads = int(
+      std::min<int64_t>(max_threads(), std::max<int64_t>(1, work / min_work_per_thread)));
   if (threads <= 1) {
     fn(int64_t(0), n);
     return;

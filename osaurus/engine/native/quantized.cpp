@@ -8,6 +8,7 @@
 
 #include "array_utils.h"
 #include "kernels.h"
+#include "kernels_r16.h"
 #include "kernels_vnni.h"
 #include "mlx/backend/common/utils.h"
 #include "mlx/backend/cpu/encoder.h"
@@ -25,6 +26,12 @@ namespace {
 // free (14336 x 4096 at 128 rows: 49 ms against 85 ms, and 164 ms with the dequantize), so
 // with them every sequence takes the int8 kernels (0: never the BLAS).
 constexpr int64_t kBlasRows = OSU_HAVE_VNNI ? 0 : 64;
+
+// The logical columns of a packed w: MLX packs 32 / bits values per uint32, the r16 layout
+// keeps bytes (kernels_r16.h).
+int64_t packed_cols(const mx::array& w, int bits) {
+  return int64_t(w.shape(1)) * (w.dtype() == mx::uint8 ? 8 : 32) / bits;
+}
 
 bool is_scale_dtype(mx::Dtype t) {
   return t == mx::float32 || t == mx::float16 || t == mx::bfloat16;
@@ -61,9 +68,10 @@ void store(const std::vector<float>& acc, mx::array& out) {
 }
 
 QuantizedMatrix matrix_of(
-    const Contiguous& w, const Contiguous& scales, const Contiguous& biases, mx::Dtype st,
-    int64_t rows, int64_t cols, int bits, int group_size) {
-  return QuantizedMatrix{w.data, scales.data, biases.data, scale_type(st), rows, cols, bits, group_size};
+    const mx::array& w, const mx::array& scales, const Contiguous& cw, const Contiguous& cs,
+    const Contiguous& cb, int group_size, int bits) {
+  return QuantizedMatrix{cw.data, cs.data, cb.data, scale_type(scales.dtype()), w.shape(0),
+                         packed_cols(w, bits), bits, group_size, w.dtype() == mx::uint8};
 }
 
 bool use_simd(KernelChoice k) { return OSU_HAVE_AVX2 && k != KernelChoice::Generic; }
@@ -76,12 +84,15 @@ std::pair<int64_t, int64_t> check_quantized_weights(
   if (bits != 4 && bits != 8) fail(op, "bits must be 4 or 8, got ", bits);
   if (group_size != 32 && group_size != 64 && group_size != 128)
     fail(op, "group_size must be 32, 64 or 128, got ", group_size);
-  if (w.dtype() != mx::uint32) fail(op, "w must be uint32 (packed weights), got ", w.dtype());
+  if (w.dtype() != mx::uint32 && w.dtype() != mx::uint8)
+    fail(op, "w must be uint32 (packed weights) or uint8 (repacked), got ", w.dtype());
   if (w.ndim() != 2) fail(op, "w must be 2-D, got shape ", shape_of(w));
+  if (w.dtype() == mx::uint8 && w.shape(0) % kTileRows != 0)
+    fail(op, "a repacked w has a multiple of ", kTileRows, " rows, got ", w.shape(0));
   if (!is_scale_dtype(scales.dtype()) || scales.dtype() != biases.dtype())
     fail(op, "scales and biases must share a float dtype (float32, float16 or bfloat16), got ",
          scales.dtype(), " and ", biases.dtype());
-  const int64_t rows = w.shape(0), cols = int64_t(w.shape(1)) * 32 / bits;
+  const int64_t rows = w.shape(0), cols = packed_cols(w, bits);
   if (scales.shape() != biases.shape() || scales.ndim() != 2 || scales.shape(0) != rows ||
       int64_t(scales.shape(1)) * group_size != cols)
     fail(op, "scales ", shape_of(scales), " and biases ", shape_of(biases), " do not fit w ",
@@ -94,13 +105,35 @@ QuantizedOperand::QuantizedOperand(
     const mx::array& w_, const mx::array& scales_, const mx::array& biases_, int group_size,
     int bits)
     : w(w_), scales(scales_), biases(biases_),
-      matrix(matrix_of(w, scales, biases, scales_.dtype(), w_.shape(0),
-                       int64_t(w_.shape(1)) * 32 / bits, bits, group_size)) {}
+      matrix(matrix_of(w_, scales_, w, scales, biases, group_size, bits)) {}
 
 void matmul_rows(
     const float* x, int64_t M, const QuantizedMatrix& W, KernelChoice kernel, float* out) {
   const int64_t N = W.rows, K = W.cols;
   const int64_t work = M * N * K;
+  if (W.r16) {
+#if OSU_HAVE_VNNI
+    if (kernel == KernelChoice::Auto || kernel == KernelChoice::Int8) {
+      R16X xq;
+      quantize_x_r16(x, M, K, W.bits, W.group_size, xq);
+      parallel_rows(
+          N, kTileRows, work,
+          [&](int64_t n0, int64_t n1) {
+            if (W.bits == 4)
+              qmm_r16<4>(xq, W, n0, n1, out, N);
+            else
+              qmm_r16<8>(xq, W, n0, n1, out, N);
+          },
+          kR16MinWorkPerThread);
+      return;
+    }
+#endif
+    // The other kernels read MLX's layout: a copy in it (tests and comparisons only; the
+    // server repacks where the kernel above runs).
+    const MlxLayoutCopy copy(W);
+    matmul_rows(x, M, copy.matrix, kernel, out);
+    return;
+  }
 #if OSU_HAVE_VNNI
   if (kernel == KernelChoice::Auto || kernel == KernelChoice::Int8) {
     VnniX xq;
@@ -187,6 +220,8 @@ mx::array quantized_matmul(
   if (!is_scale_dtype(x.dtype()))
     fail(op, "x must be float32, float16 or bfloat16, got ", x.dtype());
   if (x.ndim() < 1) fail(op, "x must have at least one dimension");
+  if (w.dtype() == mx::uint8 && !transpose)
+    fail(op, "a repacked w is multiplied transposed only (x @ dequant(w).T)");
   const int64_t K = transpose ? cols : rows, N = transpose ? rows : cols;
   if (x.shape(-1) != K)
     fail(op, "x ", shape_of(x), " has ", x.shape(-1), " columns but w ", shape_of(w), " is a ",
@@ -194,6 +229,8 @@ mx::array quantized_matmul(
          transpose ? "True" : "False", ")");
 
   auto stream = mx::to_stream(s);
+  if (stream.device != mx::Device::cpu && w.dtype() == mx::uint8)
+    fail(op, "a repacked w is for the CPU kernels only");
   if (stream.device != mx::Device::cpu)  // Metal and CUDA: MLX's own kernels are the fast path
     return mx::quantized_matmul(x, w, scales, biases, transpose, group_size, bits, "affine", stream);
 
@@ -225,8 +262,8 @@ void QuantizedMatmul::eval_cpu(const std::vector<mx::array>& inputs, mx::array& 
                     out = mx::array::unsafe_weak_copy(out), transpose = transpose_,
                     group_size = group_size_, bits = bits_, kernel = kernel_]() mutable {
     const Contiguous cw(w), cs(scales), cb(biases);
-    const int64_t rows = w.shape(0), cols = int64_t(w.shape(1)) * 32 / bits;
-    const auto W = matrix_of(cw, cs, cb, scales.dtype(), rows, cols, bits, group_size);
+    const auto W = matrix_of(w, scales, cw, cs, cb, group_size, bits);
+    const int64_t rows = W.rows, cols = W.cols;
     const int64_t K = transpose ? cols : rows, N = transpose ? rows : cols;
     const int64_t M = x.size() / K;
     const std::vector<float> xf = rows_as_float(x);
@@ -254,8 +291,11 @@ void Dequantize::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) 
                     out = mx::array::unsafe_weak_copy(out), group_size = group_size_,
                     bits = bits_, kernel = kernel_]() mutable {
     const Contiguous cw(w), cs(scales), cb(biases);
-    const int64_t rows = w.shape(0), cols = int64_t(w.shape(1)) * 32 / bits;
-    const auto W = matrix_of(cw, cs, cb, scales.dtype(), rows, cols, bits, group_size);
+    const auto stored = matrix_of(w, scales, cw, cs, cb, group_size, bits);
+    const std::optional<MlxLayoutCopy> copy =
+        stored.r16 ? std::optional<MlxLayoutCopy>(stored) : std::nullopt;
+    const auto& W = copy ? copy->matrix : stored;
+    const int64_t rows = W.rows, cols = W.cols;
     float* o = out.data<float>();
     parallel_rows(rows, 8, rows * cols / 4, [&](int64_t r0, int64_t r1) {
 #if OSU_HAVE_AVX2
@@ -288,7 +328,7 @@ bool QuantizedMatmul::is_equivalent(const mx::Primitive& other) const {
 
 std::vector<mx::Shape> QuantizedMatmul::output_shapes(const std::vector<mx::array>& inputs) {
   auto shape = inputs[0].shape();
-  const int64_t cols = int64_t(inputs[1].shape(1)) * 32 / bits_;
+  const int64_t cols = packed_cols(inputs[1], bits_);
   shape.back() = int(transpose_ ? inputs[1].shape(0) : cols);
   return {shape};
 }
@@ -296,6 +336,51 @@ std::vector<mx::Shape> QuantizedMatmul::output_shapes(const std::vector<mx::arra
 bool Dequantize::is_equivalent(const mx::Primitive& other) const {
   const auto& o = static_cast<const Dequantize&>(other);
   return group_size_ == o.group_size_ && bits_ == o.bits_ && kernel_ == o.kernel_;
+}
+
+bool repack_available() { return OSU_HAVE_VNNI; }
+
+std::vector<mx::array> repack(
+    const mx::array& w, const mx::array& scales, const mx::array& biases, int group_size,
+    int bits, mx::StreamOrDevice s) {
+  const char* op = "repack";
+  if (w.dtype() != mx::uint32) fail(op, "w must be uint32 (MLX's packed weights), got ", w.dtype());
+  const auto [rows, cols] = check_quantized_weights(op, w, scales, biases, group_size, bits);
+  if (rows % kTileRows != 0)
+    fail(op, "the r16 layout takes a multiple of ", kTileRows, " rows, got ", rows);
+  auto stream = mx::to_stream(s);
+  if (stream.device != mx::Device::cpu) fail(op, "the r16 layout is for the CPU kernels only");
+  return mx::array::make_arrays(
+      {{int(rows), int(cols * bits / 8)}, scales.shape(), biases.shape()},
+      {mx::uint8, scales.dtype(), biases.dtype()},
+      std::make_shared<Repack>(stream, group_size, bits), {w, scales, biases});
+}
+
+void Repack::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  for (auto& o : outputs) o.set_data(mx::allocator::malloc(o.nbytes()));
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  for (const auto& a : inputs) encoder.set_input_array(a);
+  for (auto& o : outputs) encoder.set_output_array(o);
+  encoder.dispatch([w = mx::array::unsafe_weak_copy(inputs[0]),
+                    scales = mx::array::unsafe_weak_copy(inputs[1]),
+                    biases = mx::array::unsafe_weak_copy(inputs[2]),
+                    packed = mx::array::unsafe_weak_copy(outputs[0]),
+                    out_scales = mx::array::unsafe_weak_copy(outputs[1]),
+                    out_biases = mx::array::unsafe_weak_copy(outputs[2]), group_size = group_size_,
+                    bits = bits_]() mutable {
+    const Contiguous cw(w), cs(scales), cb(biases);
+    repack_r16(matrix_of(w, scales, cw, cs, cb, group_size, bits), packed.data<uint8_t>(),
+               out_scales.data<uint8_t>(), out_biases.data<uint8_t>());
+  });
+}
+
+void Repack::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) {
+  throw std::runtime_error("OsaurusRepack runs on the CPU only");
+}
+
+bool Repack::is_equivalent(const mx::Primitive& other) const {
+  const auto& o = static_cast<const Repack&>(other);
+  return group_size_ == o.group_size_ && bits_ == o.bits_;
 }
 
 }  // namespace osaurus

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "array_utils.h"
 #include "kernels.h"
@@ -43,6 +44,29 @@ int num_threads();
 
 // Rows per sequence from which "auto" dequantizes and calls the BLAS (0: never).
 int blas_rows();
+
+// w, scales and biases in the r16 layout (kernels_r16.h: the same bytes, 16 output rows to a
+// vector), which quantized_matmul (transposed) and dequantize take as they take MLX's: w is
+// then uint8. Where the r16 kernels are not built (no AVX-512 VNNI) they read it through a copy
+// in MLX's layout, so repack only where repack_available().
+std::vector<mx::array> repack(
+    const mx::array& w, const mx::array& scales, const mx::array& biases, int group_size,
+    int bits, mx::StreamOrDevice s = {});
+bool repack_available();
+
+class Repack : public mx::Primitive {
+ public:
+  Repack(mx::Stream stream, int group_size, int bits)
+      : mx::Primitive(stream), group_size_(group_size), bits_(bits) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override;
+  void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override;
+  const char* name() const override { return "OsaurusRepack"; }
+  bool is_equivalent(const mx::Primitive& other) const override;
+
+ private:
+  int group_size_, bits_;
+};
 
 // For primitives that multiply inside their own eval (decoder_layer.cpp):
 

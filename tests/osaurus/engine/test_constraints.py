@@ -61,7 +61,7 @@ async def test_json_object_mode_gives_an_object(engine: Engine, model_id: str):
         engine,
         chat(
             model_id,
-            "Give me the name and age of a person as JSON.",
+            'Give me the name and age of a person as JSON, like {"name": ..., "age": ...}.',
             max_tokens=60,
             response_format=ResponseFormat(type="json_object"),
         ),

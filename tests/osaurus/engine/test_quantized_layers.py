@@ -15,6 +15,7 @@ from osaurus.engine.precision import Float32Policy, apply_precision_policy
 from osaurus.engine.quantized_layers import (
     NativeQuantizedEmbedding,
     NativeQuantizedLinear,
+    is_repacked,
     native_layer_count,
 )
 
@@ -56,7 +57,9 @@ def test_auto_keeps_a_quantized_model_quantized_on_the_native_kernel(monkeypatch
     assert isinstance(model.proj, NativeQuantizedLinear)
     assert isinstance(model.embed, NativeQuantizedEmbedding)
     assert native_layer_count(model) == 2
-    assert model.proj.weight.dtype == mx.uint32  # the weights are the ones loaded
+    # The weights are the ones loaded: as stored, or their bytes in the r16 layout.
+    assert model.proj.weight.dtype == (mx.uint8 if kernels().repack_available() else mx.uint32)
+    assert model.proj.weight.nbytes == 128 * 128 // 2
     after = model(tokens)
     scale = float(mx.abs(before).max())
     assert float(mx.abs(after - before).max()) <= 1e-5 * scale
@@ -71,7 +74,7 @@ def test_a_half_precision_model_computes_in_float32_between_its_quantized_matmul
     apply_precision_policy(model, Float32Policy.AUTO)
 
     # The quantized storage is as loaded; the rest (norm weight, linear bias) is float32.
-    assert model.proj.weight.dtype == mx.uint32 and model.proj.scales.dtype == mx.float16
+    assert model.proj.weight.nbytes == 128 * 128 // 2 and model.proj.scales.dtype == mx.float16
     assert model.embed.scales.dtype == mx.float16 and model.embed.biases.dtype == mx.float16
     assert model.norm.weight.dtype == mx.float32 and model.proj.bias.dtype == mx.float32
     assert model.embed(tokens).dtype == mx.float32
@@ -101,3 +104,21 @@ def test_always_still_means_float32() -> None:
     model = quantized_model()
     assert apply_precision_policy(model, Float32Policy.ALWAYS).describe() == "float32 (from 4-bit)"
     assert native_layer_count(model) == 0
+
+
+def test_repacked_layers_compute_what_the_stored_ones_do() -> None:
+    if not kernels().repack_available():
+        pytest.skip("the r16 kernels need AVX-512 VNNI")
+    tokens = mx.array([[1, 2, 3, 200, 17, 99]])
+    plain = quantized_model()  # MLX's kernel and lookup
+    want_rows, want = plain.embed(tokens), plain(tokens)
+
+    model = quantized_model()
+    apply_precision_policy(model, Float32Policy.AUTO)
+    assert is_repacked(model.proj) and is_repacked(model.embed)
+    # The embedding's rows, looked up in the r16 layout, are MLX's rows exactly.
+    assert mx.array_equal(model.embed(tokens), want_rows).item()
+    # The tied head and the projection on the r16 kernel (x rounded to int8 per group).
+    got = model(tokens)
+    assert float(mx.abs(got - want).max()) <= 2e-2 * float(mx.abs(want).max())
+    assert mx.array_equal(mx.argmax(got, -1), mx.argmax(want, -1)).item()

@@ -1,0 +1,235 @@
+// AVX-512 VNNI kernels on weights repacked 16 output rows to a vector ("r16").
+//
+// In MLX's layout a row's weights are contiguous, so a SIMD dot product runs along one row and
+// ends in a horizontal sum, and each group's scale must be moved to the lanes that hold that
+// group (kernels_vnni.h). On a small model's matrices (576 columns: 18 groups a row) those
+// per-row steps cost more than the multiplies, and with several rows of x each of them is paid
+// again per row. llama.cpp repacks its weights at load for the same reason. Here the weights
+// of 16 consecutive output rows are interleaved so that one 64-byte vector holds 4 bytes of
+// each of the 16 rows at the same column: `vpdpbusd` against 4 bytes of x broadcast to every
+// lane then adds 16 rows' partial dot products at once, a group's 16 scales are one load, and
+// a tile's 16 results are one store. No horizontal sum, no permute, and each vector of weights
+// is unpacked once for every row of x.
+//
+// Layout of a matrix of N rows (a multiple of 16) by K columns, bits 4 or 8:
+//   packed: tile t (rows 16t..16t+15), block j (columns 32j..32j+31), chunk c, row r, byte i:
+//           byte 4c + i of row 16t + r's block j as MLX packs it. A 4-bit block is 16 bytes
+//           (4 chunks), an 8-bit one 32 (8 chunks); each (t, j, c) is one 64-byte vector.
+//   scales, biases: tile t, group g, row r (16 contiguous values, of the stored type).
+// It is a permutation of MLX's bytes: same size, and undone exactly (unrepack_r16).
+//
+// Same arithmetic as the other int8 kernels (x rounded per weight group, d = max|x| / 127),
+// the terms of a row added in the same order whatever the batch, so a sequence gets the same
+// bits alone and batched.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "kernels_vnni.h"
+
+namespace osaurus {
+
+constexpr int64_t kTileRows = 16;
+
+// These kernels take a third of the time of kernels_vnni.h's on a small model's matrices, and
+// one core then no longer keeps up with memory: from this much work a matmul takes both cores
+// (BatchGenerator steps of the 135M test model, 1 << 22 -> 1 << 18: 8.7 -> 8.2 ms at batch 1,
+// 21 -> 19 ms at batch 8).
+constexpr int64_t kR16MinWorkPerThread = 1 << 18;
+
+inline int64_t r16_chunks(int bits) { return bits == 4 ? 4 : 8; }
+
+// Where byte `byte` (0 .. row_bytes) of row n lives in the repacked buffer.
+inline int64_t r16_offset(int64_t n, int64_t byte, int64_t row_bytes) {
+  // A row's 4-byte chunks are consecutive across its blocks (a block is 4 or 8 of them).
+  const int64_t t = n / kTileRows, r = n % kTileRows;
+  return t * kTileRows * row_bytes + (byte / 4) * kTileRows * 4 + r * 4 + byte % 4;
+}
+
+// Copies of W's packed bytes, scales and biases (MLX's layout) into the r16 layout.
+inline void repack_r16(const QuantizedMatrix& W, uint8_t* packed, uint8_t* scales,
+                       uint8_t* biases) {
+  const int64_t row_bytes = W.row_bytes(), groups = W.groups();
+  const int64_t value_bytes = W.scale_type == ScaleType::F32 ? 4 : 2;
+  for (int64_t n = 0; n < W.rows; ++n) {
+    const uint8_t* src = W.packed + n * row_bytes;
+    for (int64_t b = 0; b < row_bytes; ++b) packed[r16_offset(n, b, row_bytes)] = src[b];
+    const int64_t t = n / kTileRows, r = n % kTileRows;
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t to = ((t * groups + g) * kTileRows + r) * value_bytes;
+      const int64_t from = (n * groups + g) * value_bytes;
+      std::memcpy(scales + to, static_cast<const uint8_t*>(W.scales) + from, value_bytes);
+      std::memcpy(biases + to, static_cast<const uint8_t*>(W.biases) + from, value_bytes);
+    }
+  }
+}
+
+// The inverse: rows [n0, n1) of an r16 matrix back in MLX's layout (rows n0.. at packed, ...).
+inline void unrepack_r16(const QuantizedMatrix& R, int64_t n0, int64_t n1, uint8_t* packed,
+                         uint8_t* scales, uint8_t* biases) {
+  const int64_t row_bytes = R.row_bytes(), groups = R.groups();
+  const int64_t value_bytes = R.scale_type == ScaleType::F32 ? 4 : 2;
+  for (int64_t n = n0; n < n1; ++n) {
+    uint8_t* dst = packed + (n - n0) * row_bytes;
+    for (int64_t b = 0; b < row_bytes; ++b) dst[b] = R.packed[r16_offset(n, b, row_bytes)];
+    const int64_t t = n / kTileRows, r = n % kTileRows;
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t from = ((t * groups + g) * kTileRows + r) * value_bytes;
+      const int64_t to = ((n - n0) * groups + g) * value_bytes;
+      std::memcpy(scales + to, static_cast<const uint8_t*>(R.scales) + from, value_bytes);
+      std::memcpy(biases + to, static_cast<const uint8_t*>(R.biases) + from, value_bytes);
+    }
+  }
+}
+
+// An r16 matrix's bytes back in MLX's layout, for the kernels that read that one.
+struct MlxLayoutCopy {
+  std::vector<uint8_t> packed, scales, biases;
+  QuantizedMatrix matrix;
+
+  explicit MlxLayoutCopy(const QuantizedMatrix& R) : matrix(R) {
+    const int64_t value_bytes = R.scale_type == ScaleType::F32 ? 4 : 2;
+    packed.resize(R.rows * R.row_bytes());
+    scales.resize(R.rows * R.groups() * value_bytes);
+    biases.resize(scales.size());
+    unrepack_r16(R, 0, R.rows, packed.data(), scales.data(), biases.data());
+    matrix.packed = packed.data();
+    matrix.scales = scales.data();
+    matrix.biases = biases.data();
+    matrix.r16 = false;
+  }
+};
+
+#if OSU_HAVE_VNNI
+
+// x rounded to int8 for these kernels: per row and 32-column block, the 32 values in the
+// order the chunks take them. 8-bit: chunk c's 4 bytes are columns 4c..4c+3. 4-bit: chunk c's
+// 4 bytes hold columns 8c..8c+7, low nibbles the even ones, high the odd; the low nibbles
+// multiply x's dword 2c (columns 8c, 8c+2, 8c+4, 8c+6) and the high ones dword 2c+1.
+struct R16X {
+  std::vector<int8_t> q;  // rows x K
+  std::vector<float> d, sum;  // rows x groups
+  int64_t rows = 0, K = 0, groups = 0;
+
+  const int8_t* block(int64_t m, int64_t j) const { return q.data() + m * K + j * 32; }
+};
+
+inline int r16_order(int i, int bits) {
+  if (bits == 8) return i;
+  const int c = i / 8, within = i % 8;
+  return 8 * c + (within < 4 ? 2 * within : 2 * (within - 4) + 1);
+}
+
+inline void quantize_x_r16(const float* x, int64_t M, int64_t K, int bits, int group_size,
+                           R16X& out) {
+  const int64_t groups = K / group_size;
+  out.rows = M;
+  out.K = K;
+  out.groups = groups;
+  out.q.resize(M * K);
+  out.d.resize(M * groups);
+  out.sum.resize(M * groups);
+  int order[32];
+  for (int i = 0; i < 32; ++i) order[i] = r16_order(i, bits);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t g = 0; g < groups; ++g) {
+      int sum = 0;
+      const float d = round_group_int8(
+          x + m * K + g * group_size, group_size, order,
+          [&](int64_t b) { return out.q.data() + m * K + g * group_size + b * 32; }, &sum);
+      out.d[m * groups + g] = d;
+      out.sum[m * groups + g] = d * float(sum);
+    }
+}
+
+// One tile (16 output rows from t * 16) against MT rows of x from m0.
+template <int BITS, int G, int MT>
+inline void qmm_r16_tile(const R16X& X, int64_t m0, const QuantizedMatrix& W, int64_t t,
+                         float* out, int64_t ldo) {
+  constexpr int chunks = BITS == 4 ? 4 : 8, blocks_per_group = G / 32;
+  const int64_t groups = W.groups(), row_bytes = W.row_bytes();
+  const uint8_t* tile = W.packed + t * kTileRows * row_bytes;
+  const __m512i low = _mm512_set1_epi8(0x0f);
+  __m512 acc[MT];
+  OSU_UNROLL for (int m = 0; m < MT; ++m) acc[m] = _mm512_setzero_ps();
+  // Independent int32 sums per row of x (A of them, added at the end of the group: integer
+  // sums, so the order changes nothing), so that vpdpbusd's latency does not chain.
+  constexpr int A = MT == 1 ? 4 : 2;
+  for (int64_t g = 0; g < groups; ++g) {
+    __m512i dot[MT][A];
+    OSU_UNROLL for (int m = 0; m < MT; ++m)
+      OSU_UNROLL for (int a = 0; a < A; ++a) dot[m][a] = _mm512_setzero_si512();
+    OSU_UNROLL for (int b = 0; b < blocks_per_group; ++b) {
+      const int64_t j = g * blocks_per_group + b;
+      const uint8_t* v = tile + j * chunks * 64;
+      OSU_UNROLL for (int c = 0; c < chunks; ++c) {
+        const __m512i bytes = _mm512_loadu_si512(v + c * 64);
+        if constexpr (BITS == 4) {
+          const __m512i lo = _mm512_and_si512(bytes, low);
+          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low);
+          OSU_UNROLL for (int m = 0; m < MT; ++m) {
+            const int8_t* xb = X.block(m0 + m, j) + c * 8;
+            int32_t x_lo, x_hi;
+            std::memcpy(&x_lo, xb, 4);
+            std::memcpy(&x_hi, xb + 4, 4);
+            __m512i& d_lo = dot[m][(2 * c) % A];
+            __m512i& d_hi = dot[m][(2 * c + 1) % A];
+            d_lo = _mm512_dpbusd_epi32(d_lo, lo, _mm512_set1_epi32(x_lo));
+            d_hi = _mm512_dpbusd_epi32(d_hi, hi, _mm512_set1_epi32(x_hi));
+          }
+        } else {
+          OSU_UNROLL for (int m = 0; m < MT; ++m) {
+            int32_t xs;
+            std::memcpy(&xs, X.block(m0 + m, j) + c * 4, 4);
+            __m512i& d = dot[m][c % A];
+            d = _mm512_dpbusd_epi32(d, bytes, _mm512_set1_epi32(xs));
+          }
+        }
+      }
+    }
+    const int64_t at = (t * groups + g) * kTileRows;
+    const __m512 s = load16(W.scales, at, 0xffff, W.scale_type);
+    const __m512 bias = load16(W.biases, at, 0xffff, W.scale_type);
+    OSU_UNROLL for (int m = 0; m < MT; ++m) {
+      const int64_t xg = (m0 + m) * groups + g;
+      __m512i total = dot[m][0];
+      OSU_UNROLL for (int a = 1; a < A; ++a) total = _mm512_add_epi32(total, dot[m][a]);
+      acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total),
+                               _mm512_mul_ps(s, _mm512_set1_ps(X.d[xg])), acc[m]);
+      acc[m] = _mm512_fmadd_ps(bias, _mm512_set1_ps(X.sum[xg]), acc[m]);
+    }
+  }
+  OSU_UNROLL for (int m = 0; m < MT; ++m)
+    _mm512_storeu_ps(out + (m0 + m) * ldo + t * kTileRows, acc[m]);
+}
+
+// All rows of x against output rows [n0, n1) (multiples of 16).
+template <int BITS, int G>
+inline void qmm_r16_g(const R16X& X, const QuantizedMatrix& W, int64_t n0, int64_t n1,
+                      float* out, int64_t ldo) {
+  for (int64_t t = n0 / kTileRows; t < n1 / kTileRows; ++t)
+    for (int64_t m = 0; m < X.rows; m += 4) {
+      switch (std::min<int64_t>(4, X.rows - m)) {
+        case 4: qmm_r16_tile<BITS, G, 4>(X, m, W, t, out, ldo); break;
+        case 3: qmm_r16_tile<BITS, G, 3>(X, m, W, t, out, ldo); break;
+        case 2: qmm_r16_tile<BITS, G, 2>(X, m, W, t, out, ldo); break;
+        default: qmm_r16_tile<BITS, G, 1>(X, m, W, t, out, ldo); break;
+      }
+    }
+}
+
+template <int BITS>
+inline void qmm_r16(const R16X& X, const QuantizedMatrix& W, int64_t n0, int64_t n1, float* out,
+                    int64_t ldo) {
+  switch (W.group_size) {
+    case 32: return qmm_r16_g<BITS, 32>(X, W, n0, n1, out, ldo);
+    case 64: return qmm_r16_g<BITS, 64>(X, W, n0, n1, out, ldo);
+    default: return qmm_r16_g<BITS, 128>(X, W, n0, n1, out, ldo);
+  }
+}
+
+#endif  // OSU_HAVE_VNNI
+
+}  // namespace osaurus
