@@ -16,8 +16,11 @@ caches, attention sinks, other dtypes).
 
 from __future__ import annotations
 
+import importlib
 import sys
+import types
 from collections.abc import Callable
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -110,3 +113,38 @@ def use_native_fast_ops(model: nn.Module) -> int:
             module.__class__ = native
             swapped += 1
     return swapped + _use_native_attention(model)
+
+
+class _GenerateMlx(types.ModuleType):
+    """mlx.core as mlx-lm's generate module sees it once use_native_logsumexp ran: every name
+    is MLX's, except that logsumexp over the last axis of float32 on the CPU is the native
+    primitive. mlx-lm normalizes each decode step's logits with it, and MLX's CPU exp is scalar:
+    6.5 ms a step for 8 sequences of a 49k vocabulary against ~0.6 ms (native/fast_ops.h)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(mx, name)
+
+    @staticmethod
+    def logsumexp(a: mx.array, axis: Any = None, keepdims: bool = False, **kwargs: Any) -> Any:
+        last = axis in (-1, a.ndim - 1) or (axis is None and a.ndim == 1)
+        if (
+            last
+            and keepdims
+            and not kwargs
+            and a.dtype == mx.float32
+            and a.size
+            and mx.default_device() == mx.cpu
+        ):
+            return loaded_kernels().logsumexp(a)
+        return mx.logsumexp(a, axis=axis, keepdims=keepdims, **kwargs)
+
+
+def use_native_logsumexp() -> bool:
+    """Give mlx-lm's generate module the native logsumexp (process-wide, once); returns whether
+    it was swapped now. Elsewhere MLX's own stays."""
+    # The module, not the function mlx_lm exports under the same name.
+    generate = importlib.import_module("mlx_lm.generate")
+    if kernels() is None or isinstance(generate.mx, _GenerateMlx):
+        return False
+    generate.mx = _GenerateMlx("mlx.core")  # type: ignore[attr-defined]
+    return True

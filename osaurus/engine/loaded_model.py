@@ -12,7 +12,7 @@ from typing import Any
 from osaurus.chat.stopping import end_of_turn_ids
 from osaurus.chat.template import RenderedPrompt, encode_prompt, render_chat, template_switches
 from osaurus.engine.decoder_layers import use_native_decoder_layers
-from osaurus.engine.fast_layers import use_native_fast_ops
+from osaurus.engine.fast_layers import use_native_fast_ops, use_native_logsumexp
 from osaurus.engine.options import Float32Policy
 from osaurus.engine.precision import Precision, apply_precision_policy
 from osaurus.engine.request import GenerationRequest
@@ -88,6 +88,7 @@ def load_model(info: ModelInfo, float32: Float32Policy = Float32Policy.AUTO) -> 
     precision = apply_precision_policy(model, float32)
     use_native_fast_ops(model)  # on the CPU: norms, RoPE, attention as one op each
     use_native_decoder_layers(model)  # and llama layers whose parts are all native: two ops each
+    use_native_logsumexp()  # and mlx-lm's per-step normalization of the logits
     release_freed_memory()
     return LoadedModel(
         info=info,

@@ -76,6 +76,8 @@ NB_MODULE(_kernels, m) {
         "quantized_matmul (transposed) and dequantize take. See kernels_r16.h.");
   m.def("repack_available", &osaurus::repack_available,
         "Whether the r16 kernels are built here (AVX-512 VNNI); elsewhere repack is slower.");
+  m.def("logsumexp", &osaurus::logsumexp, "x"_a, nb::kw_only(), "stream"_a = nb::none(),
+        "As mx.logsumexp(x, axis=-1, keepdims=True) for float32 x, as one CPU primitive.");
   m.def("simd", &osaurus::simd_name, "The instruction set the kernels were built for.");
   m.def("blas_rows", &osaurus::blas_rows,
         "Rows per sequence from which kernel='auto' dequantizes and calls the BLAS (0: never).");

@@ -4,6 +4,7 @@
 #include "fast_ops.h"
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "array_utils.h"
@@ -11,6 +12,7 @@
 #include "mlx/fast.h"
 #include "norm_rope.h"
 #include "parallel.h"
+#include "vector_math.h"
 
 namespace osaurus {
 
@@ -103,6 +105,55 @@ mx::array rope(
       x.shape(), x.dtype(),
       std::make_shared<RoPE>(stream, dims, traditional, base.value_or(1.0f), scale),
       std::move(inputs));
+}
+
+mx::array logsumexp(const mx::array& x, mx::StreamOrDevice s) {
+  const char* op = "logsumexp";
+  if (x.ndim() == 0 || x.dtype() != mx::float32 || x.shape(-1) == 0)
+    fail(op, "x must be float32 with a last axis of at least one value, got ", x.dtype(), " ",
+         shape_of(x));
+  auto stream = mx::to_stream(s);
+  if (stream.device != mx::Device::cpu) return mx::logsumexp(x, -1, true, stream);
+  auto shape = x.shape();
+  shape.back() = 1;
+  return mx::array(shape, mx::float32, std::make_shared<LogSumExp>(stream), {x});
+}
+
+void LogSumExp::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
+  out.set_data(mx::allocator::malloc(out.nbytes()));
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  encoder.set_input_array(inputs[0]);
+  encoder.set_output_array(out);
+  encoder.dispatch([x = mx::array::unsafe_weak_copy(inputs[0]),
+                    out = mx::array::unsafe_weak_copy(out)]() mutable {
+    const Contiguous cx(x);
+    const int64_t n = x.shape(-1), rows = x.size() / n;
+    const float inf = std::numeric_limits<float>::infinity();
+    float* o = out.data<float>();
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = reinterpret_cast<const float*>(cx.data) + r * n;
+      float top = -inf;
+      for (int64_t i = 0; i < n; ++i) top = std::max(top, row[i]);
+      if (std::isinf(top)) {  // all -inf (a fully masked row), or an inf among the values
+        o[r] = top;
+        continue;
+      }
+      v16f sum = {};
+      for (int64_t i = 0; i < n; i += 16) {
+        const int64_t m = std::min<int64_t>(16, n - i);
+        v16f v = v16f{} - inf;
+        std::memcpy(&v, row + i, m * sizeof(float));
+        sum += v == -inf ? v16f{} : exp16(v - top);  // masked values add nothing
+      }
+      float total = 0;
+      for (int j = 0; j < 16; ++j) total += sum[j];
+      o[r] = top + std::log(total);
+    }
+  });
+}
+
+void LogSumExp::eval_gpu(const std::vector<mx::array>&, mx::array&) {
+  throw std::runtime_error("OsaurusLogSumExp runs on the CPU only");
 }
 
 void RMSNorm::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {

@@ -5,6 +5,7 @@ decoding (left-padded, so attention gets mlx-lm's masks)."""
 from __future__ import annotations
 
 import sys
+import tempfile
 
 import mlx.core as mx
 import pytest
@@ -93,3 +94,25 @@ def test_a_second_swap_changes_nothing() -> None:
     model = tiny_llama()
     use_native_fast_ops(model)
     assert use_native_fast_ops(model) == 0
+
+
+def test_mlx_lms_generate_loop_gets_the_native_logsumexp() -> None:
+    import importlib
+
+    from osaurus.engine.fast_layers import use_native_logsumexp
+
+    use_native_logsumexp()
+    generate_mx = importlib.import_module("mlx_lm.generate").mx
+    logits = 3 * mx.random.normal((4, 1000), key=mx.random.key(11))
+    want = mx.logsumexp(logits, axis=-1, keepdims=True)
+    got = generate_mx.logsumexp(logits, axis=-1, keepdims=True)
+    with tempfile.NamedTemporaryFile("r", suffix=".dot") as dot:
+        mx.export_to_dot(dot.name, got)  # the lazy graph names its primitive
+        assert "OsaurusLogSumExp" in dot.read()
+    assert float(mx.abs(got - want).max()) < 1e-4
+    # What the native op does not take goes to MLX's: another axis, no keepdims, float16.
+    assert mx.allclose(generate_mx.logsumexp(logits, axis=0), mx.logsumexp(logits, axis=0))
+    half = logits.astype(mx.float16)
+    assert generate_mx.logsumexp(half, axis=-1, keepdims=True).dtype == mx.float16
+    assert generate_mx.array is mx.array  # every other name is MLX's
+    assert not use_native_logsumexp()  # once per process

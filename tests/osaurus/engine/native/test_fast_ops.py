@@ -134,3 +134,28 @@ def test_bad_arguments_name_the_problem(native, call, message) -> None:
 
 
 _ROPE = dict(traditional=False, base=10000.0, scale=1.0, offset=0)
+
+
+@pytest.mark.parametrize("shape", [(1, 49152), (8, 300), (2, 3, 17), (5,)])
+def test_logsumexp_matches_mlx(native, shape) -> None:
+    x = 5 * mx.random.normal(shape, key=mx.random.key(9))
+    want = mx.logsumexp(x, axis=-1, keepdims=True)
+    got = native.logsumexp(x)
+    assert got.shape == want.shape
+    assert float(mx.abs(got - want).max()) <= 1e-5 * float(mx.abs(want).max())
+
+
+def test_logsumexp_of_masked_rows(native) -> None:
+    # Logits processors mask tokens with -inf; a row may be all masked.
+    x = mx.random.normal((3, 100), key=mx.random.key(10))
+    keep = mx.arange(100)[None, :] < mx.array([100, 7, 0])[:, None]
+    x = mx.where(keep, x, -float("inf"))
+    want = mx.logsumexp(x, axis=-1, keepdims=True)
+    got = native.logsumexp(x)
+    assert mx.allclose(got[:2], want[:2], atol=1e-5).item()
+    assert got[2, 0].item() == -float("inf") == want[2, 0].item()
+
+
+def test_logsumexp_takes_float32_only(native) -> None:
+    with pytest.raises(ValueError, match=r"^logsumexp: x must be float32"):
+        native.logsumexp(mx.ones((2, 4), dtype=mx.float16))
