@@ -55,7 +55,8 @@ inline void repack_r16(const QuantizedMatrix& W, uint8_t* packed, uint8_t* scale
   const int64_t value_bytes = W.scale_type == ScaleType::F32 ? 4 : 2;
   for (int64_t n = 0; n < W.rows; ++n) {
     const uint8_t* src = W.packed + n * row_bytes;
-    for (int64_t b = 0; b < row_bytes; ++b) packed[r16_offset(n, b, row_bytes)] = src[b];
+    for (int64_t b = 0; b < row_bytes; b += 4)  // a row's bytes move 4 at a time
+      std::memcpy(packed + r16_offset(n, b, row_bytes), src + b, 4);
     const int64_t t = n / kTileRows, r = n % kTileRows;
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t to = ((t * groups + g) * kTileRows + r) * value_bytes;
@@ -73,7 +74,8 @@ inline void unrepack_r16(const QuantizedMatrix& R, int64_t n0, int64_t n1, uint8
   const int64_t value_bytes = R.scale_type == ScaleType::F32 ? 4 : 2;
   for (int64_t n = n0; n < n1; ++n) {
     uint8_t* dst = packed + (n - n0) * row_bytes;
-    for (int64_t b = 0; b < row_bytes; ++b) dst[b] = R.packed[r16_offset(n, b, row_bytes)];
+    for (int64_t b = 0; b < row_bytes; b += 4)
+      std::memcpy(dst + b, R.packed + r16_offset(n, b, row_bytes), 4);
     const int64_t t = n / kTileRows, r = n % kTileRows;
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t from = ((t * groups + g) * kTileRows + r) * value_bytes;
