@@ -32,3 +32,23 @@ def greedy_logits(model: llama.Model, prompt: mx.array, steps: int = 4) -> mx.ar
     for _ in range(steps):
         out.append(model(mx.argmax(out[-1], axis=-1)[:, None], cache=cache)[:, -1])
     return mx.stack(out, axis=1)
+
+
+def batch_generate(model: llama.Model, steps: int = 6) -> tuple[list[int], mx.array]:
+    """Two prompts of different lengths through mlx-lm's BatchGenerator (left padding, an array
+    mask, one RoPE offset per row): the tokens and logprobs of every step, in uid order."""
+    from mlx_lm.generate import BatchGenerator
+
+    gen = BatchGenerator(model, max_tokens=steps)
+    uids = gen.insert([[5, 17, 42, 7, 99, 3], [8, 9]])
+    tokens: list[int] = []
+    logprobs: list[mx.array] = []
+    finished: set[int] = set()
+    while len(finished) < len(uids):
+        for r in sorted(gen.next()[1], key=lambda r: r.uid):
+            tokens.append(r.token)
+            logprobs.append(r.logprobs)
+            if r.finish_reason is not None:
+                finished.add(r.uid)
+    gen.close()
+    return tokens, mx.stack(logprobs)

@@ -39,7 +39,8 @@ def _rope_arguments(rope: nn.Module) -> dict[str, Any]:
 class NativeLlamaBlock(llama.TransformerBlock):
     def __call__(self, x: mx.array, mask: Any = None, cache: Any = None) -> mx.array:
         causal = isinstance(mask, str) and mask == "causal"
-        blas_rows = loaded_kernels().blas_rows()
+        k = loaded_kernels()
+        blas_rows = k.blas_rows()
         if (
             x.dtype != mx.float32
             or x.ndim != 3
@@ -48,7 +49,7 @@ class NativeLlamaBlock(llama.TransformerBlock):
             or (blas_rows and x.shape[1] >= blas_rows)  # a long prompt chunk: the BLAS path
         ):
             return super().__call__(x, mask, cache)
-        attn, mlp, k = self.self_attn, self.mlp, loaded_kernels()
+        attn, mlp = self.self_attn, self.mlp
         q, keys, values = k.attention_inputs(
             x,
             self.input_layernorm["weight"],

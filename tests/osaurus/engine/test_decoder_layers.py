@@ -9,9 +9,8 @@ import sys
 import mlx.core as mx
 import mlx.nn as nn
 import pytest
-from mlx_lm.generate import BatchGenerator
 from mlx_lm.models import llama
-from tiny_llama import greedy_logits, tiny_llama
+from tiny_llama import batch_generate, greedy_logits, tiny_llama
 
 from osaurus.engine import quantized_layers
 from osaurus.engine.decoder_layers import NativeLlamaBlock, use_native_decoder_layers
@@ -75,26 +74,10 @@ def test_fused_layers_compute_the_same(rope_scaling, traditional) -> None:
 
 
 def test_batched_decoding_computes_the_same() -> None:
-    # mlx-lm's BatchGenerator: left-padded prompts (an array mask), one RoPE offset per row.
-    def generate(model: llama.Model) -> tuple[list[int], mx.array]:
-        gen = BatchGenerator(model, max_tokens=6)
-        uids = gen.insert([[5, 17, 42, 7, 99, 3], [8, 9]])
-        tokens: list[int] = []
-        logprobs: list[mx.array] = []
-        finished: set[int] = set()
-        while len(finished) < len(uids):
-            for r in sorted(gen.next()[1], key=lambda r: r.uid):
-                tokens.append(r.token)
-                logprobs.append(r.logprobs)
-                if r.finish_reason is not None:
-                    finished.add(r.uid)
-        gen.close()
-        return tokens, mx.stack(logprobs)
-
     model = native_llama()
-    tokens, logprobs = generate(model)
+    tokens, logprobs = batch_generate(model)
     use_native_decoder_layers(model)
-    fused_tokens, fused_logprobs = generate(model)
+    fused_tokens, fused_logprobs = batch_generate(model)
     assert fused_tokens == tokens
     assert float(mx.abs(fused_logprobs - logprobs).max()) < 1e-4
 

@@ -10,7 +10,7 @@ import tempfile
 import mlx.core as mx
 import pytest
 from mlx_lm.models import llama
-from tiny_llama import greedy_logits, tiny_llama
+from tiny_llama import batch_generate, greedy_logits, tiny_llama
 
 from osaurus.engine.fast_layers import (
     NativeLlama3RoPE,
@@ -64,28 +64,10 @@ def test_swapped_model_computes_the_same(rope_scaling, rope_class) -> None:
 
 def test_batched_decoding_computes_the_same() -> None:
     # mlx-lm's BatchGenerator gives RoPE one offset per sequence.
-    from mlx_lm.generate import BatchGenerator
-
-    def generate(model: llama.Model) -> tuple[list[int], mx.array]:
-        gen = BatchGenerator(model, max_tokens=6)
-        uids = gen.insert([[5, 17, 42, 7, 99, 3], [8, 9]])
-        tokens: list[int] = []
-        logprobs: list[mx.array] = []
-        finished: set[int] = set()
-        while len(finished) < len(uids):
-            _, responses = gen.next()
-            for r in sorted(responses, key=lambda r: r.uid):
-                tokens.append(r.token)
-                logprobs.append(r.logprobs)
-                if r.finish_reason is not None:
-                    finished.add(r.uid)
-        gen.close()
-        return tokens, mx.stack(logprobs)
-
     model = tiny_llama()
-    tokens, logprobs = generate(model)
+    tokens, logprobs = batch_generate(model)
     use_native_fast_ops(model)
-    native_tokens, native_logprobs = generate(model)
+    native_tokens, native_logprobs = batch_generate(model)
     assert native_tokens == tokens
     assert float(mx.abs(native_logprobs - logprobs).max()) < 1e-4
 
