@@ -131,12 +131,13 @@ def repack_for_native_kernel(model: nn.Module) -> int:
     the kernel has it; returns how many moved. Same bytes in another order, so the model holds
     no more memory. Call last, after fuse_projections (which stacks MLX's layout)."""
     native = kernels()
-    if native is None or not native.repack_available():
+    if native is None:
         return 0
     moved = 0
     for _, module in model.named_modules():
         if (
             isinstance(module, NativeQuantizedLinear | NativeQuantizedEmbedding)
+            and native.repack_available(module.bits)
             and not is_repacked(module)
             and module["weight"].shape[0] % 16 == 0
         ):

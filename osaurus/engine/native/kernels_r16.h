@@ -1,4 +1,5 @@
-// AVX-512 VNNI kernels on weights repacked 16 output rows to a vector ("r16").
+// Kernels on weights repacked 16 output rows to a vector ("r16"): AVX-512 VNNI (bits 4 and 8)
+// and AVX2 (bits 4; see its kernel below for why not 8).
 //
 // In MLX's layout a row's weights are contiguous, so a SIMD dot product runs along one row and
 // ends in a horizontal sum, and each group's scale must be moved to the lanes that hold that
@@ -9,7 +10,7 @@
 // each of the 16 rows at the same column: `vpdpbusd` against 4 bytes of x broadcast to every
 // lane then adds 16 rows' partial dot products at once, a group's 16 scales are one load, and
 // a tile's 16 results are one store. No horizontal sum, no permute, and each vector of weights
-// is unpacked once for every row of x.
+// is unpacked once for every row of x. Without VNNI, AVX2 does the same on each 32-byte half.
 //
 // Layout of a matrix of N rows (a multiple of 16) by K columns, bits 4 or 8:
 //   packed: tile t (rows 16t..16t+15), block j (columns 32j..32j+31), chunk c, row r, byte i:
@@ -36,7 +37,8 @@ constexpr int64_t kTileRows = 16;
 // These kernels take a third of the time of kernels_vnni.h's on a small model's matrices, and
 // one core then no longer keeps up with memory: from this much work a matmul takes both cores
 // (BatchGenerator steps of the 135M test model, 1 << 22 -> 1 << 18: 8.7 -> 8.2 ms at batch 1,
-// 21 -> 19 ms at batch 8).
+// 21 -> 19 ms at batch 8). The AVX2 r16 kernel takes the same bar (not tuned
+// apart: on a shared 2-core AVX2 VM the difference was within the noise).
 constexpr int64_t kR16MinWorkPerThread = 1 << 18;
 
 inline int64_t r16_chunks(int bits) { return bits == 4 ? 4 : 8; }
@@ -104,9 +106,9 @@ struct MlxLayoutCopy {
   }
 };
 
-#if OSU_HAVE_VNNI
+#if OSU_HAVE_AVX2
 
-// x rounded to int8 for these kernels: per row and 32-column block, the 32 values in the
+// x rounded to int8 for the r16 kernels (VNNI and AVX2): per row and 32-column block, the 32 values in the
 // order the chunks take them. 8-bit: chunk c's 4 bytes are columns 4c..4c+3. 4-bit: chunk c's
 // 4 bytes hold columns 8c..8c+7, low nibbles the even ones, high the odd; the low nibbles
 // multiply x's dword 2c (columns 8c, 8c+2, 8c+4, 8c+6) and the high ones dword 2c+1.
@@ -145,6 +147,10 @@ inline void quantize_x_r16(const float* x, int64_t M, int64_t K, int bits, int g
       out.sum[m * groups + g] = d * float(sum);
     }
 }
+
+#endif  // OSU_HAVE_AVX2
+
+#if OSU_HAVE_VNNI
 
 // One tile (16 output rows from t * 16) against MT rows of x from m0.
 template <int BITS, int G, int MT>
@@ -233,5 +239,108 @@ inline void qmm_r16(const R16X& X, const QuantizedMatrix& W, int64_t n0, int64_t
 }
 
 #endif  // OSU_HAVE_VNNI
+
+#if OSU_HAVE_AVX2
+
+// The AVX2 kernel for 4-bit r16 weights, where the CPU has no VNNI (AMD before Zen 4, Intel
+// before Ice Lake). A 64-byte vector of the layout is two 32-byte halves, rows 0-7 and 8-15
+// of the tile, and each half is multiplied as VNNI multiplies the whole: `vpmaddubsw` (weight
+// bytes times x bytes, adjacent pairs added into int16) then `vpmaddwd` by ones (pairs of
+// those into int32) add the 4 products of each row's 4 bytes. A 4-bit weight is at most 15 and
+// |x| at most 127, so the int16 sums of a whole 32-column block (8 products of pairs) stay
+// below 2^15: one widening per block, not per vector. The int32 dot products, and so the
+// results, are those of the VNNI kernel bit for bit. 8-bit weights (up to 255) would overflow
+// the pairs' int16, so they are not repacked here and keep the MLX-layout AVX2 kernel.
+
+// 8 consecutive scales (or biases) as float32.
+inline __m256 load8(const void* p, int64_t i, ScaleType type) {
+  switch (type) {
+    case ScaleType::F32:
+      return _mm256_loadu_ps(static_cast<const float*>(p) + i);
+    case ScaleType::F16:
+      return _mm256_cvtph_ps(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(p) + i)));
+    default: {
+      const __m128i h =
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(p) + i));
+      return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+  }
+}
+
+// Half `h` of tile t (output rows 16t + 8h .. + 7) against MT rows of x from m0.
+template <int G, int MT>
+inline void qmm_r16_avx2_tile(const R16X& X, int64_t m0, const QuantizedMatrix& W, int64_t t,
+                              int h, float* out, int64_t ldo) {
+  constexpr int chunks = 4, blocks_per_group = G / 32;
+  const int64_t groups = W.groups(), row_bytes = W.row_bytes();
+  const uint8_t* half = W.packed + t * kTileRows * row_bytes + h * 32;
+  const __m256i low = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+  __m256 acc[MT];
+  OSU_UNROLL for (int m = 0; m < MT; ++m) acc[m] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256i dot[MT];
+    OSU_UNROLL for (int m = 0; m < MT; ++m) dot[m] = _mm256_setzero_si256();
+    OSU_UNROLL for (int b = 0; b < blocks_per_group; ++b) {
+      const int64_t j = g * blocks_per_group + b;
+      const uint8_t* v = half + j * chunks * 64;
+      __m256i pairs[MT];
+      OSU_UNROLL for (int m = 0; m < MT; ++m) pairs[m] = _mm256_setzero_si256();
+      OSU_UNROLL for (int c = 0; c < chunks; ++c) {
+        const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + c * 64));
+        const __m256i lo = _mm256_and_si256(bytes, low);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low);
+        OSU_UNROLL for (int m = 0; m < MT; ++m) {
+          const int8_t* xb = X.block(m0 + m, j) + c * 8;
+          int32_t x_lo, x_hi;
+          std::memcpy(&x_lo, xb, 4);
+          std::memcpy(&x_hi, xb + 4, 4);
+          pairs[m] = _mm256_add_epi16(pairs[m], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(x_lo)));
+          pairs[m] = _mm256_add_epi16(pairs[m], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(x_hi)));
+        }
+      }
+      OSU_UNROLL for (int m = 0; m < MT; ++m)
+        dot[m] = _mm256_add_epi32(dot[m], _mm256_madd_epi16(pairs[m], ones));
+    }
+    const int64_t at = (t * groups + g) * kTileRows + h * 8;
+    const __m256 s = load8(W.scales, at, W.scale_type);
+    const __m256 bias = load8(W.biases, at, W.scale_type);
+    OSU_UNROLL for (int m = 0; m < MT; ++m) {
+      const int64_t xg = (m0 + m) * groups + g;
+      acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[m]),
+                               _mm256_mul_ps(s, _mm256_set1_ps(X.d[xg])), acc[m]);
+      acc[m] = _mm256_fmadd_ps(bias, _mm256_set1_ps(X.sum[xg]), acc[m]);
+    }
+  }
+  OSU_UNROLL for (int m = 0; m < MT; ++m)
+    _mm256_storeu_ps(out + (m0 + m) * ldo + t * kTileRows + h * 8, acc[m]);
+}
+
+// All rows of x against output rows [n0, n1) (multiples of 16).
+template <int G>
+inline void qmm_r16_avx2_g(const R16X& X, const QuantizedMatrix& W, int64_t n0, int64_t n1,
+                           float* out, int64_t ldo) {
+  for (int64_t t = n0 / kTileRows; t < n1 / kTileRows; ++t)
+    for (int h = 0; h < 2; ++h)
+      for (int64_t m = 0; m < X.rows; m += 4) {
+        switch (std::min<int64_t>(4, X.rows - m)) {
+          case 4: qmm_r16_avx2_tile<G, 4>(X, m, W, t, h, out, ldo); break;
+          case 3: qmm_r16_avx2_tile<G, 3>(X, m, W, t, h, out, ldo); break;
+          case 2: qmm_r16_avx2_tile<G, 2>(X, m, W, t, h, out, ldo); break;
+          default: qmm_r16_avx2_tile<G, 1>(X, m, W, t, h, out, ldo); break;
+        }
+      }
+}
+
+inline void qmm_r16_avx2(const R16X& X, const QuantizedMatrix& W, int64_t n0, int64_t n1,
+                         float* out, int64_t ldo) {
+  switch (W.group_size) {
+    case 32: return qmm_r16_avx2_g<32>(X, W, n0, n1, out, ldo);
+    case 64: return qmm_r16_avx2_g<64>(X, W, n0, n1, out, ldo);
+    default: return qmm_r16_avx2_g<128>(X, W, n0, n1, out, ldo);
+  }
+}
+
+#endif  // OSU_HAVE_AVX2
 
 }  // namespace osaurus

@@ -47,12 +47,13 @@ int blas_rows();
 
 // w, scales and biases in the r16 layout (kernels_r16.h: the same bytes, 16 output rows to a
 // vector), which quantized_matmul (transposed) and dequantize take as they take MLX's: w is
-// then uint8. Where the r16 kernels are not built (no AVX-512 VNNI) they read it through a copy
-// in MLX's layout, so repack only where repack_available().
+// then uint8. The r16 kernels are built for AVX-512 VNNI (bits 4 and 8) and AVX2 (bits 4);
+// elsewhere the kernels read it through a copy in MLX's layout, so repack only where
+// repack_available(bits).
 std::vector<mx::array> repack(
     const mx::array& w, const mx::array& scales, const mx::array& biases, int group_size,
     int bits, mx::StreamOrDevice s = {});
-bool repack_available();
+bool repack_available(int bits);
 
 class Repack : public mx::Primitive {
  public:

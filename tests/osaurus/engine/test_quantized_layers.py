@@ -58,7 +58,7 @@ def test_auto_keeps_a_quantized_model_quantized_on_the_native_kernel(monkeypatch
     assert isinstance(model.embed, NativeQuantizedEmbedding)
     assert native_layer_count(model) == 2
     # The weights are the ones loaded: as stored, or their bytes in the r16 layout.
-    assert model.proj.weight.dtype == (mx.uint8 if kernels().repack_available() else mx.uint32)
+    assert model.proj.weight.dtype == (mx.uint8 if kernels().repack_available(4) else mx.uint32)
     assert model.proj.weight.nbytes == 128 * 128 // 2
     after = model(tokens)
     scale = float(mx.abs(before).max())
@@ -107,7 +107,7 @@ def test_always_still_means_float32() -> None:
 
 
 def test_repacked_layers_compute_what_the_stored_ones_do() -> None:
-    if not kernels().repack_available():
+    if not kernels().repack_available(4):
         pytest.skip("the r16 kernels need AVX-512 VNNI")
     tokens = mx.array([[1, 2, 3, 200, 17, 99]])
     plain = quantized_model()  # MLX's kernel and lookup

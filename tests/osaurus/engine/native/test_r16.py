@@ -60,6 +60,19 @@ def test_a_sequence_gets_the_same_bits_alone_and_in_a_batch(native, bits) -> Non
         assert mx.array_equal(alone, together[i : i + 1]).item(), f"sequence {i}"
 
 
+@pytest.mark.parametrize("group_size", [32, 64, 128])
+def test_the_avx2_and_vnni_kernels_agree_to_the_bit(native, group_size) -> None:
+    # Same int32 dot products, same float steps: a model gives the same tokens on either CPU.
+    if native.simd() != "avx512-vnni":
+        pytest.skip("needs both kernels: AVX-512 VNNI")
+    w, scales, biases = quantized(48, 5 * group_size, 4, group_size)
+    repacked = native.repack(w, scales, biases, group_size, 4)
+    x = mx.random.normal((5, 5 * group_size), key=mx.random.key(3))
+    vnni = native.quantized_matmul(x, *repacked, True, group_size, 4, kernel="int8")
+    avx2 = native.quantized_matmul(x, *repacked, True, group_size, 4, kernel="int8-avx2")
+    assert mx.array_equal(vnni, avx2).item()
+
+
 def test_large_matrix_over_threads(native) -> None:
     # Enough work for both cores (kR16MinWorkPerThread): every tile computed once.
     w, scales, biases = quantized(4096 + 16, 2048, 4, 64)
