@@ -4,7 +4,8 @@ content type and a body the document declares.
 
 The server is one of its own (a copy of the models directory, a hub emulator that knows one
 repository), since the fuzzer pulls, imports, loads, unloads and deletes. Three things are steered,
-not fuzzed: token limits are kept small (the checks are about answers, not long generations);
+not fuzzed: token limits are kept small (the checks are about answers, not long generations: a
+fuzzed limit is clamped, and a request with none gets the server's default, set as low);
 half the requests that name a model name the real one, so the fuzzer reaches generation instead
 of stopping at "model not found"; and the stats stream is asked for two quick samples.
 """
@@ -66,6 +67,8 @@ def fuzzed_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
             work / "models",
             work / "server.log",
             "--no-default-model",
+            "--default-max-tokens",
+            str(MOST_TOKENS),
             env=hub_env(hub.endpoint, work / "hf-cache"),
         )
         try:

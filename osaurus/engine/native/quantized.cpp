@@ -303,23 +303,38 @@ void Dequantize::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) 
                     out = mx::array::unsafe_weak_copy(out), group_size = group_size_,
                     bits = bits_, kernel = kernel_]() mutable {
     const Contiguous cw(w), cs(scales), cb(biases);
-    const auto stored = matrix_of(w, scales, cw, cs, cb, group_size, bits);
-    const std::optional<MlxLayoutCopy> copy =
-        stored.r16 ? std::optional<MlxLayoutCopy>(stored) : std::nullopt;
-    const auto& W = copy ? copy->matrix : stored;
-    const int64_t rows = W.rows, cols = W.cols;
+    const auto W = matrix_of(w, scales, cw, cs, cb, group_size, bits);
     float* o = out.data<float>();
-    parallel_rows(rows, 8, rows * cols / 4, [&](int64_t r0, int64_t r1) {
+    const auto rows_of = [kernel](const QuantizedMatrix& M, int64_t r0, int64_t r1, float* to) {
 #if OSU_HAVE_AVX2
       if (use_simd(kernel)) {
-        if (bits == 4)
-          dequantize_avx2<4>(W, r0, r1, o);
+        if (M.bits == 4)
+          dequantize_avx2<4>(M, r0, r1, to);
         else
-          dequantize_avx2<8>(W, r0, r1, o);
+          dequantize_avx2<8>(M, r0, r1, to);
         return;
       }
 #endif
-      dequantize_generic(W, r0, r1, o);
+      dequantize_generic(M, r0, r1, to);
+    };
+    if (!W.r16) {
+      parallel_rows(W.rows, 8, W.rows * W.cols / 4,
+                    [&](int64_t r0, int64_t r1) { rows_of(W, r0, r1, o); });
+      return;
+    }
+    // r16 (a prompt's matmul through the BLAS): each tile back in MLX's layout in a small
+    // buffer, then dequantized; no copy of the whole matrix.
+    parallel_rows(W.rows, kTileRows, W.rows * W.cols / 4, [&](int64_t r0, int64_t r1) {
+      const int64_t value_bytes = W.scale_type == ScaleType::F32 ? 4 : 2;
+      std::vector<uint8_t> packed(kTileRows * W.row_bytes());
+      std::vector<uint8_t> scales(kTileRows * W.groups() * value_bytes), biases(scales.size());
+      QuantizedMatrix tile = W;
+      tile.packed = packed.data(), tile.scales = scales.data(), tile.biases = biases.data();
+      tile.rows = kTileRows, tile.r16 = false;
+      for (int64_t n = r0; n < r1; n += kTileRows) {
+        unrepack_r16(W, n, n + kTileRows, packed.data(), scales.data(), biases.data());
+        rows_of(tile, 0, kTileRows, o + n * W.cols);
+      }
     });
   });
 }
