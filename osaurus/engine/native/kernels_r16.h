@@ -120,6 +120,14 @@ struct R16X {
   const int8_t* block(int64_t m, int64_t j) const { return q.data() + m * K + j * 32; }
 };
 
+// Row m of x's two dwords against 4-bit chunk c of block j: the 4 values its low nibbles
+// multiply, then the 4 its high nibbles do.
+inline void r16_x_dwords(const R16X& X, int64_t m, int64_t j, int c, int32_t& lo, int32_t& hi) {
+  const int8_t* xb = X.block(m, j) + c * 8;
+  std::memcpy(&lo, xb, 4);
+  std::memcpy(&hi, xb + 4, 4);
+}
+
 inline int r16_order(int i, int bits) {
   if (bits == 8) return i;
   const int c = i / 8, within = i % 8;
@@ -178,10 +186,8 @@ inline void qmm_r16_tile(const R16X& X, int64_t m0, const QuantizedMatrix& W, in
           const __m512i lo = _mm512_and_si512(bytes, low);
           const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low);
           OSU_UNROLL for (int m = 0; m < MT; ++m) {
-            const int8_t* xb = X.block(m0 + m, j) + c * 8;
             int32_t x_lo, x_hi;
-            std::memcpy(&x_lo, xb, 4);
-            std::memcpy(&x_hi, xb + 4, 4);
+            r16_x_dwords(X, m0 + m, j, c, x_lo, x_hi);
             __m512i& d_lo = dot[m][(2 * c) % A];
             __m512i& d_hi = dot[m][(2 * c + 1) % A];
             d_lo = _mm512_dpbusd_epi32(d_lo, lo, _mm512_set1_epi32(x_lo));
@@ -291,10 +297,8 @@ inline void qmm_r16_avx2_tile(const R16X& X, int64_t m0, const QuantizedMatrix& 
         const __m256i lo = _mm256_and_si256(bytes, low);
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low);
         OSU_UNROLL for (int m = 0; m < MT; ++m) {
-          const int8_t* xb = X.block(m0 + m, j) + c * 8;
           int32_t x_lo, x_hi;
-          std::memcpy(&x_lo, xb, 4);
-          std::memcpy(&x_hi, xb + 4, 4);
+          r16_x_dwords(X, m0 + m, j, c, x_lo, x_hi);
           pairs[m] = _mm256_add_epi16(pairs[m], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(x_lo)));
           pairs[m] = _mm256_add_epi16(pairs[m], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(x_hi)));
         }
