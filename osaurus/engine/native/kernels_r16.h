@@ -108,8 +108,8 @@ struct MlxLayoutCopy {
 
 #if OSU_HAVE_AVX2
 
-// x rounded to int8 for the r16 kernels (VNNI and AVX2): per row and 32-column block, the 32 values in the
-// order the chunks take them. 8-bit: chunk c's 4 bytes are columns 4c..4c+3. 4-bit: chunk c's
+// x rounded to int8 for the r16 kernels (VNNI and AVX2): per row and 32-column block, the 32
+// values in the order the chunks take them. 8-bit: chunk c's 4 bytes are columns 4c..4c+3. 4-bit: chunk c's
 // 4 bytes hold columns 8c..8c+7, low nibbles the even ones, high the odd; the low nibbles
 // multiply x's dword 2c (columns 8c, 8c+2, 8c+4, 8c+6) and the high ones dword 2c+1.
 struct R16X {

@@ -62,7 +62,7 @@ def test_a_sequence_gets_the_same_bits_alone_and_in_a_batch(native, bits) -> Non
 
 @pytest.mark.parametrize("group_size", [32, 64, 128])
 def test_the_avx2_and_vnni_kernels_agree_to_the_bit(native, group_size) -> None:
-    # Same int32 dot products, same float steps: a model gives the same tokens on either CPU.
+    # Same int32 dot products, same float steps: the matmuls give the same numbers on either CPU.
     if native.simd() != "avx512-vnni":
         pytest.skip("needs both kernels: AVX-512 VNNI")
     w, scales, biases = quantized(48, 5 * group_size, 4, group_size)
