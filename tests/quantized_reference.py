@@ -35,8 +35,11 @@ def int8_reference(x, w, scales, biases, group_size: int, bits: int) -> mx.array
     return mx.quantized_matmul(xr, w, s, b, True, group_size, bits)
 
 
-def int8_in_use(native, kernel: str, rows: int) -> bool:
+def int8_in_use(native, kernel: str, rows: int, r16_kernel: bool = False) -> bool:
+    """Whether `kernel` rounds x to int8 for `rows` rows; r16_kernel: w is repacked and an r16
+    kernel for its bits is built here, which "auto" takes at every row count."""
     if native.simd() == "portable":
         return False
     blas_rows = native.blas_rows()  # from which "auto" goes to the BLAS (0: never)
-    return kernel in ("int8", "int8-avx2") or (kernel == "auto" and not 0 < blas_rows <= rows)
+    auto_int8 = r16_kernel or not 0 < blas_rows <= rows
+    return kernel in ("int8", "int8-avx2") or (kernel == "auto" and auto_int8)

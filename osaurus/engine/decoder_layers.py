@@ -46,7 +46,7 @@ class NativeLlamaBlock(llama.TransformerBlock):
             or x.ndim != 3
             or hasattr(cache, "bits")  # a quantized KV cache
             or not (mask is None or causal or isinstance(mask, mx.array))
-            or (blas_rows and x.shape[1] >= blas_rows)  # a long prompt chunk: the BLAS path
+            or (blas_rows and x.shape[1] >= blas_rows and not self._repacked())  # the BLAS
         ):
             return super().__call__(x, mask, cache)
         attn, mlp = self.self_attn, self.mlp
@@ -81,6 +81,13 @@ class NativeLlamaBlock(llama.TransformerBlock):
             down=_weight(mlp.down_proj),
             kernel=quantized_layers.KERNEL,
         )
+
+    def _repacked(self) -> bool:
+        """Every matrix is in the r16 layout, whose kernels beat the BLAS at any prompt length
+        (a matrix in MLX's layout takes the BLAS from blas_rows() rows: mlx-lm's layer)."""
+        attn, mlp = self.self_attn, self.mlp
+        matrices = (attn.q_proj, attn.o_proj, mlp.gate_proj, mlp.down_proj)
+        return all(m["weight"].dtype == mx.uint8 for m in matrices)
 
 
 def _fusable(block: Any) -> bool:

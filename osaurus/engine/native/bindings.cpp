@@ -81,6 +81,7 @@ NB_MODULE(_kernels, m) {
         "As mx.logsumexp(x, axis=-1, keepdims=True) for float32 x, as one CPU primitive.");
   m.def("simd", &osaurus::simd_name, "The instruction set the kernels were built for.");
   m.def("blas_rows", &osaurus::blas_rows,
-        "Rows per sequence from which kernel='auto' dequantizes and calls the BLAS (0: never).");
+        "Rows per sequence from which kernel='auto' dequantizes a w in MLX's layout and calls "
+        "the BLAS (0: never). A repacked w always takes its r16 kernel.");
   m.def("num_threads", &osaurus::num_threads, "Threads a large matmul is split over.");
 }

@@ -20,11 +20,13 @@ namespace osaurus {
 namespace {
 
 // In "auto" mode, a sequence of at least this many rows (prompt processing) is multiplied by
-// dequantizing w to float32 and calling the BLAS: with the AVX2 int8 kernels, sgemm's blocking
-// wins once there are enough rows to pay for writing the float32 copy (measured in
-// bench/kernel.py). The VNNI kernels beat even a float32 sgemm that is handed the copy for
-// free (14336 x 4096 at 128 rows: 49 ms against 85 ms, and 164 ms with the dequantize), so
-// with them every sequence takes the int8 kernels (0: never the BLAS).
+// dequantizing w to float32 and calling the BLAS: with the AVX2 int8 kernels on MLX's layout,
+// sgemm's blocking wins once there are enough rows to pay for writing the float32 copy
+// (measured in bench/kernel.py). The r16 kernels beat it at every row count (AVX2, 3072 x 576
+// at 64 / 256 / 512 rows: 2.0 / 8.9 / 18.8 ms against 6.4 / 10.0 / 21.7 ms with the BLAS), and
+// the VNNI ones beat even a float32 sgemm that is handed the copy for free (14336 x 4096 at
+// 128 rows: 49 ms against 85 ms, and 164 ms with the dequantize), so a repacked w, and every w
+// on VNNI, always takes the int8 kernels (0: never the BLAS).
 constexpr int64_t kBlasRows = OSU_HAVE_VNNI ? 0 : 64;
 
 // The logical columns of a packed w: MLX packs 32 / bits values per uint32, the r16 layout
@@ -249,7 +251,8 @@ mx::array quantized_matmul(
   // Decided per sequence (x's second-to-last axis), not by the total of rows: a sequence then
   // takes the same kernel, and gets the same numbers, alone or in a batch of any size.
   const int64_t rows_per_sequence = x.ndim() >= 2 ? x.shape(-2) : 1;
-  if (choice == KernelChoice::Auto && kBlasRows && rows_per_sequence >= kBlasRows) {
+  const bool r16_kernel = w.dtype() == mx::uint8 && repack_available(bits);
+  if (choice == KernelChoice::Auto && kBlasRows && !r16_kernel && rows_per_sequence >= kBlasRows) {
     auto wf = dequantize(w, scales, biases, group_size, bits, kernel, stream);
     auto xf = mx::astype(x, mx::float32, stream);
     auto y = mx::matmul(xf, transpose ? mx::transpose(wf, stream) : wf, stream);

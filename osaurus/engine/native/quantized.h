@@ -42,7 +42,8 @@ mx::array dequantize(
 std::string simd_name();
 int num_threads();
 
-// Rows per sequence from which "auto" dequantizes and calls the BLAS (0: never).
+// Rows per sequence from which "auto" dequantizes a w in MLX's layout and calls the BLAS
+// (0: never). A repacked w always takes its r16 kernel.
 int blas_rows();
 
 // w, scales and biases in the r16 layout (kernels_r16.h: the same bytes, 16 output rows to a

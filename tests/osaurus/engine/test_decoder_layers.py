@@ -17,7 +17,11 @@ from osaurus.engine.decoder_layers import NativeLlamaBlock, use_native_decoder_l
 from osaurus.engine.fast_layers import use_native_fast_ops
 from osaurus.engine.fused_projections import fuse_projections
 from osaurus.engine.native import loaded_kernels
-from osaurus.engine.quantized_layers import compute_in_float32, use_native_kernels
+from osaurus.engine.quantized_layers import (
+    compute_in_float32,
+    repack_for_native_kernel,
+    use_native_kernels,
+)
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the native kernel serves MLX's CPU backend"
@@ -45,8 +49,9 @@ def exact_kernel(monkeypatch):
     )
 
 
-def native_llama(**overrides) -> llama.Model:
-    """A quantized tiny Llama on every native layer, as the server loads a quantized model."""
+def native_llama(repack: bool = False, **overrides) -> llama.Model:
+    """A quantized tiny Llama on every native layer, as the server loads a quantized model
+    (repack: and in the r16 layout, where this machine has its kernel)."""
     model = tiny_llama(**overrides)
     nn.quantize(model, group_size=32, bits=4)
     mx.eval(model.parameters())
@@ -54,6 +59,8 @@ def native_llama(**overrides) -> llama.Model:
     compute_in_float32(model)
     fuse_projections(model)
     use_native_fast_ops(model)
+    if repack:
+        repack_for_native_kernel(model)
     return model
 
 
@@ -82,17 +89,19 @@ def test_batched_decoding_computes_the_same() -> None:
     assert float(mx.abs(fused_logprobs - logprobs).max()) < 1e-4
 
 
-def test_a_prompt_in_chunks_and_without_a_cache() -> None:
-    model = native_llama()
-    prompt = mx.array([[(7 * i) % 290 + 3 for i in range(40)]])
+@pytest.mark.parametrize("repack", [False, True])
+def test_a_prompt_in_chunks_and_without_a_cache(repack) -> None:
+    model = native_llama(repack=repack)
+    # 100 rows: past blas_rows() on AVX2, where a repacked layer still takes the primitives.
+    prompt = mx.array([[(7 * i) % 290 + 3 for i in range(100)]])
     whole = model(prompt)
     use_native_decoder_layers(model)
     assert_close(model(prompt), whole)  # no cache: RoPE from 0, causal mask
     from mlx_lm.models.cache import make_prompt_cache
 
     cache = make_prompt_cache(model)
-    model(prompt[:, :25], cache=cache)
-    assert_close(model(prompt[:, 25:], cache=cache)[:, -1], whole[:, -1])
+    model(prompt[:, :70], cache=cache)
+    assert_close(model(prompt[:, 70:], cache=cache)[:, -1], whole[:, -1])
 
 
 def test_int8_kernel_still_decodes_the_same_tokens(monkeypatch) -> None:

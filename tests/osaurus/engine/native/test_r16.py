@@ -40,7 +40,7 @@ def test_repacked_matches_mlx(native, kernel, bits, group_size, rows, groups) ->
     # 80 output rows: five tiles of 16; 13 rows of x: every tail of the kernels' steps of 4.
     w, scales, biases = quantized(80, groups * group_size, bits, group_size)
     x = mx.random.normal((rows, groups * group_size), key=mx.random.key(1))
-    if int8_in_use(native, kernel, rows):
+    if int8_in_use(native, kernel, rows, r16_kernel=native.repack_available(bits)):
         want = int8_reference(x, w, scales, biases, group_size, bits)
     else:
         want = mx.quantized_matmul(x, w, scales, biases, True, group_size, bits)
