@@ -173,7 +173,8 @@ class ModelScheduler:
             seq.finish("cancelled")
             self._end_solo()
             return 0
-        chosen = decoder.step()
+        # The step's first token is the (generated + 1)th: a pass after it only if one is wanted.
+        chosen = decoder.step(ahead=seq.generated + 1 < seq.max_tokens)
         stop_ids = set() if seq.request.ignore_eos else self.lm.stop_token_ids
         for i, token in enumerate(chosen):
             end = "stop" if token in stop_ids else None
@@ -189,6 +190,7 @@ class ModelScheduler:
         assert self._solo is not None  # called in solo mode only
         seq, decoder = self._solo
         self._solo = None
+        decoder.settle()
         log.debug("prompt lookup: kept %d of %d draft tokens", decoder.accepted, decoder.drafted)
         self.store.checkin(seq.lease, decoder.tokens, decoder.cache)
 
@@ -197,6 +199,7 @@ class ModelScheduler:
         assert self._solo is not None  # called in solo mode only
         seq, decoder = self._solo
         self._solo = None
+        decoder.settle()
         try:
             self._insert(seq, [decoder.pending], decoder.tokens, decoder.cache)
         except Exception as exc:  # the sequence fails alone; the newcomer still gets in

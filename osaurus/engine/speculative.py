@@ -64,6 +64,8 @@ class PromptLookupDecoder:
     """Greedy decoding of one sequence, several tokens per forward pass when drafts agree.
 
     `cache` holds the KV of `tokens`; `pending` is the last token chosen, not yet in the cache.
+    Between steps a pass over `pending` may be in flight (see `step`); `settle` takes it back,
+    and whoever takes the cache over calls it first.
     """
 
     def __init__(self, model: Any, cache: list[Any], tokens: list[int], pending: int):
@@ -75,10 +77,44 @@ class PromptLookupDecoder:
         self.drafted = 0  # for the log: how many draft tokens were tried and kept
         self.accepted = 0
         self._index = NgramIndex([*tokens, pending])
+        self._ahead: mx.array | None = None  # the in-flight pass's greedy token after pending
 
-    def step(self) -> list[int]:
-        """One forward pass; returns the tokens it chose (1 to draft length + 1), in order."""
-        draft = self._index.draft(self.draft_length)
+    def step(self, ahead: bool = True) -> list[int]:
+        """One forward pass; returns the tokens it chose (1 to draft length + 1), in order.
+
+        With no draft, the pass is pipelined as mlx-lm's generate_step is: the next pass is
+        built on this one's lazy output and set running before this one's token is read, so
+        Python's graph building and the scheduler's work overlap the evaluation (`ahead`:
+        whether a next token is wanted at all). A pass in flight takes no draft; once one
+        would have had a draft, the chain stops and the next step drafts again."""
+        if self._ahead is None:
+            draft = self._index.draft(self.draft_length)
+            if draft or not ahead:
+                return self._verify(draft)
+            self._ahead = self._launch(mx.array([[self.pending]]))
+        token = self._ahead
+        self.tokens.append(self.pending)  # the pass in flight puts it in the cache
+        chain = ahead and not self._index.draft(self.draft_length)
+        self._ahead = self._launch(token.reshape(1, 1)) if chain else None
+        self.pending = int(token.item())
+        self._index.extend([self.pending])
+        return [self.pending]
+
+    def settle(self) -> None:
+        """Take back the pass in flight, if any: the cache then holds `tokens` only, and the
+        pass ends unread (a slot the next write to the cache overwrites)."""
+        if self._ahead is not None:
+            trim_prompt_cache(self.cache, 1)
+            self._ahead = None
+
+    def _launch(self, inputs: mx.array) -> mx.array:
+        logits = self.model(inputs, cache=self.cache)
+        token = mx.argmax(logits[0, -1], axis=-1)
+        mx.async_eval(token)
+        return token
+
+    def _verify(self, draft: list[int]) -> list[int]:
+        """One pass over the pending token and the draft, keeping what the model agrees with."""
         inputs = mx.array([[self.pending, *draft]])
         logits = self.model(inputs, cache=self.cache)
         chosen: list[int] = mx.argmax(logits[0], axis=-1).tolist()  # type: ignore[assignment]
@@ -101,6 +137,7 @@ class PromptLookupDecoder:
     def keep_only(self, emitted: int, chosen: int) -> None:
         """The sequence ended after `emitted` of the `chosen` tokens of the last step: drop
         the cache entries of the draft tokens past the end, so the cache holds what was said."""
+        self.settle()
         extra = chosen - 1 - emitted  # the last chosen token is pending, never in the cache
         if extra > 0:
             trim_prompt_cache(self.cache, extra)

@@ -63,7 +63,27 @@ def _decode_both_ways(lm, max_tokens: int) -> tuple[list[int], list[int], int, P
     while len(got) < max_tokens:
         got += decoder.step()
         passes += 1
+    decoder.settle()  # as the scheduler does before it hands the cache on
     return want, got[:max_tokens], passes, decoder
+
+
+def _decode_without_drafts(lm, max_tokens: int) -> tuple[list[int], list[int], list[int]]:
+    """mlx-lm's greedy tokens for a prompt, the decoder's with drafting off (every pass runs
+    ahead of the last), and the cache's surplus over the decoder's tokens after each step."""
+    prompt = lm.tokenizer.encode("Once upon a time, in a small village by the sea,")
+    want = [int(t) for t, _ in generate_step(mx.array(prompt), lm.model, max_tokens=max_tokens)]
+
+    cache = make_prompt_cache(lm.model)
+    lm.model(mx.array([prompt[:-1]]), cache=cache)
+    decoder = PromptLookupDecoder(lm.model, cache, prompt[:-1], prompt[-1])
+    decoder._index.draft = lambda max_tokens: []  # type: ignore[method-assign]
+    got, surplus = [], []
+    for i in range(max_tokens):
+        if i == max_tokens // 2:
+            decoder.settle()  # taken back halfway (a newcomer): decoding goes on from there
+        got += decoder.step(ahead=i + 1 < max_tokens)
+        surplus.append(cache[0].offset - len(decoder.tokens))
+    return want, got, surplus
 
 
 async def test_the_decoder_gives_mlx_lm_greedy_output_in_fewer_passes(engine, model_id) -> None:
@@ -75,6 +95,17 @@ async def test_the_decoder_gives_mlx_lm_greedy_output_in_fewer_passes(engine, mo
     assert decoder.accepted > 0 and passes < 48  # drafts were taken, not only tried
     # The cache holds exactly the tokens the decoder says it holds.
     assert decoder.cache[0].offset == len(decoder.tokens)
+
+
+async def test_passes_without_a_draft_run_one_ahead_and_give_the_same_tokens(
+    engine, model_id
+) -> None:
+    await run(engine, chat(model_id, "Hi", max_tokens=1))  # loads the model
+    want, got, surplus = await engine.call(_decode_without_drafts, engine.loaded(model_id), 12)
+    assert got == want
+    # Between steps the next pass is in flight (its token in the cache, not yet in tokens);
+    # none after the last step, which wanted no next token.
+    assert surplus == [1] * 11 + [0]
 
 
 @pytest.mark.parametrize("prompt", [COPY, "Name the capital of France."])
