@@ -96,7 +96,7 @@ class PromptLookupDecoder:
         self.tokens.append(self.pending)  # the pass in flight puts it in the cache
         chain = ahead and not self._index.draft(self.draft_length)
         self._ahead = self._launch(token.reshape(1, 1)) if chain else None
-        self.pending = int(token.item())
+        self.pending = token.item()  # type: ignore[assignment]  # an argmax: an int
         self._index.extend([self.pending])
         return [self.pending]
 
