@@ -75,7 +75,7 @@ NB_MODULE(_kernels, m) {
         "(w, scales, biases) in the r16 layout (16 output rows to a vector; w as uint8), which "
         "quantized_matmul (transposed) and dequantize take. See kernels_r16.h.");
   m.def("repack_available", &osaurus::repack_available, "bits"_a,
-        "Whether an r16 kernel for these bits is built here (AVX-512 VNNI: 4 and 8; AVX2: 4); "
+        "Whether an r16 kernel for these bits is built here (AVX-512 VNNI or AVX2: 4 and 8); "
         "elsewhere repacked weights are slower.");
   m.def("logsumexp", &osaurus::logsumexp, "x"_a, nb::kw_only(), "stream"_a = nb::none(),
         "As mx.logsumexp(x, axis=-1, keepdims=True) for float32 x, as one CPU primitive.");

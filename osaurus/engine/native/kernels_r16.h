@@ -1,5 +1,5 @@
-// Kernels on weights repacked 16 output rows to a vector ("r16"): AVX-512 VNNI (bits 4 and 8)
-// and AVX2 (bits 4; see its kernel below for why not 8).
+// Kernels on weights repacked 16 output rows to a vector ("r16"), bits 4 and 8: AVX-512 VNNI,
+// and AVX2 where the CPU has no VNNI.
 //
 // In MLX's layout a row's weights are contiguous, so a SIMD dot product runs along one row and
 // ends in a horizontal sum, and each group's scale must be moved to the lanes that hold that
@@ -248,15 +248,17 @@ inline void qmm_r16(const R16X& X, const QuantizedMatrix& W, int64_t n0, int64_t
 
 #if OSU_HAVE_AVX2
 
-// The AVX2 kernel for 4-bit r16 weights, where the CPU has no VNNI (AMD before Zen 4, Intel
-// before Ice Lake). A 64-byte vector of the layout is two 32-byte halves, rows 0-7 and 8-15
-// of the tile, and each half is multiplied as VNNI multiplies the whole: `vpmaddubsw` (weight
-// bytes times x bytes, adjacent pairs added into int16) then `vpmaddwd` by ones (pairs of
-// those into int32) add the 4 products of each row's 4 bytes. A 4-bit weight is at most 15 and
-// |x| at most 127, so the int16 sums of a whole 32-column block (8 products of pairs) stay
-// below 2^15: one widening per block, not per vector. The int32 dot products, and so the
-// results, are those of the VNNI kernel bit for bit. 8-bit weights (up to 255) would overflow
-// the pairs' int16, so they are not repacked here and keep the MLX-layout AVX2 kernel.
+// The AVX2 kernel for r16 weights, where the CPU has no VNNI (AMD before Zen 4, Intel before
+// Ice Lake). A 64-byte vector of the layout is two 32-byte halves, rows 0-7 and 8-15 of the
+// tile, and each half is multiplied as VNNI multiplies the whole: `vpmaddubsw` (weight bytes
+// times x bytes, adjacent pairs added into int16) then `vpmaddwd` (pairs of those into int32)
+// add the 4 products of each row's 4 bytes. `vpmaddubsw` takes factors of at most 15 without
+// overflow: with |x| at most 127, the int16 sums of a whole 32-column block (8 products of
+// pairs) stay below 2^15, so one widening per block, not per vector. A 4-bit weight is one
+// such factor. An 8-bit weight w (up to 255, which would overflow) is taken as its two
+// nibbles, w = 16 hi + lo, each multiplied as a 4-bit weight; the widening of the high
+// nibbles' sums multiplies them by 16. The int32 dot products, and so the results, are those
+// of the VNNI kernel bit for bit.
 
 // 8 consecutive scales (or biases) as float32.
 inline __m256 load8(const void* p, int64_t i, ScaleType type) {
@@ -275,13 +277,14 @@ inline __m256 load8(const void* p, int64_t i, ScaleType type) {
 }
 
 // Half `h` of tile t (output rows 16t + 8h .. + 7) against MT rows of x from m0.
-template <int G, int MT>
+template <int BITS, int G, int MT>
 inline void qmm_r16_avx2_tile(const R16X& X, int64_t m0, const QuantizedMatrix& W, int64_t t,
                               int h, float* out, int64_t ldo) {
-  constexpr int chunks = 4, blocks_per_group = G / 32;
+  constexpr int chunks = BITS == 4 ? 4 : 8, blocks_per_group = G / 32;
   const int64_t groups = W.groups(), row_bytes = W.row_bytes();
   const uint8_t* half = W.packed + t * kTileRows * row_bytes + h * 32;
   const __m256i low = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+  const __m256i sixteens = _mm256_set1_epi16(16);
   __m256 acc[MT];
   OSU_UNROLL for (int m = 0; m < MT; ++m) acc[m] = _mm256_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
@@ -290,21 +293,39 @@ inline void qmm_r16_avx2_tile(const R16X& X, int64_t m0, const QuantizedMatrix& 
     OSU_UNROLL for (int b = 0; b < blocks_per_group; ++b) {
       const int64_t j = g * blocks_per_group + b;
       const uint8_t* v = half + j * chunks * 64;
-      __m256i pairs[MT];
-      OSU_UNROLL for (int m = 0; m < MT; ++m) pairs[m] = _mm256_setzero_si256();
+      // 4-bit: the block's sums of low and high nibbles together; 8-bit: of low nibbles (lo)
+      // and of high nibbles (hi, to be multiplied by 16).
+      __m256i lo_pairs[MT], hi_pairs[MT];
+      OSU_UNROLL for (int m = 0; m < MT; ++m) {
+        lo_pairs[m] = _mm256_setzero_si256();
+        hi_pairs[m] = _mm256_setzero_si256();
+      }
       OSU_UNROLL for (int c = 0; c < chunks; ++c) {
         const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + c * 64));
         const __m256i lo = _mm256_and_si256(bytes, low);
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low);
         OSU_UNROLL for (int m = 0; m < MT; ++m) {
-          int32_t x_lo, x_hi;
-          r16_x_dwords(X, m0 + m, j, c, x_lo, x_hi);
-          pairs[m] = _mm256_add_epi16(pairs[m], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(x_lo)));
-          pairs[m] = _mm256_add_epi16(pairs[m], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(x_hi)));
+          if constexpr (BITS == 4) {
+            int32_t x_lo, x_hi;
+            r16_x_dwords(X, m0 + m, j, c, x_lo, x_hi);
+            lo_pairs[m] = _mm256_add_epi16(lo_pairs[m],
+                                           _mm256_maddubs_epi16(lo, _mm256_set1_epi32(x_lo)));
+            lo_pairs[m] = _mm256_add_epi16(lo_pairs[m],
+                                           _mm256_maddubs_epi16(hi, _mm256_set1_epi32(x_hi)));
+          } else {
+            int32_t xs;
+            std::memcpy(&xs, X.block(m0 + m, j) + c * 4, 4);
+            const __m256i xv = _mm256_set1_epi32(xs);
+            lo_pairs[m] = _mm256_add_epi16(lo_pairs[m], _mm256_maddubs_epi16(lo, xv));
+            hi_pairs[m] = _mm256_add_epi16(hi_pairs[m], _mm256_maddubs_epi16(hi, xv));
+          }
         }
       }
-      OSU_UNROLL for (int m = 0; m < MT; ++m)
-        dot[m] = _mm256_add_epi32(dot[m], _mm256_madd_epi16(pairs[m], ones));
+      OSU_UNROLL for (int m = 0; m < MT; ++m) {
+        dot[m] = _mm256_add_epi32(dot[m], _mm256_madd_epi16(lo_pairs[m], ones));
+        if constexpr (BITS == 8)
+          dot[m] = _mm256_add_epi32(dot[m], _mm256_madd_epi16(hi_pairs[m], sixteens));
+      }
     }
     const int64_t at = (t * groups + g) * kTileRows + h * 8;
     const __m256 s = load8(W.scales, at, W.scale_type);
@@ -321,27 +342,28 @@ inline void qmm_r16_avx2_tile(const R16X& X, int64_t m0, const QuantizedMatrix& 
 }
 
 // All rows of x against output rows [n0, n1) (multiples of 16).
-template <int G>
+template <int BITS, int G>
 inline void qmm_r16_avx2_g(const R16X& X, const QuantizedMatrix& W, int64_t n0, int64_t n1,
                            float* out, int64_t ldo) {
   for (int64_t t = n0 / kTileRows; t < n1 / kTileRows; ++t)
     for (int h = 0; h < 2; ++h)
       for (int64_t m = 0; m < X.rows; m += 4) {
         switch (std::min<int64_t>(4, X.rows - m)) {
-          case 4: qmm_r16_avx2_tile<G, 4>(X, m, W, t, h, out, ldo); break;
-          case 3: qmm_r16_avx2_tile<G, 3>(X, m, W, t, h, out, ldo); break;
-          case 2: qmm_r16_avx2_tile<G, 2>(X, m, W, t, h, out, ldo); break;
-          default: qmm_r16_avx2_tile<G, 1>(X, m, W, t, h, out, ldo); break;
+          case 4: qmm_r16_avx2_tile<BITS, G, 4>(X, m, W, t, h, out, ldo); break;
+          case 3: qmm_r16_avx2_tile<BITS, G, 3>(X, m, W, t, h, out, ldo); break;
+          case 2: qmm_r16_avx2_tile<BITS, G, 2>(X, m, W, t, h, out, ldo); break;
+          default: qmm_r16_avx2_tile<BITS, G, 1>(X, m, W, t, h, out, ldo); break;
         }
       }
 }
 
+template <int BITS>
 inline void qmm_r16_avx2(const R16X& X, const QuantizedMatrix& W, int64_t n0, int64_t n1,
                          float* out, int64_t ldo) {
   switch (W.group_size) {
-    case 32: return qmm_r16_avx2_g<32>(X, W, n0, n1, out, ldo);
-    case 64: return qmm_r16_avx2_g<64>(X, W, n0, n1, out, ldo);
-    default: return qmm_r16_avx2_g<128>(X, W, n0, n1, out, ldo);
+    case 32: return qmm_r16_avx2_g<BITS, 32>(X, W, n0, n1, out, ldo);
+    case 64: return qmm_r16_avx2_g<BITS, 64>(X, W, n0, n1, out, ldo);
+    default: return qmm_r16_avx2_g<BITS, 128>(X, W, n0, n1, out, ldo);
   }
 }
 

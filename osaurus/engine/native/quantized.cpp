@@ -131,13 +131,18 @@ void matmul_rows(
     }
 #endif
 #if OSU_HAVE_AVX2
-    if (W.bits == 4 && (kernel == KernelChoice::Auto || kernel == KernelChoice::Int8 ||
-                        kernel == KernelChoice::Int8Avx2)) {
+    if (kernel == KernelChoice::Auto || kernel == KernelChoice::Int8 ||
+        kernel == KernelChoice::Int8Avx2) {
       R16X xq;
       quantize_x_r16(x, M, K, W.bits, W.group_size, xq);
       parallel_rows(
           N, kTileRows, work,
-          [&](int64_t n0, int64_t n1) { qmm_r16_avx2(xq, W, n0, n1, out, N); },
+          [&](int64_t n0, int64_t n1) {
+            if (W.bits == 4)
+              qmm_r16_avx2<4>(xq, W, n0, n1, out, N);
+            else
+              qmm_r16_avx2<8>(xq, W, n0, n1, out, N);
+          },
           kR16MinWorkPerThread);
       return;
     }
@@ -368,7 +373,7 @@ bool Dequantize::is_equivalent(const mx::Primitive& other) const {
   return group_size_ == o.group_size_ && bits_ == o.bits_ && kernel_ == o.kernel_;
 }
 
-bool repack_available(int bits) { return OSU_HAVE_VNNI || (OSU_HAVE_AVX2 && bits == 4); }
+bool repack_available(int bits) { return OSU_HAVE_AVX2 && (bits == 4 || bits == 8); }
 
 std::vector<mx::array> repack(
     const mx::array& w, const mx::array& scales, const mx::array& biases, int group_size,

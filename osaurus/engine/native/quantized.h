@@ -48,8 +48,8 @@ int blas_rows();
 
 // w, scales and biases in the r16 layout (kernels_r16.h: the same bytes, 16 output rows to a
 // vector), which quantized_matmul (transposed) and dequantize take as they take MLX's: w is
-// then uint8. The r16 kernels are built for AVX-512 VNNI (bits 4 and 8) and AVX2 (bits 4);
-// elsewhere the kernels read it through a copy in MLX's layout, so repack only where
+// then uint8. The r16 kernels (bits 4 and 8) are built for AVX-512 VNNI and AVX2; elsewhere
+// the kernels read it through a copy in MLX's layout, so repack only where
 // repack_available(bits).
 std::vector<mx::array> repack(
     const mx::array& w, const mx::array& scales, const mx::array& biases, int group_size,

@@ -60,16 +60,17 @@ def test_a_sequence_gets_the_same_bits_alone_and_in_a_batch(native, bits) -> Non
         assert mx.array_equal(alone, together[i : i + 1]).item(), f"sequence {i}"
 
 
+@pytest.mark.parametrize("bits", [4, 8])
 @pytest.mark.parametrize("group_size", [32, 64, 128])
-def test_the_avx2_and_vnni_kernels_agree_to_the_bit(native, group_size) -> None:
+def test_the_avx2_and_vnni_kernels_agree_to_the_bit(native, bits, group_size) -> None:
     # Same int32 dot products, same float steps: the matmuls give the same numbers on either CPU.
     if native.simd() != "avx512-vnni":
         pytest.skip("needs both kernels: AVX-512 VNNI")
-    w, scales, biases = quantized(48, 5 * group_size, 4, group_size)
-    repacked = native.repack(w, scales, biases, group_size, 4)
+    w, scales, biases = quantized(48, 5 * group_size, bits, group_size)
+    repacked = native.repack(w, scales, biases, group_size, bits)
     x = mx.random.normal((5, 5 * group_size), key=mx.random.key(3))
-    vnni = native.quantized_matmul(x, *repacked, True, group_size, 4, kernel="int8")
-    avx2 = native.quantized_matmul(x, *repacked, True, group_size, 4, kernel="int8-avx2")
+    vnni = native.quantized_matmul(x, *repacked, True, group_size, bits, kernel="int8")
+    avx2 = native.quantized_matmul(x, *repacked, True, group_size, bits, kernel="int8-avx2")
     assert mx.array_equal(vnni, avx2).item()
 
 
@@ -95,3 +96,20 @@ def test_bad_arguments_are_named(native) -> None:
         native.quantized_matmul(mx.ones((1, 32)), packed, s, b, False, 32, 4)
     with pytest.raises(ValueError, match="a repacked w has a multiple of 16 rows"):
         native.quantized_matmul(mx.ones((1, 64)), packed[:8], s[:8], b[:8], True, 32, 4)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_the_largest_weights_and_x_do_not_overflow(native, bits, sign) -> None:
+    # Every weight at its largest (15 or 255) and every x rounded to +-127: the AVX2 kernel's
+    # int16 sums of a block are at their bound, and must still give MLX's product exactly.
+    rows, cols, group_size = 32, 4 * 128, 128
+    w = mx.full((rows, cols * bits // 32), 0xFFFFFFFF, dtype=mx.uint32)
+    scales = mx.full((rows, cols // group_size), 0.01)
+    biases = mx.zeros((rows, cols // group_size))
+    x = sign * mx.ones((3, cols))
+    want = int8_reference(x, w, scales, biases, group_size, bits)
+    repacked = native.repack(w, scales, biases, group_size, bits)
+    got = native.quantized_matmul(x, *repacked, True, group_size, bits, kernel="int8")
+    assert_close(got, want)
+    assert abs(float(got[0, 0]) - sign * cols * 0.01 * (2**bits - 1)) < 1e-2
