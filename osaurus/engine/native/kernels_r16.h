@@ -367,6 +367,18 @@ inline void qmm_r16_avx2(const R16X& X, const QuantizedMatrix& W, int64_t n0, in
   }
 }
 
+// Tiles [n0, n1) by the VNNI kernel (where built, and `vnni`) or the AVX2 one, for W's bits.
+inline void qmm_r16_tiles(bool vnni, const R16X& X, const QuantizedMatrix& W, int64_t n0,
+                          int64_t n1, float* out, int64_t ldo) {
+#if OSU_HAVE_VNNI
+  if (vnni) return W.bits == 4 ? qmm_r16<4>(X, W, n0, n1, out, ldo)
+                               : qmm_r16<8>(X, W, n0, n1, out, ldo);
+#endif
+  (void)vnni;
+  return W.bits == 4 ? qmm_r16_avx2<4>(X, W, n0, n1, out, ldo)
+                     : qmm_r16_avx2<8>(X, W, n0, n1, out, ldo);
+}
+
 #endif  // OSU_HAVE_AVX2
 
 }  // namespace osaurus

@@ -114,35 +114,17 @@ void matmul_rows(
   const int64_t N = W.rows, K = W.cols;
   const int64_t work = M * N * K;
   if (W.r16) {
-#if OSU_HAVE_VNNI
-    if (kernel == KernelChoice::Auto || kernel == KernelChoice::Int8) {
-      R16X xq;
-      quantize_x_r16(x, M, K, W.bits, W.group_size, xq);
-      parallel_rows(
-          N, kTileRows, work,
-          [&](int64_t n0, int64_t n1) {
-            if (W.bits == 4)
-              qmm_r16<4>(xq, W, n0, n1, out, N);
-            else
-              qmm_r16<8>(xq, W, n0, n1, out, N);
-          },
-          kR16MinWorkPerThread);
-      return;
-    }
-#endif
 #if OSU_HAVE_AVX2
+    // VNNI's r16 kernel where it is built and asked for; AVX2's for "int8-avx2", or without VNNI.
+    const bool vnni =
+        OSU_HAVE_VNNI && (kernel == KernelChoice::Auto || kernel == KernelChoice::Int8);
     if (kernel == KernelChoice::Auto || kernel == KernelChoice::Int8 ||
         kernel == KernelChoice::Int8Avx2) {
       R16X xq;
       quantize_x_r16(x, M, K, W.bits, W.group_size, xq);
       parallel_rows(
           N, kTileRows, work,
-          [&](int64_t n0, int64_t n1) {
-            if (W.bits == 4)
-              qmm_r16_avx2<4>(xq, W, n0, n1, out, N);
-            else
-              qmm_r16_avx2<8>(xq, W, n0, n1, out, N);
-          },
+          [&](int64_t n0, int64_t n1) { qmm_r16_tiles(vnni, xq, W, n0, n1, out, N); },
           kR16MinWorkPerThread);
       return;
     }
