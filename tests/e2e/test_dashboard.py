@@ -245,8 +245,11 @@ def test_reasoning_is_shown_apart(browser, models_dir, model_id, tmp_path) -> No
         dashboard.by("chat-send").click()
         dashboard.by("chat-stats").wait_for()
         thought = dashboard.page.locator(".thinking pre").inner_text()
-        assert "Paris" in thought
-        assert "<think>" not in dashboard.by("chat-output").inner_text()
+        # The block holds text, not which words: a 135M model's greedy thought moves
+        # with the kernel's rounding per CPU.
+        assert thought.strip()
+        shown = dashboard.by("chat-output").inner_text()
+        assert "<think>" not in shown and "</think>" not in shown
         dashboard.shoot("chat-reasoning")
         dashboard.close()
     finally:
