@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 from mlx_lm.models.cache import KVCache
 
-from osaurus.engine.kv_store import KVCacheStore, common_prefix_length
+from osaurus.engine.kv_store import KVCacheStore, common_prefix_length, materialize
 
 LAYERS = 2
 
@@ -82,7 +82,9 @@ def test_prefix_reuse_can_be_turned_off():
 
 
 def test_over_budget_prefixes_go_first_then_the_oldest_session():
-    one = sum(c.nbytes for c in cache_holding(4))
+    kept = cache_holding(4)
+    materialize(kept)  # as the store keeps it: 4 positions
+    one = sum(c.nbytes for c in kept)
     store = KVCacheStore(budget_bytes=2 * one)
     store.checkin(store.checkout("m", [1], "a"), [1, 2, 3, 4], cache_holding(4))
     store.checkin(store.checkout("m", [5]), [5, 6, 7, 8], cache_holding(4))  # a prefix
@@ -137,3 +139,38 @@ def test_a_kept_cache_does_not_pin_the_batch_buffer_it_came_from():
     gc.collect()
     kept = mx.get_active_memory() - baseline
     assert kept < 1 << 20, kept  # its own few KiB, not the 16 MiB batch
+
+
+def test_a_kept_cache_holds_its_tokens_not_its_buffers_spare_room():
+    """KVCache grows 256 positions at a time and trimming keeps the buffer: what the store
+    keeps (and counts against its budget) is the positions in use, and it still grows."""
+    import gc
+
+    cache = [KVCache() for _ in range(LAYERS)]
+    for layer in cache:
+        kv = mx.random.normal((1, 3, 300, 64))  # the test model's 3 KV heads of 64
+        layer.update_and_fetch(kv, kv)  # a 512-position buffer
+        layer.trim(260)  # 40 positions left, as after a rejected draft or a shorter prefix
+    expected = [mx.array(layer.keys[..., :40, :]) for layer in cache]
+    mx.eval(expected, [(layer.keys, layer.values) for layer in cache])
+    gc.collect()
+    baseline = mx.get_active_memory()
+    store = KVCacheStore(budget_bytes=1 << 30)
+    store.checkin(store.checkout("m", list(range(40))), list(range(40)), cache)
+    gc.collect()
+    position_bytes = 3 * 64 * 4  # float32
+    assert store.prefix_bytes == LAYERS * 2 * 40 * position_bytes
+    freed = baseline - mx.get_active_memory()
+    assert freed == LAYERS * 2 * (512 - 40) * position_bytes
+    for layer, keys in zip(cache, expected, strict=True):
+        assert layer.keys.shape[2] == 40 and mx.array_equal(layer.keys, keys)
+        kv = mx.full((1, 3, 1, 64), 7.0)
+        keys_now, _ = layer.update_and_fetch(kv, kv)
+        assert keys_now.shape[2] == 41 and mx.array_equal(keys_now[..., :40, :], keys)
+
+
+def test_a_long_cache_keeps_its_little_spare_room():
+    """Copying a long session's cache to free under 256 positions costs more than it frees."""
+    cache = cache_holding(500)  # a 512-position buffer
+    materialize(cache)
+    assert all(layer.keys.shape[2] == 512 for layer in cache)
