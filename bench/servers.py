@@ -177,5 +177,5 @@ def llama_server(gguf: Path, alias: str, parallel: int = 8) -> Server:
         "--cont-batching",
         "--no-webui",
     ]  # fmt: skip
-    process, started = _spawn("llama-server", command, dict(os.environ))
+    process, started = _spawn("llama.cpp", command, dict(os.environ))  # logs to llama.cpp.log
     return Server("llama.cpp", f"http://127.0.0.1:{port}/v1", alias, process, started)
