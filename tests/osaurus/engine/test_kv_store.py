@@ -161,7 +161,9 @@ def test_a_kept_cache_holds_its_tokens_not_its_buffers_spare_room():
     position_bytes = 3 * 64 * 4  # float32
     assert store.prefix_bytes == LAYERS * 2 * 40 * position_bytes
     freed = baseline - mx.get_active_memory()
-    assert freed == LAYERS * 2 * (512 - 40) * position_bytes
+    spare_room = LAYERS * 2 * (512 - 40) * position_bytes
+    # Near, not equal: in a full run the count moved by 15 KiB (of 1.4 MiB).
+    assert abs(freed - spare_room) < spare_room // 20, (freed, spare_room)
     for layer, keys in zip(cache, expected, strict=True):
         assert layer.keys.shape[2] == 40 and mx.array_equal(layer.keys, keys)
         kv = mx.full((1, 3, 1, 64), 7.0)
