@@ -8,6 +8,7 @@ filters (top-p, min-p, top-k) in the same order as `make_sampler`, and differs o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import mlx.core as mx
@@ -49,12 +50,16 @@ class SeededSampler:
 def make_request_sampler(params: SamplingParams) -> Sampler:
     if params.seed is not None and params.temperature:
         return SeededSampler(params, params.seed)
-    return make_sampler(
-        temp=params.temperature or 0.0,
-        top_p=params.top_p or 0.0,
-        min_p=params.min_p or 0.0,
-        top_k=params.top_k or 0,
+    return _shared_sampler(
+        params.temperature or 0.0, params.top_p or 0.0, params.min_p or 0.0, params.top_k or 0
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_sampler(temperature: float, top_p: float, min_p: float, top_k: int) -> Sampler:
+    """One sampler object per setting: mlx-lm samples a whole batch in one call only when its
+    sequences hold the same sampler, else it slices the batch and samples row by row."""
+    return make_sampler(temp=temperature, top_p=top_p, min_p=min_p, top_k=top_k)
 
 
 def make_request_processors(params: SamplingParams) -> list[LogitsProcessor]:
