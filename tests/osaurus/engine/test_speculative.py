@@ -133,6 +133,28 @@ async def test_a_request_arriving_halfway_sends_it_back_to_the_batch(models_dir,
         engine.shutdown()
 
 
+async def test_a_greedy_request_on_an_idle_model_skips_the_batch(models_dir, model_id):
+    """It decodes alone from its first token (sooner: no batch is built for it). A sampled
+    request, or one with more than a prefill chunk of prompt to read, goes through the batch."""
+    engine = make_engine(models_dir, speculative=True, prefill_step=4)
+    try:
+        await run(engine, chat(model_id, "Hi", max_tokens=1))  # loads the model
+        short = await run(engine, chat(model_id, "Hi", max_tokens=8))  # all but 1 token cached
+
+        def no_batch(*args, **kwargs):
+            raise RuntimeError("went through the batch")
+
+        engine._schedulers[model_id]._generator.insert = no_batch
+        again = await run(engine, chat(model_id, "Hi", max_tokens=8))
+        assert again.same_as == short.same_as
+        with pytest.raises(InternalError, match="went through the batch"):
+            await run(engine, chat(model_id, "Hi", max_tokens=8, temperature=0.7))
+        with pytest.raises(InternalError, match="went through the batch"):
+            await run(engine, chat(model_id, "Name the capital of France.", max_tokens=8))
+    finally:
+        engine.shutdown()
+
+
 async def test_a_failed_rejoin_fails_that_request_only(models_dir, model_id):
     engine = make_engine(models_dir, speculative=True)
     try:
