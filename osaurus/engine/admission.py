@@ -20,6 +20,7 @@ from osaurus.engine.constraints import (
 )
 from osaurus.engine.loaded_model import LoadedModel
 from osaurus.engine.request import GenerationEvent, GenerationRequest
+from osaurus.engine.sampling import make_request_sampler
 from osaurus.engine.sequence import Sequence
 from osaurus.errors import ContextLengthExceeded, InvalidArgument
 
@@ -63,6 +64,7 @@ def build_sequence(
         emit=emit,
         cancelled=cancelled,
         received_at=received_at,
+        sampler=make_request_sampler(request.sampling),
         load_seconds=load_seconds,
         constraint=constraint,
         tool_calls=tool_calls,

@@ -35,6 +35,7 @@ class SeededSampler:
         self.min_p = params.min_p or 0.0
         self.top_k = params.top_k or 0
         self._key = mx.random.key(seed)
+        self._before_last_draw = self._key
 
     def __call__(self, logprobs: mx.array) -> mx.array:
         if 0 < self.top_p < 1.0:
@@ -43,8 +44,22 @@ class SeededSampler:
             logprobs = apply_min_p(logprobs, self.min_p)
         if self.top_k > 0:
             logprobs = apply_top_k(logprobs, self.top_k)
+        self._before_last_draw = self._key
         self._key, draw = mx.random.split(self._key)
         return mx.random.categorical(logprobs * (1.0 / self.temperature), key=draw)
+
+    def take_back_last_draw(self) -> None:
+        """The next draw repeats the last one, whose token was never used (a pass computed
+        ahead and dropped when the sequence moved between the batch and decoding alone): so
+        a seeded output does not depend on when that happened. One draw back only."""
+        self._key = self._before_last_draw
+
+
+def take_back_last_draw(sampler: Sampler) -> None:
+    """Only a seeded sampler's draws are the request's own; the shared ones draw from MLX's
+    global random state, which promises no repeatable output."""
+    if isinstance(sampler, SeededSampler):
+        sampler.take_back_last_draw()
 
 
 def make_request_sampler(params: SamplingParams) -> Sampler:

@@ -5,9 +5,10 @@ prefilled in chunks of `prefill_step` tokens interleaved with the running stream
 and each sequence keeps its own sampler, logits processors and max_tokens. What is ours: taking
 caches from the KV store at admission and giving them back at the end, removing cancelled and
 stop-string-finished sequences at the next step, and turning tokens into events (`Sequence`).
-When a single greedy sequence is decoding, it leaves the batch and decodes by prompt lookup
-(speculative.py), several tokens per step, until another request arrives and it rejoins; one
-that finds the model idle with a short prompt left to read starts there, with no batch.
+When a single sequence is decoding, it leaves the batch and decodes alone (speculative.py; a
+greedy one by prompt lookup, several tokens per step) until another request arrives and it
+rejoins; one that finds the model idle with a short prompt left to read starts there, with no
+batch.
 Runs on the engine thread only.
 """
 
@@ -23,7 +24,7 @@ from osaurus.engine.kv_store import KVCache as PromptCache
 from osaurus.engine.kv_store import KVCacheStore
 from osaurus.engine.loaded_model import LoadedModel
 from osaurus.engine.request import Started
-from osaurus.engine.sampling import make_request_processors, make_request_sampler
+from osaurus.engine.sampling import make_request_processors, take_back_last_draw
 from osaurus.engine.sequence import Sequence
 from osaurus.engine.speculative import PromptLookupDecoder
 from osaurus.errors import InternalError, OsaurusError
@@ -95,7 +96,7 @@ class ModelScheduler:
             max_tokens=[seq.max_tokens - seq.generated],
             caches=[cache],
             all_tokens=[cached],
-            samplers=[make_request_sampler(seq.request.sampling)],
+            samplers=[seq.sampler],
             logits_processors=[self._processors(seq)],
             # ignore_eos: no stop tokens for this sequence (max_tokens and stop strings end it).
             stop_sequences=[StopSequences(None)] if seq.request.ignore_eos else None,
@@ -142,48 +143,61 @@ class ModelScheduler:
         """Sequences in a batch slot (the others wait in the generator's queue)."""
         return min(len(self), self.max_batch_size)
 
-    # --- one sequence alone: speculative decoding by prompt lookup ---
+    # --- one sequence alone (speculative.py) ---
 
-    def _speculates(self, seq: Sequence) -> bool:
-        """Greedy, unconstrained requests only: their output is then exactly the batch's."""
-        wanted = seq.request.speculative
+    def _decodes_alone(self, seq: Sequence) -> bool:
+        """Unconstrained requests without penalties or logprobs, where a dropped pass can be
+        trimmed from the cache: the decoder's output is then exactly the batch's."""
         return bool(
             self._trimmable
-            and (self.speculative if wanted is None else wanted)
-            and not seq.request.sampling.temperature
             and seq.constraint is None
             and seq.request.logprobs is None  # drafts verified in one pass carry none
             and not make_request_processors(seq.request.sampling)
         )
 
+    def _decoder(self, seq: Sequence, cache, tokens: list[int], pending: int):
+        """Greedy requests speculate (unless the server or the request says not to); sampled
+        ones draw one token per pass with their own sampler."""
+        wanted = seq.request.speculative
+        greedy = not seq.request.sampling.temperature
+        return PromptLookupDecoder(
+            self.lm.model,
+            cache,
+            tokens,
+            pending,
+            sampler=None if greedy else seq.sampler,
+            drafting=self.speculative if wanted is None else wanted,
+        )
+
     def _start_solo(self, seq: Sequence, rest: list[int], cache: PromptCache | None) -> bool:
-        """A greedy request that finds the model idle and at most one prefill chunk of its
-        prompt uncached skips the batch: it would leave it after its first token anyway, and
-        making a batch of it (merging, splitting and copying its cache) took ~12 ms of the ~25
-        to its first token (a cached chat prompt, test model, in-process)."""
-        if self._sequences or len(rest) > self.prefill_step or not self._speculates(seq):
+        """A request that finds the model idle and at most one prefill chunk of its prompt
+        uncached skips the batch: it would leave it after its first token anyway, and making
+        a batch of it (merging, splitting and copying its cache) took ~12 ms of the ~25 to its
+        first token (a cached chat prompt, test model, in-process)."""
+        if self._sequences or len(rest) > self.prefill_step or not self._decodes_alone(seq):
             return False
         if cache is None:
             cache = make_prompt_cache(self.lm.model)
         if len(rest) > 1:  # the last prompt token is the decoder's pending one
             self.lm.model(mx.array([rest[:-1]]), cache=cache)
             mx.eval([c.state for c in cache])
-        decoder = PromptLookupDecoder(self.lm.model, cache, seq.prompt[:-1], seq.prompt[-1])
-        self._solo = (seq, decoder)
+        self._solo = (seq, self._decoder(seq, cache, seq.prompt[:-1], seq.prompt[-1]))
         return True
 
     def _go_solo(self, uid: int) -> None:
         seq = self._sequences[uid]
-        if not self._speculates(seq):
+        if not self._decodes_alone(seq):
             return
         cache, tokens = self._generator.remove([uid], return_prompt_caches=True)[uid]
         del self._sequences[uid]
         tokens = list(tokens)
         # The generator has fed the last token and computed (then dropped) the logits after
-        # it; the decoder feeds it again, as its pending token.
+        # it, and drawn a token from them; the decoder feeds it again, as its pending token,
+        # and draws that token again.
         trim_prompt_cache(cache, 1)
+        take_back_last_draw(seq.sampler)
         pending = tokens.pop()
-        self._solo = (seq, PromptLookupDecoder(self.lm.model, cache, tokens, pending))
+        self._solo = (seq, self._decoder(seq, cache, tokens, pending))
 
     def _solo_step(self) -> int:
         assert self._solo is not None  # called in solo mode only

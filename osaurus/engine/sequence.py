@@ -29,7 +29,7 @@ from osaurus.engine.request import (
     ToolCallChunk,
     Usage,
 )
-from osaurus.engine.sampling import LogitsProcessor
+from osaurus.engine.sampling import LogitsProcessor, Sampler
 
 Emit = Callable[[GenerationEvent | BaseException], None]
 
@@ -45,6 +45,8 @@ class Sequence:
     emit: Emit
     cancelled: threading.Event
     received_at: float  # time.perf_counter() when the request arrived
+    # One for the request's whole life, in the batch and alone: a seeded one's draws go on.
+    sampler: Sampler
     load_seconds: float = 0.0  # of which spent loading the model
     lease: Lease | None = None
     constraint: LogitsProcessor | None = None  # constrained decoding (response_format, tools)

@@ -1,4 +1,4 @@
-"""Speculative decoding by prompt lookup, for one greedy sequence.
+"""Decoding one sequence on its own, out of the batch; greedy ones speculate by prompt lookup.
 
 When a reply repeats its input (code edits, summaries, JSON echoing the prompt), the next tokens
 are often a copy of tokens that already followed the last few tokens somewhere in the context.
@@ -11,6 +11,9 @@ trimmed from the KV cache.
 mlx-lm has speculative decoding with a draft model (`speculative_generate_step`) but not prompt
 lookup, and its loop owns the generation; this one is a step the scheduler drives, so that the
 sequence can go back into the batch when another request arrives.
+
+A sampled sequence decodes alone too, one token per pass (a draft is verified against the
+greedy choice only): a batch of one costs mlx-lm's batch bookkeeping on every step.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 
 import mlx.core as mx
 from mlx_lm.models.cache import trim_prompt_cache
+
+from osaurus.engine.sampling import Sampler, take_back_last_draw
 
 # Longest and shortest n-gram looked up (longer first: more context, better drafts).
 MAX_NGRAM = 3
@@ -61,18 +66,29 @@ class NgramIndex:
 
 
 class PromptLookupDecoder:
-    """Greedy decoding of one sequence, several tokens per forward pass when drafts agree.
+    """Decoding of one sequence: greedy (no `sampler`), several tokens per forward pass when
+    drafts agree (`drafting`); with a sampler, one sampled token per pass.
 
     `cache` holds the KV of `tokens`; `pending` is the last token chosen, not yet in the cache.
     Between steps a pass over `pending` may be in flight (see `step`); `settle` takes it back,
     and whoever takes the cache over calls it first.
     """
 
-    def __init__(self, model: Any, cache: list[Any], tokens: list[int], pending: int):
+    def __init__(
+        self,
+        model: Any,
+        cache: list[Any],
+        tokens: list[int],
+        pending: int,
+        sampler: Sampler | None = None,
+        drafting: bool = True,
+    ):
         self.model = model
         self.cache = cache
         self.tokens = tokens
         self.pending = pending
+        self.sampler = sampler
+        self.drafting = drafting and sampler is None
         self.draft_length = MIN_DRAFT
         self.drafted = 0  # for the log: how many draft tokens were tried and kept
         self.accepted = 0
@@ -89,7 +105,7 @@ class PromptLookupDecoder:
         whether a next token is wanted at all). A pass in flight takes no draft; once one
         would have had a draft, the chain stops and the next step drafts again."""
         if self._ahead is None:
-            draft = self._index.draft(self.draft_length)
+            draft = self._draft()
             if draft or not ahead or self._first_pass:
                 # The first pass runs alone: its token is often a reply's first, and launching
                 # the next pass behind it held it back (MLX's CPU eval waits while ~100 ops
@@ -99,9 +115,9 @@ class PromptLookupDecoder:
             self._ahead = self._launch(mx.array([[self.pending]]))
         token = self._ahead
         self.tokens.append(self.pending)  # the pass in flight puts it in the cache
-        chain = ahead and not self._index.draft(self.draft_length)
+        chain = ahead and not self._draft()
         self._ahead = self._launch(token.reshape(1, 1)) if chain else None
-        self.pending = token.item()  # type: ignore[assignment]  # an argmax: an int
+        self.pending = token.item()  # type: ignore[assignment]  # a token id: an int
         self._index.extend([self.pending])
         return [self.pending]
 
@@ -111,10 +127,23 @@ class PromptLookupDecoder:
         if self._ahead is not None:
             trim_prompt_cache(self.cache, 1)
             self._ahead = None
+            if self.sampler is not None:
+                take_back_last_draw(self.sampler)
+
+    def _draft(self) -> list[int]:
+        return self._index.draft(self.draft_length) if self.drafting else []
+
+    def _choose(self, logits: mx.array) -> mx.array:
+        """The token after each row of `logits` (one row when sampling: there is no draft).
+        Sampled from log-probabilities, as mlx-lm's batch samples them, so that a seeded
+        sequence draws the same tokens alone and batched."""
+        if self.sampler is None:
+            return mx.argmax(logits, axis=-1)
+        return self.sampler(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
 
     def _launch(self, inputs: mx.array) -> mx.array:
         logits = self.model(inputs, cache=self.cache)
-        token = mx.argmax(logits[0, -1], axis=-1)
+        token = self._choose(logits[0, -1:])
         mx.async_eval(token)
         return token
 
@@ -122,7 +151,7 @@ class PromptLookupDecoder:
         """One pass over the pending token and the draft, keeping what the model agrees with."""
         inputs = mx.array([[self.pending, *draft]])
         logits = self.model(inputs, cache=self.cache)
-        chosen: list[int] = mx.argmax(logits[0], axis=-1).tolist()  # type: ignore[assignment]
+        chosen: list[int] = self._choose(logits[0]).tolist()  # type: ignore[assignment]
         kept = 0
         while kept < len(draft) and chosen[kept] == draft[kept]:
             kept += 1

@@ -4,7 +4,7 @@ a request's own where it carries a seed."""
 import mlx.core as mx
 
 from osaurus.engine.request import SamplingParams
-from osaurus.engine.sampling import SeededSampler, make_request_sampler
+from osaurus.engine.sampling import SeededSampler, make_request_sampler, take_back_last_draw
 
 
 def test_requests_with_equal_settings_share_one_sampler():
@@ -20,6 +20,19 @@ def test_seeded_requests_each_get_their_own_sampler_and_repeat_their_draws():
     assert isinstance(first, SeededSampler) and first is not second
     logprobs = mx.log(mx.full((1, 1000), 1 / 1000))
     assert [first(logprobs).item() for _ in range(5)] == [second(logprobs).item() for _ in range(5)]
+
+
+def test_a_draw_taken_back_is_drawn_again():
+    """What lets a seeded sequence drop a token computed ahead and still say the same."""
+    seeded = SamplingParams(temperature=1.0, seed=5)
+    straight, interrupted = make_request_sampler(seeded), make_request_sampler(seeded)
+    logprobs = mx.log(mx.full((1, 1000), 1 / 1000))
+    want = [straight(logprobs).item() for _ in range(6)]
+    got = [interrupted(logprobs).item() for _ in range(3)]
+    interrupted(logprobs)  # a draw whose token is dropped
+    take_back_last_draw(interrupted)
+    got += [interrupted(logprobs).item() for _ in range(3)]
+    assert got == want
 
 
 def test_a_shared_sampler_draws_each_row_of_a_batch_from_that_rows_distribution():

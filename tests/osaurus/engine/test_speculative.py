@@ -117,13 +117,20 @@ async def test_greedy_output_is_the_same_with_and_without_it(engine: Engine, mod
     assert fast.finished.usage.completion_tokens == plain.finished.usage.completion_tokens
 
 
-async def test_a_request_arriving_halfway_sends_it_back_to_the_batch(models_dir, model_id):
+@pytest.mark.parametrize(
+    "settings", [{}, {"temperature": 0.9, "seed": 7}], ids=["greedy", "seeded"]
+)
+async def test_a_request_arriving_halfway_sends_it_back_to_the_batch(
+    models_dir, model_id, settings
+):
+    """Its output is what it says alone: a greedy one's speculation, or a seeded one's draws,
+    go on in the batch where they stopped."""
     engine = make_engine(models_dir, speculative=True)
     try:
-        alone = await run(engine, chat(model_id, COPY, max_tokens=60, speculative=False))
+        alone = await run(engine, chat(model_id, COPY, max_tokens=60, **settings))
         other_alone = await run(engine, chat(model_id, "Tell me a story.", max_tokens=20))
 
-        first = asyncio.create_task(run(engine, chat(model_id, COPY, max_tokens=60)))
+        first = asyncio.create_task(run(engine, chat(model_id, COPY, max_tokens=60, **settings)))
         while not (await engine.call(lambda: _solo_tokens(engine, model_id))):
             await asyncio.sleep(0.01)  # until the first request decodes alone, speculating
         second = await run(engine, chat(model_id, "Tell me a story.", max_tokens=20))
@@ -133,9 +140,10 @@ async def test_a_request_arriving_halfway_sends_it_back_to_the_batch(models_dir,
         engine.shutdown()
 
 
-async def test_a_greedy_request_on_an_idle_model_skips_the_batch(models_dir, model_id):
-    """It decodes alone from its first token (sooner: no batch is built for it). A sampled
-    request, or one with more than a prefill chunk of prompt to read, goes through the batch."""
+async def test_a_request_on_an_idle_model_skips_the_batch(models_dir, model_id):
+    """It decodes alone from its first token (sooner: no batch is built for it), greedy or
+    sampled. One with a penalty, or more than a prefill chunk of prompt to read, goes through
+    the batch."""
     engine = make_engine(models_dir, speculative=True, prefill_step=4)
     try:
         await run(engine, chat(model_id, "Hi", max_tokens=1))  # loads the model
@@ -147,8 +155,10 @@ async def test_a_greedy_request_on_an_idle_model_skips_the_batch(models_dir, mod
         engine._schedulers[model_id]._generator.insert = no_batch
         again = await run(engine, chat(model_id, "Hi", max_tokens=8))
         assert again.same_as == short.same_as
+        sampled = await run(engine, chat(model_id, "Hi", max_tokens=8, temperature=0.7))
+        assert sampled.finished.usage.completion_tokens > 0
         with pytest.raises(InternalError, match="went through the batch"):
-            await run(engine, chat(model_id, "Hi", max_tokens=8, temperature=0.7))
+            await run(engine, chat(model_id, "Hi", max_tokens=8, repetition_penalty=1.3))
         with pytest.raises(InternalError, match="went through the batch"):
             await run(engine, chat(model_id, "Name the capital of France.", max_tokens=8))
     finally:
@@ -183,3 +193,25 @@ def _solo_tokens(engine: Engine, model_id: str) -> int:
     scheduler = engine._schedulers.get(model_id)  # none until the model is loaded
     solo = scheduler._solo if scheduler else None
     return solo[0].generated if solo else 0
+
+
+async def test_a_seeded_request_left_alone_in_the_batch_says_what_it_says_alone(
+    models_dir, model_id
+):
+    """It leaves the batch when its neighbour ends, dropping the token the batch drew ahead
+    for it: the decoder draws that token again, so its output is the same."""
+    engine = make_engine(models_dir)
+    seeded = chat(model_id, COPY, max_tokens=40, temperature=0.9, seed=7)
+    try:
+        alone = await run(engine, seeded)
+        scheduler = engine._schedulers[model_id]
+        went_solo = []
+        go_solo = scheduler._go_solo
+        scheduler._go_solo = lambda uid: (went_solo.append(uid), go_solo(uid))
+        together = await asyncio.gather(
+            run(engine, seeded), run(engine, chat(model_id, "Hi", max_tokens=4))
+        )
+        assert went_solo  # it did leave the batch halfway
+        assert together[0].same_as == alone.same_as
+    finally:
+        engine.shutdown()
