@@ -155,7 +155,9 @@ class ModelScheduler:
             and not make_request_processors(seq.request.sampling)
         )
 
-    def _decoder(self, seq: Sequence, cache, tokens: list[int], pending: int):
+    def _decoder(
+        self, seq: Sequence, cache: list, tokens: list[int], pending: int
+    ) -> PromptLookupDecoder:
         """Greedy requests speculate (unless the server or the request says not to); sampled
         ones draw one token per pass with their own sampler."""
         wanted = seq.request.speculative
