@@ -1,0 +1,173 @@
+"""Where the REST bridge should run: in the server's process (what `osaurus serve` does today)
+or in a process of its own (`osaurus serve --no-http` + `osaurus bridge`), with gRPC straight
+to the server beside them as the floor.
+
+This machine's speed drifts by ±15% over minutes, more than the effect measured, so the arms are
+not run one after the other: all servers are up at once, idle in turn, and each round runs one
+batch of `c` concurrent requests on every arm, in an order that rotates. The figure to read is
+the paired ratio (each arm's batch against the in-process bridge's batch of the same round),
+with how many rounds it won.
+
+    python -m bench.bridge_process          # ROUNDS=16 LEVELS=1,8,16; writes bench/results/
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+
+from bench import servers, workloads
+from bench.clients import GrpcClient, RestClient
+from bench.run import machine
+from osaurus.child_server import free_port, osaurus_command
+from osaurus.models.default_model import MODEL_ID
+
+RESULTS = Path(os.environ.get("OUT", Path(__file__).parent / "results"))
+ROUNDS = int(os.environ.get("ROUNDS", "16"))
+LEVELS = [int(x) for x in os.environ.get("LEVELS", "1,8,16").split(",")]
+MAX_TOKENS = 128
+IN_PROCESS = "REST, bridge in the server's process"
+OWN_PROCESS = "REST, bridge in its own process"
+GRPC = "gRPC, no bridge"
+
+
+def _own_process_bridge(target: str, stack: ExitStack) -> str:
+    """`osaurus bridge` in front of `target`; returns its base URL once /health reaches it."""
+    port = free_port()
+    log = stack.enter_context(open(servers.WORK / "bridge.log", "w"))  # noqa: SIM115
+    command = osaurus_command("bridge", "--target", target, "--port", str(port))
+    process = subprocess.Popen(
+        [*command, "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT
+    )
+    stack.callback(process.wait)
+    stack.callback(process.terminate)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"osaurus bridge exited; see {servers.WORK / 'bridge.log'}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).json().get("grpc_reachable"):
+                return f"{url}/v1"
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("osaurus bridge did not start in 60s")
+
+
+async def _batch(client, level: int) -> dict[str, float]:
+    results, wall = await workloads.concurrent(client, level, level, MAX_TOKENS)
+    ok = [r for r in results if r.ok]
+    if len(ok) < len(results):
+        raise RuntimeError(f"{client.name}: {len(results) - len(ok)} requests failed")
+    return {
+        "aggregate_tps": sum(r.completion_tokens for r in ok) / wall,
+        "ttft_ms": statistics.median(r.ttft for r in ok) * 1000,
+    }
+
+
+async def compare(clients: dict[str, object]) -> dict[str, dict]:
+    names = list(clients)
+    out: dict[str, dict] = {}
+    for client in clients.values():
+        await workloads.warm_up(client)
+    for level in LEVELS:
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+        for i in range(ROUNDS):
+            order = names[i % len(names) :] + names[: i % len(names)]
+            for name in order:
+                runs[name].append(await _batch(clients[name], level))
+        base = runs[IN_PROCESS]
+        level_out = {}
+        for name in names:
+            ratios = [
+                r["aggregate_tps"] / b["aggregate_tps"]
+                for r, b in zip(runs[name], base, strict=True)
+            ]
+            ttft_added = [
+                r["ttft_ms"] - b["ttft_ms"] for r, b in zip(runs[name], base, strict=True)
+            ]
+            level_out[name] = {
+                "aggregate_tps_p50": statistics.median(r["aggregate_tps"] for r in runs[name]),
+                "ttft_ms_p50": statistics.median(r["ttft_ms"] for r in runs[name]),
+                "paired_tps_ratio_p50": statistics.median(ratios),
+                "rounds_faster": sum(x > 1 for x in ratios),
+                "paired_ttft_added_ms_p50": statistics.median(ttft_added),
+            }
+            row = level_out[name]
+            print(
+                f"  c={level:<2} {name:38} {row['aggregate_tps_p50']:6.1f} tok/s "
+                f"TTFT {row['ttft_ms_p50']:5.0f} ms  paired x{row['paired_tps_ratio_p50']:.3f} "
+                f"({row['rounds_faster']}/{ROUNDS} faster)",
+                flush=True,
+            )
+        out[str(level)] = level_out
+    return out
+
+
+def _markdown(data: dict) -> str:
+    lines = [
+        f"Bridge placement, {data['date']} on {data['machine']}; model {MODEL_ID}, "
+        f"{data['rounds']} rounds per level, each a batch of c concurrent streamed requests "
+        f"(max_tokens {MAX_TOKENS}, temperature 0) on every arm in rotating order; the "
+        "ratio and TTFT change are paired against the in-process bridge's batch of the same "
+        "round.",
+        "",
+        "| c | arm | aggregate tok/s (p50) | TTFT p50 | tok/s vs in-process (paired p50) "
+        "| rounds faster | TTFT change (paired p50) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for level, arms in data["levels"].items():
+        for name, row in arms.items():
+            lines.append(
+                f"| {level} | {name} | {row['aggregate_tps_p50']:.1f} | "
+                f"{row['ttft_ms_p50']:.0f} ms | {row['paired_tps_ratio_p50']:.3f} | "
+                f"{row['rounds_faster']}/{data['rounds']} | "
+                f"{row['paired_ttft_added_ms_p50']:+.1f} ms |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+async def main() -> None:
+    models, _, _ = servers.prepare_models()
+    with ExitStack() as stack:
+        inside = stack.enter_context(
+            servers.running(servers.osaurus(models, MODEL_ID, "osaurus-bridge-inside"))
+        )
+        apart = stack.enter_context(
+            servers.running(servers.osaurus(models, MODEL_ID, "osaurus-bridge-apart", "--no-http"))
+        )
+        own_url = _own_process_bridge(apart.grpc_target, stack)
+        clients = {
+            IN_PROCESS: RestClient(IN_PROCESS, inside.base_url, MODEL_ID),
+            OWN_PROCESS: RestClient(OWN_PROCESS, own_url, MODEL_ID),
+            GRPC: GrpcClient(GRPC, apart.grpc_target, MODEL_ID),
+        }
+        print("REST bridge in the server's process vs its own process vs gRPC", flush=True)
+        try:
+            levels = await compare(clients)
+        finally:
+            for client in clients.values():
+                await client.close()  # type: ignore[attr-defined]
+    data = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
+        "rounds": ROUNDS,
+        "levels": levels,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "bridge_process.json").write_text(json.dumps(data, indent=2) + "\n")
+    (RESULTS / "bridge_process.md").write_text(_markdown(data))
+    print(f"wrote {RESULTS / 'bridge_process.md'}", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
