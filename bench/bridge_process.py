@@ -17,12 +17,9 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import time
 from contextlib import ExitStack
 from pathlib import Path
-
-import httpx
 
 from bench import servers, workloads
 from bench.clients import GrpcClient, RestClient
@@ -39,28 +36,17 @@ OWN_PROCESS = "REST, bridge in its own process"
 GRPC = "gRPC, no bridge"
 
 
-def _own_process_bridge(target: str, stack: ExitStack) -> str:
-    """`osaurus bridge` in front of `target`; returns its base URL once /health reaches it."""
+def _own_process_bridge(target: str) -> servers.Server:
+    """`osaurus bridge` in front of `target` (servers.running waits until /v1/models answers,
+    which the bridge does only once it reaches the server)."""
     port = free_port()
-    log = stack.enter_context(open(servers.WORK / "bridge.log", "w"))  # noqa: SIM115
     command = osaurus_command("bridge", "--target", target, "--port", str(port))
-    process = subprocess.Popen(
-        [*command, "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT
+    process, started = servers._spawn(
+        "osaurus-bridge", [*command, "--log-level", "warning"], dict(os.environ)
     )
-    stack.callback(process.wait)
-    stack.callback(process.terminate)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"osaurus bridge exited; see {servers.WORK / 'bridge.log'}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).json().get("grpc_reachable"):
-                return f"{url}/v1"
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("osaurus bridge did not start in 60s")
+    return servers.Server(
+        "osaurus bridge", f"http://127.0.0.1:{port}/v1", MODEL_ID, process, started
+    )
 
 
 async def _batch(client, level: int) -> dict[str, float]:
@@ -145,10 +131,10 @@ async def main() -> None:
         apart = stack.enter_context(
             servers.running(servers.osaurus(models, MODEL_ID, "osaurus-bridge-apart", "--no-http"))
         )
-        own_url = _own_process_bridge(apart.grpc_target, stack)
+        own = stack.enter_context(servers.running(_own_process_bridge(apart.grpc_target)))
         clients = {
             IN_PROCESS: RestClient(IN_PROCESS, inside.base_url, MODEL_ID),
-            OWN_PROCESS: RestClient(OWN_PROCESS, own_url, MODEL_ID),
+            OWN_PROCESS: RestClient(OWN_PROCESS, own.base_url, MODEL_ID),
             GRPC: GrpcClient(GRPC, apart.grpc_target, MODEL_ID),
         }
         print("REST bridge in the server's process vs its own process vs gRPC", flush=True)
