@@ -171,8 +171,9 @@ inline void qmm_r16_tile(const R16X& X, int64_t m0, const QuantizedMatrix& W, in
   __m512 acc[MT];
   OSU_UNROLL for (int m = 0; m < MT; ++m) acc[m] = _mm512_setzero_ps();
   // Independent int32 sums per row of x (A of them, added at the end of the group: integer
-  // sums, so the order changes nothing), so that vpdpbusd's latency does not chain.
-  constexpr int A = MT == 1 ? 4 : 2;
+  // sums, so the order changes nothing), so that vpdpbusd's latency does not chain; 8 rows
+  // are 8 chains already, and 16 more registers would not fit.
+  constexpr int A = MT == 1 ? 4 : MT <= 4 ? 2 : 1;
   for (int64_t g = 0; g < groups; ++g) {
     __m512i dot[MT][A];
     OSU_UNROLL for (int m = 0; m < MT; ++m)
@@ -224,13 +225,18 @@ template <int BITS, int G>
 inline void qmm_r16_g(const R16X& X, const QuantizedMatrix& W, int64_t n0, int64_t n1,
                       float* out, int64_t ldo) {
   for (int64_t t = n0 / kTileRows; t < n1 / kTileRows; ++t)
-    for (int64_t m = 0; m < X.rows; m += 4) {
-      switch (std::min<int64_t>(4, X.rows - m)) {
+    for (int64_t m = 0; m < X.rows;) {
+      // Rows of x 8 at a time: each vector of weights is unpacked once for all 8 (measured on
+      // 14336 x 4096 at 8 and 16 rows: 10% faster than 4 at a time; 2-5% on a 135M model's).
+      const int64_t left = X.rows - m, mt = left >= 8 ? 8 : std::min<int64_t>(left, 4);
+      switch (mt) {
+        case 8: qmm_r16_tile<BITS, G, 8>(X, m, W, t, out, ldo); break;
         case 4: qmm_r16_tile<BITS, G, 4>(X, m, W, t, out, ldo); break;
         case 3: qmm_r16_tile<BITS, G, 3>(X, m, W, t, out, ldo); break;
         case 2: qmm_r16_tile<BITS, G, 2>(X, m, W, t, out, ldo); break;
         default: qmm_r16_tile<BITS, G, 1>(X, m, W, t, out, ldo); break;
       }
+      m += mt;
     }
 }
 
