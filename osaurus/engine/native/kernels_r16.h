@@ -113,20 +113,22 @@ struct MlxLayoutCopy {
 // the ~30 this machine reads (bench/kernel.py, 14336 x 4096 from memory). So each group asks
 // for the weights, scales and biases that its thread will read 32 KB further on (its tiles are
 // contiguous) into the L2: 0.72-0.75x the time at 1 to 4 rows, 0.86x at 8 (32 KB ahead into L1,
-// or 64 KB, no better; 128 KB worse). Where the weights sit in the cache it costs 0-10%.
+// or 64 KB, no better; 128 KB worse). Where the weights sit in the cache: 0.96-1.06x, noise.
 constexpr int64_t kR16PrefetchBytes = 32768;
 
-// Prefetch for the group whose weights start at `group` (`length` bytes) and whose 16 scales
-// and biases are at `at` (elements). Always inlined: GCC 12 takes a function that only
-// prefetches for one without effects and drops the calls to it (seen here).
-[[gnu::always_inline]] inline void r16_prefetch_ahead(const QuantizedMatrix& W, const uint8_t* group, int64_t length,
-                               int64_t at) {
+// Prefetch for the group whose weights start at `group` and whose 16 scales and biases are
+// element `at` of theirs. Always inlined: GCC 12 takes a function that only prefetches for one
+// without effects and drops the calls to it (seen here).
+template <int BITS, int G>
+[[gnu::always_inline]] inline void r16_prefetch_ahead(const QuantizedMatrix& W,
+                                                      const uint8_t* group, int64_t at) {
+  constexpr int64_t group_bytes = kTileRows * G * BITS / 8;
+  // Scales and biases are 16 values a group, so they run kR16PrefetchBytes / group_bytes
+  // groups ahead too.
+  constexpr int64_t values_ahead = kR16PrefetchBytes / group_bytes * kTileRows;
   const char* ahead = reinterpret_cast<const char*>(group) + kR16PrefetchBytes;
-  for (int64_t i = 0; i < length; i += 64) _mm_prefetch(ahead + i, _MM_HINT_T1);
-  // Scales and biases run at (value bytes) / (a weight's bytes in a group) of the weights' pace.
-  const int64_t value_bytes = W.scale_type == ScaleType::F32 ? 4 : 2;
-  const int64_t offset = at * value_bytes + kR16PrefetchBytes * value_bytes * 8 /
-                                                (int64_t(W.group_size) * W.bits);
+  OSU_UNROLL for (int64_t i = 0; i < group_bytes; i += 64) _mm_prefetch(ahead + i, _MM_HINT_T1);
+  const int64_t offset = (at + values_ahead) * (W.scale_type == ScaleType::F32 ? 4 : 2);
   _mm_prefetch(static_cast<const char*>(W.scales) + offset, _MM_HINT_T1);
   _mm_prefetch(static_cast<const char*>(W.biases) + offset, _MM_HINT_T1);
 }
@@ -200,8 +202,7 @@ inline void qmm_r16_tile(const R16X& X, int64_t m0, const QuantizedMatrix& W, in
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t at = (t * groups + g) * kTileRows;
     if (m0 == 0)  // the first rows of x to pass over this tile
-      r16_prefetch_ahead(W, tile + g * blocks_per_group * chunks * 64,
-                         blocks_per_group * chunks * 64, at);
+      r16_prefetch_ahead<BITS, G>(W, tile + g * blocks_per_group * chunks * 64, at);
     __m512i dot[MT][A];
     OSU_UNROLL for (int m = 0; m < MT; ++m)
       OSU_UNROLL for (int a = 0; a < A; ++a) dot[m][a] = _mm512_setzero_si512();
@@ -322,8 +323,7 @@ inline void qmm_r16_avx2_tile(const R16X& X, int64_t m0, const QuantizedMatrix& 
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t at = (t * groups + g) * kTileRows;
     if (m0 == 0 && h == 0)  // the first pass over this tile
-      r16_prefetch_ahead(W, half + g * blocks_per_group * chunks * 64,
-                         blocks_per_group * chunks * 64, at);
+      r16_prefetch_ahead<BITS, G>(W, half + g * blocks_per_group * chunks * 64, at);
     __m256i dot[MT];
     OSU_UNROLL for (int m = 0; m < MT; ++m) dot[m] = _mm256_setzero_si256();
     OSU_UNROLL for (int b = 0; b < blocks_per_group; ++b) {
