@@ -41,6 +41,7 @@ test-unit: setup
 bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.vs_llama
 	$(BIN)/python -m bench.embeddings
 	$(BIN)/python -m bench.api_features
 	$(BIN)/python -m bench.dashboard

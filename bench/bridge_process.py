@@ -2,11 +2,8 @@
 or in a process of its own (`osaurus serve --no-http` + `osaurus bridge`), with gRPC straight
 to the server beside them as the floor.
 
-This machine's speed drifts by ±15% over minutes, more than the effect measured, so the arms are
-not run one after the other: all servers are up at once, idle in turn, and each round runs one
-batch of `c` concurrent requests on every arm, in an order that rotates. The figure to read is
-the paired ratio (each arm's batch against the in-process bridge's batch of the same round),
-with how many rounds it won.
+All servers are up at once and take turns (bench/paired.py): the figure to read is the paired
+ratio against the in-process bridge's batch of the same round, with how many rounds it won.
 
     python -m bench.bridge_process          # ROUNDS=16 LEVELS=1,8,16; writes bench/results/
 """
@@ -16,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import statistics
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench import servers, workloads
+from bench import paired, servers
 from bench.clients import GrpcClient, RestClient
 from bench.run import machine
 from osaurus.child_server import free_port, osaurus_command
@@ -47,56 +43,6 @@ def _own_process_bridge(target: str) -> servers.Server:
     return servers.Server(
         "osaurus bridge", f"http://127.0.0.1:{port}/v1", MODEL_ID, process, started
     )
-
-
-async def _batch(client, level: int) -> dict[str, float]:
-    results, wall = await workloads.concurrent(client, level, level, MAX_TOKENS)
-    ok = [r for r in results if r.ok]
-    if len(ok) < len(results):
-        raise RuntimeError(f"{client.name}: {len(results) - len(ok)} requests failed")
-    return {
-        "aggregate_tps": sum(r.completion_tokens for r in ok) / wall,
-        "ttft_ms": statistics.median(r.ttft for r in ok) * 1000,
-    }
-
-
-async def compare(clients: dict[str, object]) -> dict[str, dict]:
-    names = list(clients)
-    out: dict[str, dict] = {}
-    for client in clients.values():
-        await workloads.warm_up(client)
-    for level in LEVELS:
-        runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
-        for i in range(ROUNDS):
-            order = names[i % len(names) :] + names[: i % len(names)]
-            for name in order:
-                runs[name].append(await _batch(clients[name], level))
-        base = runs[IN_PROCESS]
-        level_out = {}
-        for name in names:
-            ratios = [
-                r["aggregate_tps"] / b["aggregate_tps"]
-                for r, b in zip(runs[name], base, strict=True)
-            ]
-            ttft_added = [
-                r["ttft_ms"] - b["ttft_ms"] for r, b in zip(runs[name], base, strict=True)
-            ]
-            level_out[name] = {
-                "aggregate_tps_p50": statistics.median(r["aggregate_tps"] for r in runs[name]),
-                "ttft_ms_p50": statistics.median(r["ttft_ms"] for r in runs[name]),
-                "paired_tps_ratio_p50": statistics.median(ratios),
-                "rounds_faster": sum(x > 1 for x in ratios),
-                "paired_ttft_added_ms_p50": statistics.median(ttft_added),
-            }
-            row = level_out[name]
-            print(
-                f"  c={level:<2} {name:38} {row['aggregate_tps_p50']:6.1f} tok/s "
-                f"TTFT {row['ttft_ms_p50']:5.0f} ms  paired x{row['paired_tps_ratio_p50']:.3f} "
-                f"({row['rounds_faster']}/{ROUNDS} faster)",
-                flush=True,
-            )
-        out[str(level)] = level_out
-    return out
 
 
 def _markdown(data: dict) -> str:
@@ -139,7 +85,7 @@ async def main() -> None:
         }
         print("REST bridge in the server's process vs its own process vs gRPC", flush=True)
         try:
-            levels = await compare(clients)
+            levels = await paired.compare(clients, IN_PROCESS, LEVELS, ROUNDS, MAX_TOKENS)
         finally:
             for client in clients.values():
                 await client.close()  # type: ignore[attr-defined]

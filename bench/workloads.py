@@ -10,16 +10,24 @@ from bench.prompts import CONVERSATION, COPY_PROMPTS, PROMPTS, chat
 
 
 async def concurrent(
-    client, concurrency: int, requests: int, max_tokens: int, ignore_eos: bool = False
+    client,
+    concurrency: int,
+    requests: int,
+    max_tokens: int,
+    ignore_eos: bool = False,
+    tag: str = "",
 ) -> tuple[list[RequestResult], float]:
-    """`requests` prompts with at most `concurrency` in flight; returns results and wall time."""
+    """`requests` prompts with at most `concurrency` in flight; returns results and wall time.
+    `tag` goes into every prompt (as the client and mode do), so that batches repeated with
+    other tags are not served from a prompt cache."""
     gate = asyncio.Semaphore(concurrency)
     mode = f"concurrency-{concurrency}"
+    label = f"{mode}, {tag}" if tag else mode
 
     async def one(i: int) -> RequestResult:
         async with gate:
             # Tagged: a server's prompt cache must not serve one mode (or client) from another.
-            prompt = f"({client.name}, {mode}) {PROMPTS[i % len(PROMPTS)]}"
+            prompt = f"({client.name}, {label}) {PROMPTS[i % len(PROMPTS)]}"
             return await client.chat(chat(prompt), max_tokens, mode, i, ignore_eos=ignore_eos)
 
     start = time.perf_counter()
