@@ -41,6 +41,14 @@ constexpr int64_t kTileRows = 16;
 // apart: on a shared 2-core AVX2 VM the difference was within the noise).
 constexpr int64_t kR16MinWorkPerThread = 1 << 18;
 
+// Weights (rows x columns) a thread takes at a time, at least: the 135M test model's matrices
+// (0.3 to 1.8 M weights) then go in one contiguous share per thread, which streams from memory
+// without restarting the prefetchers; larger ones still go in up to ~8 chunks per thread. Two
+// servers side by side, paired rounds (Zen 4 VM, 2026-12-07): test model 1.13x tokens/s at one
+// stream (7 of 8 rounds), 1.04x aggregate at eight; the 1B shape 1.04x and 1.05x. At batch 1 one
+// thread alone had read the model's matrices as fast as two splitting them in 16 chunks.
+constexpr int64_t kR16MinChunkWeights = int64_t(1) << 20;
+
 inline int64_t r16_chunks(int bits) { return bits == 4 ? 4 : 8; }
 
 // Where byte `byte` (0 .. row_bytes) of row n lives in the repacked buffer.

@@ -27,7 +27,9 @@ inline int max_threads() {
 // threads when `work` (a rough count of multiply-adds) is worth them. Threads take chunks as
 // they go (about 8 per thread) rather than one fixed share each: in a server other threads
 // (the event loop, gRPC) take cores too, and with fixed shares every matmul would wait for
-// whichever thread was descheduled.
+// whichever thread was descheduled. A chunk is at least `min_chunk` of the n (where the caller
+// sets it): a matmul that streams its weights from memory restarts the prefetchers at every
+// chunk, which costs more on a small matrix than an idle thread's wait would.
 //
 // A second thread pays only on matrices big enough: for the small ones of a 135M model waking
 // it costs more than it saves, as the other core runs MLX's scheduling and Python
@@ -37,7 +39,7 @@ constexpr int64_t kMinWorkPerThread = 1 << 22;
 
 template <typename Fn>
 void parallel_rows(int64_t n, int64_t align, int64_t work, Fn&& fn,
-                   int64_t min_work_per_thread = kMinWorkPerThread) {
+                   int64_t min_work_per_thread = kMinWorkPerThread, int64_t min_chunk = 0) {
   const int threads = int(
       std::min<int64_t>(max_threads(), std::max<int64_t>(1, work / min_work_per_thread)));
   if (threads <= 1) {
@@ -45,7 +47,9 @@ void parallel_rows(int64_t n, int64_t align, int64_t work, Fn&& fn,
     return;
   }
   const int64_t units = (n + align - 1) / align;
-  const int64_t per_chunk = std::max<int64_t>(1, units / (8 * threads));
+  const int64_t per_chunk = std::min<int64_t>(
+      std::max<int64_t>({1, units / (8 * threads), (min_chunk + align - 1) / align}),
+      (units + threads - 1) / threads);  // never fewer chunks than threads
   const int64_t chunks = (units + per_chunk - 1) / per_chunk;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)

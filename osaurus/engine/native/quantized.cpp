@@ -125,7 +125,7 @@ void matmul_rows(
       parallel_rows(
           N, kTileRows, work,
           [&](int64_t n0, int64_t n1) { qmm_r16_tiles(vnni, xq, W, n0, n1, out, N); },
-          kR16MinWorkPerThread);
+          kR16MinWorkPerThread, kR16MinChunkWeights / K);
       return;
     }
 #endif

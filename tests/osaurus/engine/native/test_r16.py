@@ -74,12 +74,15 @@ def test_the_avx2_and_vnni_kernels_agree_to_the_bit(native, bits, group_size) ->
     assert mx.array_equal(vnni, avx2).item()
 
 
-def test_large_matrix_over_threads(native) -> None:
-    # Enough work for both cores (kR16MinWorkPerThread): every tile computed once.
-    w, scales, biases = quantized(4096 + 16, 2048, 4, 64)
+# Enough work for both cores (kR16MinWorkPerThread): every tile computed once, whether the
+# matrix goes in ~8 chunks per thread (4112 x 2048) or, small, in one share per thread of an odd
+# number of tiles (592 x 576: 37 tiles, kR16MinChunkWeights).
+@pytest.mark.parametrize(("out_rows", "cols"), [(4096 + 16, 2048), (16 * 37, 576)])
+def test_matrix_over_threads(native, out_rows, cols) -> None:
+    w, scales, biases = quantized(out_rows, cols, 4, 64)
     repacked = native.repack(w, scales, biases, 64, 4)
     for rows in (1, 5):
-        x = mx.random.normal((rows, 2048), key=mx.random.key(6))
+        x = mx.random.normal((rows, cols), key=mx.random.key(6))
         want = int8_reference(x, w, scales, biases, 64, 4)
         assert_close(native.quantized_matmul(x, *repacked, True, 64, 4), want)
 
