@@ -145,12 +145,16 @@ template <int BITS, int G>
 // values in the order the chunks take them. 8-bit: chunk c's 4 bytes are columns 4c..4c+3. 4-bit: chunk c's
 // 4 bytes hold columns 8c..8c+7, low nibbles the even ones, high the odd; the low nibbles
 // multiply x's dword 2c (columns 8c, 8c+2, 8c+4, 8c+6) and the high ones dword 2c+1.
+//
+// Block-major: block j of every row, then block j + 1. The rows a tile takes together then sit 32
+// bytes apart, at offsets the compiler knows, so that each of their dwords is a broadcast
+// operand of vpdpbusd itself, not one more register to keep.
 struct R16X {
-  std::vector<int8_t> q;  // rows x K
+  std::vector<int8_t> q;  // K / 32 blocks x rows x 32
   std::vector<float> d, sum;  // rows x groups
   int64_t rows = 0, K = 0, groups = 0;
 
-  const int8_t* block(int64_t m, int64_t j) const { return q.data() + m * K + j * 32; }
+  const int8_t* block(int64_t m, int64_t j) const { return q.data() + (j * rows + m) * 32; }
 };
 
 // Row m of x's two dwords against 4-bit chunk c of block j: the 4 values its low nibbles
@@ -183,7 +187,8 @@ inline void quantize_x_r16(const float* x, int64_t M, int64_t K, int bits, int g
       int sum = 0;
       const float d = round_group_int8(
           x + m * K + g * group_size, group_size, order,
-          [&](int64_t b) { return out.q.data() + m * K + g * group_size + b * 32; }, &sum);
+          [&](int64_t b) { return out.q.data() + ((g * group_size / 32 + b) * M + m) * 32; },
+          &sum);
       out.d[m * groups + g] = d;
       out.sum[m * groups + g] = d * float(sum);
     }
@@ -192,6 +197,15 @@ inline void quantize_x_r16(const float* x, int64_t M, int64_t K, int bits, int g
 #endif  // OSU_HAVE_AVX2
 
 #if OSU_HAVE_VNNI
+
+// acc += w (unsigned bytes) . x's dword at `x`, broadcast to every lane, read by vpdpbusd itself
+// ({1to16}): GCC 12 does not fold _mm512_set1_epi32 of a load into vpdpbusd, and a broadcast
+// of its own per multiply took a vector slot of the ones the multiplies need.
+inline __m512i dpbusd_x(__m512i acc, __m512i w, const int8_t* x) {
+  const auto& dword = *reinterpret_cast<const int8_t(*)[4]>(x);  // bytes: no aliasing question
+  __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(dword));
+  return acc;
+}
 
 // One tile (16 output rows from t * 16) against MT rows of x from m0.
 template <int BITS, int G, int MT>
@@ -222,20 +236,18 @@ inline void qmm_r16_tile(const R16X& X, int64_t m0, const QuantizedMatrix& W, in
         if constexpr (BITS == 4) {
           const __m512i lo = _mm512_and_si512(bytes, low);
           const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low);
+          const int8_t* xb = X.block(m0, j) + c * 8;  // rows of x 32 bytes apart
           OSU_UNROLL for (int m = 0; m < MT; ++m) {
-            int32_t x_lo, x_hi;
-            r16_x_dwords(X, m0 + m, j, c, x_lo, x_hi);
             __m512i& d_lo = dot[m][(2 * c) % A];
             __m512i& d_hi = dot[m][(2 * c + 1) % A];
-            d_lo = _mm512_dpbusd_epi32(d_lo, lo, _mm512_set1_epi32(x_lo));
-            d_hi = _mm512_dpbusd_epi32(d_hi, hi, _mm512_set1_epi32(x_hi));
+            d_lo = dpbusd_x(d_lo, lo, xb + m * 32);
+            d_hi = dpbusd_x(d_hi, hi, xb + m * 32 + 4);
           }
         } else {
+          const int8_t* xb = X.block(m0, j) + c * 4;
           OSU_UNROLL for (int m = 0; m < MT; ++m) {
-            int32_t xs;
-            std::memcpy(&xs, X.block(m0 + m, j) + c * 4, 4);
             __m512i& d = dot[m][c % A];
-            d = _mm512_dpbusd_epi32(d, bytes, _mm512_set1_epi32(xs));
+            d = dpbusd_x(d, bytes, xb + m * 32);
           }
         }
       }
