@@ -69,6 +69,7 @@ async def main() -> None:
         [1, 8, 16],  # 16: the target compares with llama.cpp's best aggregate at any level
         synthetic=False,
     )
+    data["c8_over_llama_best"] = c8_over_llama_best(data["models"]["test model"])
     from bench import synthetic_models
 
     for key in SYNTHETIC:
@@ -87,6 +88,20 @@ async def main() -> None:
     (RESULTS / "vs_llama.md").write_text(markdown(data))
     print(markdown(data))
     print(f"wrote {RESULTS / 'vs_llama.md'}", flush=True)
+
+
+def c8_over_llama_best(levels: dict) -> dict:
+    """The issue's c=8 target: osaurus's aggregate at 8 streams over llama.cpp's best aggregate
+    at any level measured (p50 of the rounds)."""
+    best = max(levels, key=lambda level: levels[level][LLAMA]["aggregate_tps_p50"])
+    ours = levels["8"][OSAURUS]["aggregate_tps_p50"]
+    theirs = levels[best][LLAMA]["aggregate_tps_p50"]
+    return {
+        "llama_best_level": int(best),
+        "osaurus_c8_tps": ours,
+        "llama_best_tps": theirs,
+        "ratio": ours / theirs,
+    }
 
 
 def markdown(data: dict) -> str:
@@ -110,16 +125,14 @@ def markdown(data: dict) -> str:
                 f"{ours['ttft_ms_p50']:.0f} / {llama['ttft_ms_p50']:.0f} | "
                 f"{ours['paired_ttft_ratio_p50']:.2f} |"
             )
-    test = data["models"].get("test model", {})
-    if "8" in test:
-        best = max(test, key=lambda level: test[level][LLAMA]["aggregate_tps_p50"])
-        ours = test["8"][OSAURUS]["aggregate_tps_p50"]
-        theirs = test[best][LLAMA]["aggregate_tps_p50"]
+    target = data.get("c8_over_llama_best")
+    if target:
         lines += [
             "",
-            f"Test model, osaurus's aggregate at 8 streams over llama.cpp's best (at {best} "
-            f"streams), p50 of the rounds: {ours:.1f} / {theirs:.1f} = {ours / theirs:.2f} "
-            "(goal >= 2).",
+            f"Test model, osaurus's aggregate at 8 streams over llama.cpp's best (at "
+            f"{target['llama_best_level']} streams), p50 of the rounds: "
+            f"{target['osaurus_c8_tps']:.1f} / {target['llama_best_tps']:.1f} = "
+            f"{target['ratio']:.2f} (goal >= 2).",
         ]
     return "\n".join(lines) + "\n"
 
