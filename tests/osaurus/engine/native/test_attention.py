@@ -74,6 +74,26 @@ def test_values_may_have_other_dims(native) -> None:
     assert_close(native.attention(q, k, v, scale=0.2, causal=True), want)
 
 
+@pytest.mark.parametrize(("dims", "value_dims"), [(20, 20), (128, 128), (64, 80)])
+def test_any_head_size(native, dims, value_dims) -> None:
+    # 4 keys at a time (odd counts repeat the last), 3 query rows at a time, 32 value columns at
+    # a time; head sizes that are not a multiple of 8 take a plain loop.
+    q, k, _ = qkv(2, 8, 2, 5, 71, dims=dims)
+    v = mx.random.normal((2, 2, 71, value_dims))
+    for mask in (None, "causal"):
+        want = mx.fast.scaled_dot_product_attention(q, k, v, scale=0.1, mask=mask)
+        assert_close(native.attention(q, k, v, scale=0.1, causal=mask == "causal"), want)
+
+
+def test_masked_keys_values_are_never_read_into_the_result(native) -> None:
+    # A masked key's value may be anything, even NaN: it must not reach the output.
+    q, k, v = qkv(2, 6, 2, 1, 30)
+    v = mx.where(mx.arange(30)[None, None, :, None] < 4, mx.array(float("nan")), v)
+    keep = (mx.arange(30) >= 4)[None, None, None, :]
+    want = mx.fast.scaled_dot_product_attention(q, k[:, :, 4:], v[:, :, 4:], scale=0.125)
+    assert_close(native.attention(q, k, v, scale=0.125, mask=keep), want)
+
+
 def test_bad_arguments_are_named(native) -> None:
     q, k, v = qkv(1, 4, 2, 1, 8)
     cases = [
