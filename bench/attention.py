@@ -1,0 +1,105 @@
+"""Attention alone: osaurus' native primitive beside MLX's mx.fast.scaled_dot_product_attention.
+
+On the CPU MLX's fused attention expands into its fallback (a dozen ops); the server runs
+osaurus' one-op primitive (native/attention.h). Shapes are the 135M test model's heads (9 query
+heads over 3 key/value heads of 64), float32 as the server keeps its KV cache:
+
+- decode: one new token per sequence against `keys` cached ones, 1 and 8 sequences, all 30
+  layers' attention in one graph, each layer with its own keys and values (30 layers' cache of
+  8 x 1,000 tokens is ~180 MB, beyond the cache, as in the server);
+- prompt: a causal prompt of 1,024 tokens, one layer.
+
+Each figure is the median over several evaluations. Writes attention.json and attention.md to
+bench/results (or OUT).
+
+    python -m bench.attention
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import mlx.core as mx
+
+from osaurus.engine.native import kernels, status
+
+HEADS, KV_HEADS, DIMS, LAYERS = 9, 3, 64, 30
+SCALE = DIMS**-0.5
+
+
+def median_ms(run: Callable[[], list[mx.array]], repeats: int = 9) -> float:
+    mx.eval(run())  # warm-up
+    samples = []
+    for _ in range(repeats):
+        outs = run()  # build the graph outside the timing
+        start = time.perf_counter()
+        mx.eval(outs)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1e3
+
+
+def compare(batch: int, queries: int, keys: int, layers: int) -> dict:
+    """osaurus and MLX on the same inputs, `layers` independent attentions per evaluation."""
+    native = kernels()
+    shapes = [(batch, HEADS, queries, DIMS), (batch, KV_HEADS, keys, DIMS)]
+    inputs = [
+        (mx.random.normal(shapes[0]), mx.random.normal(shapes[1]), mx.random.normal(shapes[1]))
+        for _ in range(layers)
+    ]
+    mx.eval(inputs)
+    causal = queries > 1
+    ours = median_ms(
+        lambda: [native.attention(q, k, v, scale=SCALE, causal=causal) for q, k, v in inputs]
+    )
+    theirs = median_ms(
+        lambda: [
+            mx.fast.scaled_dot_product_attention(
+                q, k, v, scale=SCALE, mask="causal" if causal else None
+            )
+            for q, k, v in inputs
+        ]
+    )
+    return {
+        "case": f"{'prompt' if causal else 'decode'}: {batch} x {queries} queries, {keys} keys, "
+        f"{layers} layer{'s' if layers > 1 else ''}",
+        "osaurus_ms": ours,
+        "mlx_ms": theirs,
+        "speedup": theirs / ours,
+    }
+
+
+def main() -> None:
+    with mx.stream(mx.cpu):
+        rows = [compare(batch, 1, keys, LAYERS) for batch in (1, 8) for keys in (200, 1000)] + [
+            compare(1, 1024, 1024, 1)
+        ]
+    result = {"kernel": status().describe(), "rows": rows}
+    out = Path(os.environ.get("OUT", Path(__file__).parent / "results"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "attention.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "attention.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"Attention alone ({result['kernel']}): the 135M test model's heads ({HEADS} query heads "
+        f"over {KV_HEADS} key/value heads of {DIMS}), float32; median ms per evaluation.",
+        "",
+        "| case | osaurus (ms) | MLX's fused attention (ms) | osaurus speed-up |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['case']} | {r['osaurus_ms']:.2f} | {r['mlx_ms']:.2f} | {r['speedup']:.2f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
