@@ -17,15 +17,13 @@ bench/results (or OUT).
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import mlx.core as mx
 
+from bench.report import save_result
 from osaurus.engine.native import kernels, status
 
 HEADS, KV_HEADS, DIMS, LAYERS = 9, 3, 64, 30
@@ -79,11 +77,7 @@ def main() -> None:
             compare(1, 1024, 1024, 1)
         ]
     result = {"kernel": status().describe(), "rows": rows}
-    out = Path(os.environ.get("OUT", Path(__file__).parent / "results"))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "attention.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "attention.md").write_text(markdown(result))
-    print(markdown(result))
+    save_result("attention", result, markdown(result))
 
 
 def markdown(result: dict) -> str:

@@ -22,7 +22,6 @@ from osaurus.engine.blas import preload_blas
 preload_blas()  # MLX's float32 path runs on OpenBLAS, as in the server
 
 import itertools  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
@@ -35,6 +34,7 @@ from typing import Any  # noqa: E402
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.report import save_result  # noqa: E402
 from osaurus.engine.native import kernels, status  # noqa: E402
 
 N, K, BITS, GROUP = 14336, 4096, 4, 32
@@ -182,11 +182,7 @@ def main() -> None:
              "value": one["float32_blas_ms"] / one["osaurus_ms"], "goal": "", "met": None},
         ],
     }  # fmt: skip
-    out = Path(os.environ.get("OUT", Path(__file__).parent / "results"))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "kernel.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "kernel.md").write_text(markdown(result))
-    print(markdown(result))
+    save_result("kernel", result, markdown(result))
 
 
 def markdown(result: dict) -> str:

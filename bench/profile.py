@@ -25,17 +25,16 @@ from osaurus.engine.blas import preload_blas
 
 preload_blas()  # as the server does: before anything imports mlx
 
-import json  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import mlx.core as mx  # noqa: E402
 from mlx_lm.generate import BatchGenerator  # noqa: E402
 from mlx_lm.models.cache import make_prompt_cache  # noqa: E402
 
+from bench.report import save_result  # noqa: E402
 from osaurus.engine.loaded_model import LoadedModel, load_model  # noqa: E402
 from osaurus.engine.quantized_layers import (  # noqa: E402
     NativeQuantizedEmbedding,
@@ -166,11 +165,7 @@ def main() -> None:
                   f"({row['ops_per_step']} ops; {row['tokens_per_s']:.1f} tok/s)",
                   flush=True)  # fmt: skip
         del lm
-    out = Path(os.environ.get("OUT", Path(__file__).parent / "results"))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "profile.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (out / "profile.md").write_text(markdown(rows))
-    print(markdown(rows))
+    save_result("profile", rows, markdown(rows))
 
 
 def markdown(rows: list[dict]) -> str:

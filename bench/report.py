@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -41,6 +42,16 @@ def summarize(results: list[RequestResult], wall: float | None = None) -> dict:
         summary["wall_seconds"] = wall
         summary["aggregate_tps"] = summary["completion_tokens"] / wall
     return summary
+
+
+def save_result(name: str, result: object, text: str) -> None:
+    """A microbenchmark's result as <name>.json and <name>.md in bench/results (or $OUT), and
+    its Markdown on stdout."""
+    out = Path(os.environ.get("OUT", Path(__file__).parent / "results"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{name}.md").write_text(text)
+    print(text)
 
 
 def write(out: Path, run: dict, rows: list[RequestResult]) -> None:
