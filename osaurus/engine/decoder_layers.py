@@ -9,6 +9,11 @@ swapped in by class, as the other native layers are, only where every part of th
 already native (quantized q/k/v and gate/up stacked by fused_projections, native norms and
 RoPE, no biases), and it hands anything else at call time (other dtypes, a quantized KV cache,
 an attention sink) to mlx-lm's own `__call__`.
+
+Its keys and values, and so the KV cache that mlx-lm allocates in their dtype, may be float16
+(the server's default, as llama.cpp's): half the memory of float32, for sessions and the prefix
+cache too, at the same speed, since attention converts a tile of keys once for all the query
+heads that read it (bench/attention.py). Queries and everything else stay float32.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from osaurus.engine import quantized_layers
 from osaurus.engine.fast_layers import NativeLlama3RoPE, NativeRMSNorm, NativeRoPE
 from osaurus.engine.fused_projections import FusedPart, NativeFusedLinear
 from osaurus.engine.native import kernels, loaded_kernels
+from osaurus.engine.options import KVCacheDtype
 from osaurus.engine.quantized_layers import NativeQuantizedLinear
 
 
@@ -37,6 +43,8 @@ def _rope_arguments(rope: nn.Module) -> dict[str, Any]:
 
 
 class NativeLlamaBlock(llama.TransformerBlock):
+    kv_dtype: mx.Dtype = mx.float32  # set per layer by use_native_decoder_layers
+
     def __call__(self, x: mx.array, mask: Any = None, cache: Any = None) -> mx.array:
         causal = isinstance(mask, str) and mask == "causal"
         k = loaded_kernels()
@@ -62,6 +70,7 @@ class NativeLlamaBlock(llama.TransformerBlock):
             traditional=attn.rope.traditional,
             offset=cache.offset if cache is not None else 0,
             kernel=quantized_layers.KERNEL,
+            kv_dtype=self.kv_dtype,
             **_rope_arguments(attn.rope),
         )
         if cache is not None:
@@ -119,15 +128,18 @@ def _fusable(block: Any) -> bool:
     )
 
 
-def use_native_decoder_layers(model: nn.Module) -> int:
-    """Swap the model's llama decoder layers whose parts are all native for NativeLlamaBlock;
-    returns how many were swapped. Call after the native layers and fused projections are in,
-    on the engine thread, CPU device."""
+def use_native_decoder_layers(
+    model: nn.Module, kv_cache_dtype: KVCacheDtype = KVCacheDtype.FLOAT32
+) -> int:
+    """Swap the model's llama decoder layers whose parts are all native for NativeLlamaBlock,
+    with their KV cache in kv_cache_dtype; returns how many were swapped. Call after the
+    native layers and fused projections are in, on the engine thread, CPU device."""
     if kernels() is None or mx.default_device() != mx.cpu:
         return 0
     swapped = 0
     for _, module in model.named_modules():
         if _fusable(module):
             module.__class__ = NativeLlamaBlock
+            module.kv_dtype = getattr(mx, kv_cache_dtype.value)
             swapped += 1
     return swapped

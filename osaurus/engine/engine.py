@@ -213,12 +213,13 @@ class Engine:
         if EMBEDDING in info.capabilities:
             lm = load_encoder(info)
         else:
-            lm = load_model(info, self.options.float32)
+            lm = load_model(info, self.options.float32, self.options.kv_cache_dtype)
         log.info(
-            "loaded %s in %.1fs, computing in %s",
+            "loaded %s in %.1fs, computing in %s%s",
             info.id,
             lm.load_seconds,
             lm.precision.describe(),
+            f", KV cache in {lm.kv_cache_dtype}" if isinstance(lm, LoadedModel) else "",
         )
         with self._models_lock:
             self._models[resolved] = lm

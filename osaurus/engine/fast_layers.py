@@ -74,7 +74,9 @@ def native_attention(original: Callable) -> Callable:
         if (
             sinks is None
             and not hasattr(cache, "bits")  # a quantized KV cache
-            and queries.dtype == keys.dtype == values.dtype == mx.float32
+            and queries.dtype == mx.float32
+            and keys.dtype == values.dtype
+            and keys.dtype in (mx.float32, mx.float16)  # float16: a float16 KV cache
             and (mask is None or causal or isinstance(mask, mx.array))
             and mx.default_device() == mx.cpu
         ):

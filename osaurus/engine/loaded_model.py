@@ -13,7 +13,7 @@ from osaurus.chat.stopping import end_of_turn_ids
 from osaurus.chat.template import RenderedPrompt, encode_prompt, render_chat, template_switches
 from osaurus.engine.decoder_layers import use_native_decoder_layers
 from osaurus.engine.fast_layers import use_native_fast_ops, use_native_logsumexp
-from osaurus.engine.options import Float32Policy
+from osaurus.engine.options import Float32Policy, KVCacheDtype
 from osaurus.engine.precision import Precision, apply_precision_policy
 from osaurus.engine.request import GenerationRequest
 from osaurus.errors import InvalidArgument, UnsupportedModel
@@ -29,6 +29,7 @@ class LoadedModel:
     load_seconds: float
     precision: Precision
     memory_bytes: int = 0  # the weights as loaded
+    kv_cache_dtype: str = "float32"  # what its KV cache holds
     loaded_at: float = field(default_factory=time.perf_counter)
 
     @functools.cached_property
@@ -72,7 +73,11 @@ def release_freed_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
-def load_model(info: ModelInfo, float32: Float32Policy = Float32Policy.AUTO) -> LoadedModel:
+def load_model(
+    info: ModelInfo,
+    float32: Float32Policy = Float32Policy.AUTO,
+    kv_cache_dtype: KVCacheDtype = KVCacheDtype.FLOAT16,
+) -> LoadedModel:
     """Load weights and tokenizer with mlx-lm, then apply the CPU float32 policy. Call on the
     engine thread only."""
     from mlx.utils import tree_flatten
@@ -87,7 +92,8 @@ def load_model(info: ModelInfo, float32: Float32Policy = Float32Policy.AUTO) -> 
         raise InvalidArgument(f"model {info.id!r} is incomplete: {exc}", field="model") from exc
     precision = apply_precision_policy(model, float32)
     use_native_fast_ops(model)  # on the CPU: norms, RoPE, attention as one op each
-    use_native_decoder_layers(model)  # and llama layers whose parts are all native: two ops each
+    # and llama layers whose parts are all native: two ops each
+    native_layers = use_native_decoder_layers(model, kv_cache_dtype)
     use_native_logsumexp()  # and mlx-lm's per-step normalization of the logits
     release_freed_memory()
     return LoadedModel(
@@ -98,4 +104,5 @@ def load_model(info: ModelInfo, float32: Float32Policy = Float32Policy.AUTO) -> 
         load_seconds=time.perf_counter() - start,
         precision=precision,
         memory_bytes=sum(p.nbytes for _, p in tree_flatten(model.parameters())),  # type: ignore[str-unpack,union-attr]
+        kv_cache_dtype=kv_cache_dtype.value if native_layers else "float32",
     )

@@ -15,10 +15,19 @@ class Float32Policy(enum.StrEnum):
     NEVER = "never"
 
 
+class KVCacheDtype(enum.StrEnum):
+    """What the KV cache of the native llama decoder layers holds (see decoder_layers): float16
+    is llama.cpp's default, half the memory of float32 at the same speed (bench/attention.py)."""
+
+    FLOAT16 = "float16"
+    FLOAT32 = "float32"
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     default_max_tokens: int = 2048  # generation length when a request sets none
     float32: Float32Policy = Float32Policy.AUTO
+    kv_cache_dtype: KVCacheDtype = KVCacheDtype.FLOAT16
     max_batch_size: int = 16  # sequences decoding together, per model
     max_queue: int = 64  # requests waiting beyond those
     kv_cache_bytes: int = 2 << 30  # budget for caches kept between requests

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from osaurus.config import BridgeSettings, SettingError, Settings, env_name, flag_name
-from osaurus.engine.options import EngineOptions, Float32Policy
+from osaurus.engine.options import EngineOptions, Float32Policy, KVCacheDtype
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -32,6 +32,7 @@ def test_flags_win_over_the_environment_and_the_environment_over_defaults() -> N
         ({"max_queue": "-1"}, {}, "--max-queue='-1': must be at least 0"),
         ({"max_batch_size": "0"}, {}, "--max-batch-size='0': must be at least 1"),
         ({}, {"OSU_FLOAT32": "sometimes"}, "must be one of auto, always, never"),
+        ({"kv_cache_dtype": "int8"}, {}, "--kv-cache-dtype='int8': must be one of float16,"),
         ({}, {"OSU_PREFIX_CACHE": "maybe"}, "OSU_PREFIX_CACHE='maybe': must be one of 1,"),
         ({"keep_alive": "soon"}, {}, "--keep-alive='soon': not a duration"),
         ({}, {"OSU_HTTP_PORT": "70000"}, "OSU_HTTP_PORT='70000': must be at most 65535"),
@@ -45,10 +46,15 @@ def test_a_bad_value_names_its_setting(flags, environ, message) -> None:
 
 
 def test_engine_options_come_from_the_settings() -> None:
-    s = Settings.load({"kv_cache_mb": "3", "keep_alive": "-1", "float32": "never"}, {})
+    s = Settings.load(
+        {"kv_cache_mb": "3", "keep_alive": "-1", "float32": "never"},
+        {"OSU_KV_CACHE_DTYPE": "float32"},
+    )
     options = s.engine_options()
     assert options.kv_cache_bytes == 3 << 20 and options.keep_alive is None
     assert options.float32 is Float32Policy.NEVER
+    assert options.kv_cache_dtype is KVCacheDtype.FLOAT32
+    assert Settings.load({}, {}).engine_options().kv_cache_dtype is KVCacheDtype.FLOAT16
     assert Settings.load({}, {}).engine_options().keep_alive == EngineOptions.keep_alive
 
 

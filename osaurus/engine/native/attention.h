@@ -23,14 +23,20 @@ namespace osaurus {
 namespace mx = mlx::core;
 
 // softmax(scale * q @ k.T + mask) @ v for q (B, H, L, D), k (B, Hkv, S, D), v (B, Hkv, S, Dv),
-// H a multiple of Hkv, all float32. mask: none, causal (query l sees keys up to S - L + l), or
-// an array broadcastable to (B, H, L, S), boolean (true keeps) or additive. As
-// mx.fast.scaled_dot_product_attention, except that a query that sees no key gets zeros.
+// H a multiple of Hkv; q float32, k and v both float32 or both float16 (a float16 KV cache,
+// read into float32: half the memory traffic of a long context); the result is float32.
+// mask: none, causal (query l sees keys up to S - L + l), or an array broadcastable to
+// (B, H, L, S), boolean (true keeps) or additive. As mx.fast.scaled_dot_product_attention,
+// except that a query that sees no key gets zeros.
 mx::array attention(
     const mx::array& q, const mx::array& k, const mx::array& v, float scale, bool causal,
     const std::optional<mx::array>& mask, mx::StreamOrDevice s = {});
 
 // For primitives that attend inside their own eval (decoder_layer.cpp):
+
+// Fails unless the dtypes are as attention() takes them.
+void check_attention_dtypes(const char* op, const mx::array& q, const mx::array& k,
+                            const mx::array& v);
 
 // The mask as Attention takes it: checked, float masks as float32, broadcast to (B, H, L, S).
 mx::array attention_mask_input(

@@ -48,23 +48,26 @@ NB_MODULE(_kernels, m) {
   m.def("attention", &osaurus::attention, "q"_a, "k"_a, "v"_a, nb::kw_only(), "scale"_a,
         "causal"_a = false, "mask"_a = nb::none(), "stream"_a = nb::none(),
         "softmax(scale * q @ k.T + mask) @ v with grouped key/value heads, as "
-        "mx.fast.scaled_dot_product_attention, as one CPU primitive (float32).");
+        "mx.fast.scaled_dot_product_attention, as one CPU primitive (q float32; k and v float32 or "
+        "float16).");
   m.def(
       "attention_inputs",
       [](const mx::array& x, const mx::array& norm_weight, float eps,
          const osaurus::QuantizedWeight& qkv, int n_heads, int n_kv_heads, int head_dim,
          int rope_dims, bool traditional, std::optional<float> base, float rope_scale,
          const std::variant<int, mx::array>& offset, const std::optional<mx::array>& freqs,
-         const std::string& kernel, mx::StreamOrDevice s) {
+         const std::string& kernel, mx::Dtype kv_dtype, mx::StreamOrDevice s) {
         return osaurus::attention_inputs(x, norm_weight, eps, qkv, n_heads, n_kv_heads, head_dim,
                                          rope_dims, traditional, base, rope_scale,
-                                         scalar_or_array(offset), freqs, kernel, s);
+                                         scalar_or_array(offset), freqs, kernel, kv_dtype, s);
       },
       "x"_a, "norm_weight"_a, "eps"_a, "qkv"_a, nb::kw_only(), "n_heads"_a, "n_kv_heads"_a,
       "head_dim"_a, "rope_dims"_a, "traditional"_a, "base"_a.none(), "rope_scale"_a, "offset"_a,
-      "freqs"_a = nb::none(), "kernel"_a = "auto", "stream"_a = nb::none(),
+      "freqs"_a = nb::none(), "kernel"_a = "auto", "kv_dtype"_a = mx::float32,
+      "stream"_a = nb::none(),
       "A llama decoder layer up to its KV cache: (q, k, v) = RoPE(split(rms_norm(x) @ qkv.T)) "
-      "as heads, qkv = (w, scales, biases, group_size, bits). See decoder_layer.h.");
+      "as heads, qkv = (w, scales, biases, group_size, bits); k and v as kv_dtype (float32 or "
+      "float16). See decoder_layer.h.");
   m.def("attention_output_mlp", &osaurus::attention_output_mlp, "x"_a, "q"_a, "k"_a, "v"_a,
         nb::kw_only(), "scale"_a, "causal"_a, "mask"_a.none(), "o"_a, "norm_weight"_a, "eps"_a,
         "gate_up"_a, "down"_a, "kernel"_a = "auto", "stream"_a = nb::none(),

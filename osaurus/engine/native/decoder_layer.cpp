@@ -6,6 +6,7 @@
 
 #include "array_utils.h"
 #include "attention.h"
+#include "half.h"
 #include "mlx/backend/cpu/encoder.h"
 #include "norm_rope.h"
 #include "vector_math.h"
@@ -45,7 +46,8 @@ std::vector<mx::array> attention_inputs(
     const mx::array& x, const mx::array& norm_weight, float eps, const QuantizedWeight& qkv,
     int n_heads, int n_kv_heads, int head_dim, int rope_dims, bool traditional,
     std::optional<float> base, float rope_scale, const mx::array& offset,
-    const std::optional<mx::array>& freqs, const std::string& kernel, mx::StreamOrDevice s) {
+    const std::optional<mx::array>& freqs, const std::string& kernel, mx::Dtype kv_dtype,
+    mx::StreamOrDevice s) {
   const char* op = "attention_inputs";
   const auto choice = parse_kernel(kernel);
   if (x.ndim() != 3 || x.dtype() != mx::float32)
@@ -67,6 +69,8 @@ std::vector<mx::array> attention_inputs(
   if (freqs.has_value() == base.has_value()) fail(op, "give exactly one of base and freqs");
   if (freqs && (freqs->ndim() != 1 || freqs->shape(0) != rope_dims / 2))
     fail(op, "freqs must have shape (", rope_dims / 2, ",), got ", shape_of(*freqs));
+  if (kv_dtype != mx::float32 && kv_dtype != mx::float16)
+    fail(op, "kv_dtype must be float32 or float16, got ", kv_dtype);
 
   auto stream = mx::to_stream(s);
   if (stream.device != mx::Device::cpu) fail(op, "runs on the CPU only");
@@ -75,10 +79,11 @@ std::vector<mx::array> attention_inputs(
                                 mx::astype(offset, mx::int32, stream)};
   if (freqs) inputs.push_back(mx::astype(*freqs, mx::float32, stream));
   const AttentionInputs::Params p{eps, n_heads, n_kv_heads, head_dim, rope_dims, traditional,
-                                  base.value_or(1.0f), rope_scale, group_size, bits, choice};
+                                  base.value_or(1.0f), rope_scale, group_size, bits, choice,
+                                  kv_dtype == mx::float16};
   return mx::array::make_arrays(
       {{B, n_heads, L, head_dim}, {B, n_kv_heads, L, head_dim}, {B, n_kv_heads, L, head_dim}},
-      {mx::float32, mx::float32, mx::float32}, std::make_shared<AttentionInputs>(stream, p),
+      {mx::float32, kv_dtype, kv_dtype}, std::make_shared<AttentionInputs>(stream, p),
       std::move(inputs));
 }
 
@@ -93,10 +98,10 @@ mx::array attention_output_mlp(
     fail(op, "x must be float32 of shape (batch, positions, dims), got ", x.dtype(), " ",
          shape_of(x));
   const int B = x.shape(0), L = x.shape(1), D = x.shape(2);
-  if (q.ndim() != 4 || k.ndim() != 4 || v.ndim() != 4 || q.dtype() != mx::float32 ||
-      k.dtype() != mx::float32 || v.dtype() != mx::float32)
-    fail(op, "q, k and v must be 4-D float32, got ", shape_of(q), ", ", shape_of(k), " and ",
+  if (q.ndim() != 4 || k.ndim() != 4 || v.ndim() != 4)
+    fail(op, "q, k and v must be 4-D, got ", shape_of(q), ", ", shape_of(k), " and ",
          shape_of(v));
+  check_attention_dtypes(op, q, k, v);
   const int H = q.shape(1), Hkv = k.shape(1), S = k.shape(2), Dv = v.shape(3);
   if (q.shape(0) != B || q.shape(2) != L || k.shape(0) != B || v.shape(0) != B ||
       v.shape(1) != Hkv || v.shape(2) != S || k.shape(3) != q.shape(3) || Hkv == 0 ||
@@ -152,7 +157,8 @@ void AttentionInputs::eval_cpu(
     const RotaryTable table(reinterpret_cast<const int32_t*>(coffset.data), n_offsets, L,
                             p.rope_dims / 2, p.base, p.rope_scale,
                             cfreqs ? floats(*cfreqs) : nullptr);
-    float *q = out[0].data<float>(), *k = out[1].data<float>(), *v = out[2].data<float>();
+    float* q = out[0].data<float>();
+    std::vector<float> rotated(Dh);
     for (int64_t b = 0; b < B; ++b)
       for (int64_t l = 0; l < L; ++l) {
         const float* row = qkv.data() + (b * L + l) * N;
@@ -163,8 +169,20 @@ void AttentionInputs::eval_cpu(
                      q + ((b * H + h) * L + l) * Dh);
         for (int64_t h = 0; h < Hkv; ++h) {
           const int64_t at = ((b * Hkv + h) * L + l) * Dh;
-          rotate_row(row + (H + h) * Dh, c, s, Dh, p.rope_dims, p.traditional, k + at);
-          std::memcpy(v + at, row + (H + Hkv + h) * Dh, Dh * sizeof(float));
+          const float* value = row + (H + Hkv + h) * Dh;
+          if (!p.kv_half) {
+            rotate_row(row + (H + h) * Dh, c, s, Dh, p.rope_dims, p.traditional,
+                       out[1].data<float>() + at);
+            std::memcpy(out[2].data<float>() + at, value, Dh * sizeof(float));
+            continue;
+          }
+          // A float16 KV cache: rounded as mx.astype(k, mx.float16) rounds.
+          rotate_row(row + (H + h) * Dh, c, s, Dh, p.rope_dims, p.traditional, rotated.data());
+          uint16_t *k = out[1].data<uint16_t>() + at, *v = out[2].data<uint16_t>() + at;
+          for (int64_t i = 0; i < Dh; ++i) {
+            k[i] = float_to_f16(rotated[i]);
+            v[i] = float_to_f16(value[i]);
+          }
         }
       }
   });

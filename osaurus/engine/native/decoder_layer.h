@@ -32,19 +32,20 @@ namespace mx = mlx::core;
 // A quantized weight as the layer ops take it: (w, scales, biases, group_size, bits).
 using QuantizedWeight = std::tuple<mx::array, mx::array, mx::array, int, int>;
 
-// x (B, L, D) float32 -> q (B, H, L, Dh), k and v (B, Hkv, L, Dh), float32. qkv stacks the
-// q, k and v projections' rows (H + 2 Hkv) * Dh. RoPE as mx.fast.rope over each head, with
-// `offset` a scalar or one per batch row, and exactly one of base and freqs.
+// x (B, L, D) float32 -> q (B, H, L, Dh) float32, k and v (B, Hkv, L, Dh) as kv_dtype:
+// float32, or float16 for a float16 KV cache. qkv stacks the q, k and v projections' rows
+// (H + 2 Hkv) * Dh. RoPE as mx.fast.rope over each head, with `offset` a scalar or one per
+// batch row, and exactly one of base and freqs.
 std::vector<mx::array> attention_inputs(
     const mx::array& x, const mx::array& norm_weight, float eps, const QuantizedWeight& qkv,
     int n_heads, int n_kv_heads, int head_dim, int rope_dims, bool traditional,
     std::optional<float> base, float rope_scale, const mx::array& offset,
     const std::optional<mx::array>& freqs, const std::string& kernel = "auto",
-    mx::StreamOrDevice s = {});
+    mx::Dtype kv_dtype = mx::float32, mx::StreamOrDevice s = {});
 
 // The rest of the layer: x (B, L, D) the layer's input, q as attention_inputs made it, k and v
-// the cache's keys and values (B, Hkv, S, Dh). mask and causal as in attention(). gate_up
-// stacks the gate and up projections (2 I rows); down is D x I.
+// the cache's keys and values (B, Hkv, S, Dh), both float32 or both float16. mask and causal
+// as in attention(). gate_up stacks the gate and up projections (2 I rows); down is D x I.
 mx::array attention_output_mlp(
     const mx::array& x, const mx::array& q, const mx::array& k, const mx::array& v, float scale,
     bool causal, const std::optional<mx::array>& mask, const QuantizedWeight& o,
@@ -60,6 +61,7 @@ class AttentionInputs : public mx::Primitive {
     float base, rope_scale;  // base is unused when freqs are given (the last input)
     int group_size, bits;
     KernelChoice kernel;
+    bool kv_half;  // k and v as float16
     bool operator==(const Params&) const = default;
   };
 

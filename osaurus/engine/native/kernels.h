@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "half.h"
+
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #define OSU_HAVE_AVX2 1
@@ -28,39 +30,6 @@
 namespace osaurus {
 
 enum class ScaleType { F32, F16, BF16 };
-
-inline float bf16_to_float(uint16_t h) {
-  uint32_t u = uint32_t(h) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-inline float f16_to_float(uint16_t h) {
-#if OSU_HAVE_AVX2
-  return _cvtsh_ss(h);
-#else
-  // IEEE half -> float, including subnormals, infinities and NaN.
-  uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, u;
-  if (exp == 0x1f) {
-    u = sign | 0x7f800000 | (mant << 13);
-  } else if (exp != 0) {
-    u = sign | ((exp + 112) << 23) | (mant << 13);
-  } else if (mant == 0) {
-    u = sign;
-  } else {  // subnormal: normalise
-    exp = 113;
-    while (!(mant & 0x400)) {
-      mant <<= 1;
-      --exp;
-    }
-    u = sign | (exp << 23) | ((mant & 0x3ff) << 13);
-  }
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-#endif
-}
 
 // A quantized matrix as MLX stores it: `rows` x `cols` logical values, packed along a row.
 struct QuantizedMatrix {

@@ -17,6 +17,7 @@ from osaurus.engine.decoder_layers import NativeLlamaBlock, use_native_decoder_l
 from osaurus.engine.fast_layers import use_native_fast_ops
 from osaurus.engine.fused_projections import fuse_projections
 from osaurus.engine.native import loaded_kernels
+from osaurus.engine.options import KVCacheDtype
 from osaurus.engine.quantized_layers import (
     compute_in_float32,
     repack_for_native_kernel,
@@ -154,3 +155,40 @@ def test_bad_arguments_are_named() -> None:
         native.attention_inputs(x, mx.ones((64,)), 1e-5, qkv, **common)
     with pytest.raises(ValueError, match="exactly one of base and freqs"):
         native.attention_inputs(x, norm, 1e-5, qkv, **(common | {"base": None}))
+    with pytest.raises(ValueError, match="kv_dtype must be float32 or float16, got bfloat16"):
+        native.attention_inputs(x, norm, 1e-5, qkv, **common, kv_dtype=mx.bfloat16)
+
+
+def test_float16_keys_and_values_are_the_float32_ones_rounded() -> None:
+    model = native_llama()
+    block = model.model.layers[0]
+    attn = block.self_attn
+    q = attn.q_proj
+    native = loaded_kernels()
+    x = mx.random.normal((2, 5, 128), key=mx.random.key(4))
+    args = dict(n_heads=4, n_kv_heads=2, head_dim=32, rope_dims=32, traditional=False,
+                base=10000.0, rope_scale=1.0, offset=mx.array([3, 0]))  # fmt: skip
+    inputs = (x, block.input_layernorm["weight"], 1e-5,
+              (q["weight"], q["scales"], q["biases"], q.group_size, q.bits))  # fmt: skip
+    q32, k32, v32 = native.attention_inputs(*inputs, **args)
+    q16, k16, v16 = native.attention_inputs(*inputs, **args, kv_dtype=mx.float16)
+    assert (q16.dtype, k16.dtype, v16.dtype) == (mx.float32, mx.float16, mx.float16)
+    assert mx.array_equal(q16, q32).item()
+    assert mx.array_equal(k16, k32.astype(mx.float16)).item()
+    assert mx.array_equal(v16, v32.astype(mx.float16)).item()
+
+
+def test_a_float16_kv_cache_decodes_the_same_tokens() -> None:
+    from mlx_lm.models.cache import make_prompt_cache
+
+    model = native_llama()
+    before = greedy_logits(model, PROMPT, steps=6)
+    tokens, _ = batch_generate(model)
+    use_native_decoder_layers(model, KVCacheDtype.FLOAT16)
+    cache = make_prompt_cache(model)
+    model(PROMPT, cache=cache)
+    assert all(c.keys.dtype == c.values.dtype == mx.float16 for c in cache)
+    after = greedy_logits(model, PROMPT, steps=6)
+    assert mx.array_equal(mx.argmax(after, -1), mx.argmax(before, -1))
+    assert float(mx.abs(after - before).max()) <= 1e-2 * float(mx.abs(before).max())
+    assert batch_generate(model)[0] == tokens  # batched: left padding, per-row offsets

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import mlx.core as mx
 from engine_helpers import chat, run
 
 from osaurus.engine.engine import Engine
@@ -83,3 +84,15 @@ async def test_over_the_budget_the_oldest_session_is_evicted(engine: Engine, mod
         assert await engine.kv_cache_bytes() <= engine.kv_store.budget_bytes
     finally:
         engine.kv_store.budget_bytes = budget
+
+
+async def test_kept_caches_hold_float16_keys_and_values(engine: Engine, model_id: str):
+    # The server's default KV cache on the native layers: half the bytes of float32 per token.
+    await run(engine, chat(model_id, QUESTION, max_tokens=8, session_id="half"))
+    loaded = engine.loaded(model_id)
+    assert loaded is not None and loaded.kv_cache_dtype == "float16"
+    session = await engine.session("half")
+    assert all(c.keys.dtype == c.values.dtype == mx.float16 for c in session.cache)
+    args = loaded.model.args
+    per_token = args.num_hidden_layers * 2 * args.num_key_value_heads * args.head_dim * 2
+    assert session.nbytes == len(session.tokens) * per_token

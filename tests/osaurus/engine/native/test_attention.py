@@ -98,7 +98,9 @@ def test_bad_arguments_are_named(native) -> None:
     q, k, v = qkv(1, 4, 2, 1, 8)
     cases = [
         (dict(q=q[0]), "must be 4-D"),
-        (dict(k=k.astype(mx.float16)), "must be float32"),
+        (dict(q=q.astype(mx.float16)), "q must be float32"),
+        (dict(k=k.astype(mx.float16)), "both float32 or both float16"),
+        (dict(k=k.astype(mx.bfloat16), v=v.astype(mx.bfloat16)), "both float32 or both float16"),
         (dict(k=k[:, :, :, :32]), "do not fit q"),
         (dict(k=mx.zeros((1, 3, 8, 64)), v=mx.zeros((1, 3, 8, 64))), "not a multiple"),
         (dict(mask=mx.ones((2, 8), dtype=mx.bool_)), "does not broadcast"),
@@ -110,6 +112,29 @@ def test_bad_arguments_are_named(native) -> None:
         with pytest.raises(ValueError, match=r"^attention: ") as info:
             native.attention(**args)
         assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("queries", "keys", "dims", "value_dims"),
+    [(1, 200, 64, 64), (40, 71, 64, 80), (5, 130, 20, 20)],
+)
+def test_float16_cache_is_read_as_its_float32_values(
+    native, queries, keys, dims, value_dims
+) -> None:
+    # A float16 KV cache, strided as a cache hands it out and over more than one key tile:
+    # the same numbers, bit for bit, as the float32 attention over the same values.
+    q, k, _ = qkv(2, 6, 2, queries, keys + 9, dims=dims, seed=5)
+    v = mx.random.normal((2, 2, keys + 9, value_dims), key=mx.random.key(6))
+    k16, v16 = k.astype(mx.float16)[:, :, :keys], v.astype(mx.float16)[:, :, :keys]
+    k32, v32 = k16.astype(mx.float32), v16.astype(mx.float32)
+    keep = (mx.arange(keys) >= 3)[None, None, None, :]
+    for mask in (None, "causal", keep):
+        args = dict(scale=0.2, causal=True) if mask == "causal" else dict(scale=0.2, mask=mask)
+        got = native.attention(q, k16, v16, **args)
+        assert got.dtype == mx.float32
+        assert mx.array_equal(got, native.attention(q, k32, v32, **args)).item()
+    want = mx.fast.scaled_dot_product_attention(q, k32, v32, scale=0.2, mask=None)
+    assert_close(native.attention(q, k16, v16, scale=0.2), want)
 
 
 @pytest.mark.parametrize("keys", [5, 37, 301])
