@@ -7,8 +7,10 @@ B sequences are prefilled with a short prompt, then decode steps are timed in pa
 - graph: calling the model in Python, which only records MLX's lazy graph;
 - eval: evaluating that graph, split into
   - quantized matmuls: the same matmuls (same layers, same input shapes) evaluated alone, as
-    one graph of independent ops; and
-  - other ops: the rest of eval (attention, norms, RoPE, elementwise, MLX's per-op scheduling);
+    one graph of independent ops;
+  - attention: each layer's attention over what its KV cache holds after the timed steps,
+    evaluated alone the same way; and
+  - other ops: the rest of eval (norms, RoPE, elementwise, MLX's per-op scheduling);
 - scheduler: one step of mlx-lm's BatchGenerator, as the server runs it (sampling, batch
   bookkeeping), beyond graph + eval.
 
@@ -36,6 +38,7 @@ from mlx_lm.models.cache import make_prompt_cache  # noqa: E402
 
 from bench.report import save_result  # noqa: E402
 from osaurus.engine.loaded_model import LoadedModel, load_model  # noqa: E402
+from osaurus.engine.native import loaded_kernels  # noqa: E402
 from osaurus.engine.quantized_layers import (  # noqa: E402
     NativeQuantizedEmbedding,
     NativeQuantizedLinear,
@@ -67,6 +70,28 @@ def native_matmuls(model) -> list[tuple[object, int]]:
         if isinstance(module, NativeQuantizedLinear)
         or (tied and isinstance(module, NativeQuantizedEmbedding))
     ]
+
+
+def attention_inputs(model, cache: list, batch: int) -> list[tuple]:
+    """Per layer: a random query of its heads, the keys and values its cache holds, its scale."""
+    inputs = []
+    for layer, c in zip(model.layers, cache, strict=True):
+        attn = layer.self_attn
+        q = mx.random.normal((batch, attn.n_heads, 1, attn.head_dim))
+        inputs.append((q, c.keys[..., : c.offset, :], c.values[..., : c.offset, :], attn.scale))
+    return inputs
+
+
+def time_alone(run, steps: int) -> list[float]:
+    """Seconds per evaluation of the graph `run()` builds, after two warm-up evaluations."""
+    samples = []
+    for step in range(steps + 2):
+        outs = run()
+        start = time.perf_counter()
+        mx.eval(outs)
+        if step >= 2:
+            samples.append(time.perf_counter() - start)
+    return samples
 
 
 def prompts(batch: int) -> list[list[int]]:
@@ -103,16 +128,20 @@ def profile(lm: LoadedModel, batch: int, steps: int) -> dict:
     layers = native_matmuls(model)
     xs = [mx.random.normal((batch, 1, width)) for _, width in layers]
     mx.eval(xs)
-    matmuls = []
-    for step in range(steps + 2):
-        outs = [
+    matmuls = time_alone(
+        lambda: [
             layer.as_linear(x) if isinstance(layer, NativeQuantizedEmbedding) else layer(x)
             for (layer, _), x in zip(layers, xs, strict=True)
-        ]
-        start = time.perf_counter()
-        mx.eval(outs)
-        if step >= 2:
-            matmuls.append(time.perf_counter() - start)
+        ],
+        steps,
+    )
+    # The attention of every layer over its cache, as the last timed steps read it.
+    attending = attention_inputs(model, cache, batch)
+    mx.eval(attending[0][0])
+    attention = time_alone(
+        lambda: [loaded_kernels().attention(q, k, v, scale=s) for q, k, v, s in attending],
+        steps,
+    )
 
     # One step of mlx-lm's BatchGenerator, as the scheduler runs it.
     generator = BatchGenerator(model, stop_tokens=[], completion_batch_size=batch,
@@ -127,13 +156,16 @@ def profile(lm: LoadedModel, batch: int, steps: int) -> dict:
     generator.close()
 
     g, e, k, s = median_ms(graph), median_ms(evaluate), median_ms(matmuls), median_ms(scheduled)
+    a = median_ms(attention)
     return {
         "batch": batch,
         "ops_per_step": ops,
+        "context_tokens": cache[0].offset,
         "graph_ms": g,
         "eval_ms": e,
         "quantized_matmul_ms": k,
-        "other_ops_ms": max(0.0, e - k),
+        "attention_ms": a,
+        "other_ops_ms": max(0.0, e - k - a),
         "forward_ms": g + e,
         "scheduler_step_ms": s,
         "scheduler_overhead_ms": max(0.0, s - (g + e)),
@@ -160,7 +192,8 @@ def main() -> None:
             row |= profile(lm, batch, steps)
             rows.append(row)
             print(f"{label:30} batch {batch:2}: step {row['scheduler_step_ms']:6.1f} ms = graph "
-                  f"{row['graph_ms']:5.1f} + matmuls {row['quantized_matmul_ms']:5.1f} + other ops "
+                  f"{row['graph_ms']:5.1f} + matmuls {row['quantized_matmul_ms']:5.1f} + attention "
+                  f"{row['attention_ms']:4.1f} + other ops "
                   f"{row['other_ops_ms']:5.1f} + scheduler {row['scheduler_overhead_ms']:4.1f} "
                   f"({row['ops_per_step']} ops; {row['tokens_per_s']:.1f} tok/s)",
                   flush=True)  # fmt: skip
@@ -173,21 +206,24 @@ def markdown(rows: list[dict]) -> str:
         "Where a decode step's time goes, in-process (median ms per step; "
         "`python -m bench.profile`)",
         "",
-        "| model | batch | ops per step | Python graph | quantized matmuls | other ops "
-        "| scheduler | step | tokens/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | batch | ops per step | Python graph | quantized matmuls | attention "
+        "| other ops | scheduler | step | tokens/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['batch']} | {r['ops_per_step']} | {r['graph_ms']:.1f} "
-            f"| {r['quantized_matmul_ms']:.1f} | {r['other_ops_ms']:.1f} "
+            f"| {r['quantized_matmul_ms']:.1f} | {r['attention_ms']:.1f} "
+            f"| {r['other_ops_ms']:.1f} "
             f"| {r['scheduler_overhead_ms']:.1f} | {r['scheduler_step_ms']:.1f} "
             f"| {r['tokens_per_s']:.1f} |"
         )
     lines += [
         "",
-        "quantized matmuls: the step's matmuls evaluated alone; other ops: the rest of the "
-        "graph's evaluation; scheduler: mlx-lm's BatchGenerator step beyond the forward pass.",
+        "quantized matmuls: the step's matmuls evaluated alone; attention: every layer's "
+        f"attention over its KV cache ({rows[0]['context_tokens']} tokens a sequence) evaluated "
+        "alone; other ops: the rest of the graph's evaluation; scheduler: mlx-lm's "
+        "BatchGenerator step beyond the forward pass.",
     ]
     return "\n".join(lines) + "\n"
 
