@@ -119,6 +119,52 @@ mx::array logsumexp(const mx::array& x, mx::StreamOrDevice s) {
   return mx::array(shape, mx::float32, std::make_shared<LogSumExp>(stream), {x});
 }
 
+namespace {
+
+// log(sum(e^row)) of one row, as mx.logsumexp: the max first (8 lanes; max is exact, so the
+// order does not matter, and a NaN is passed over as std::max passes it), then e^(x - max)
+// summed in 16 lanes (the tail padded with -inf, which adds nothing), added up in lane order.
+float logsumexp_row(const float* row, int64_t n) {
+  const float inf = std::numeric_limits<float>::infinity();
+  v8f top8 = v8f{} - inf;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    v8f v;
+    std::memcpy(&v, row + i, sizeof v);
+    top8 = v > top8 ? v : top8;
+  }
+  float top = -inf;
+  for (int j = 0; j < 8; ++j) top = std::max(top, top8[j]);
+  for (; i < n; ++i) top = std::max(top, row[i]);
+  if (std::isinf(top)) return top;  // all -inf (a fully masked row), or an inf among the values
+  // 16 lanes (the sums' order since this was written) as two vectors of 8, one exp8 each.
+  const auto add = [top, inf](v8f& sum, v8f v) { sum += v == -inf ? v8f{} : exp8(v - top); };
+  v8f low = {}, high = {};
+  for (i = 0; i + 16 <= n; i += 16) {  // whole vectors: fixed-size copies, no call to memcpy
+    v8f a, b;
+    std::memcpy(&a, row + i, sizeof a);
+    std::memcpy(&b, row + i + 8, sizeof b);
+    add(low, a);  // masked values add nothing
+    add(high, b);
+  }
+  if (i < n) {
+    float tail[16];
+    std::fill(tail, tail + 16, -inf);
+    std::memcpy(tail, row + i, (n - i) * sizeof(float));
+    v8f a, b;
+    std::memcpy(&a, tail, sizeof a);
+    std::memcpy(&b, tail + 8, sizeof b);
+    add(low, a);
+    add(high, b);
+  }
+  float total = 0;
+  for (int j = 0; j < 8; ++j) total += low[j];
+  for (int j = 0; j < 8; ++j) total += high[j];
+  return top + std::log(total);
+}
+
+}  // namespace
+
 void LogSumExp::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
   out.set_data(mx::allocator::malloc(out.nbytes()));
   auto& encoder = mx::cpu::get_command_encoder(stream());
@@ -128,27 +174,14 @@ void LogSumExp::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
                     out = mx::array::unsafe_weak_copy(out)]() mutable {
     const Contiguous cx(x);
     const int64_t n = x.shape(-1), rows = x.size() / n;
-    const float inf = std::numeric_limits<float>::infinity();
+    const float* data = reinterpret_cast<const float*>(cx.data);
     float* o = out.data<float>();
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* row = reinterpret_cast<const float*>(cx.data) + r * n;
-      float top = -inf;
-      for (int64_t i = 0; i < n; ++i) top = std::max(top, row[i]);
-      if (std::isinf(top)) {  // all -inf (a fully masked row), or an inf among the values
-        o[r] = top;
-        continue;
-      }
-      v16f sum = {};
-      for (int64_t i = 0; i < n; i += 16) {
-        const int64_t m = std::min<int64_t>(16, n - i);
-        v16f v = v16f{} - inf;
-        std::memcpy(&v, row + i, m * sizeof(float));
-        sum += v == -inf ? v16f{} : exp16(v - top);  // masked values add nothing
-      }
-      float total = 0;
-      for (int j = 0; j < 16; ++j) total += sum[j];
-      o[r] = top + std::log(total);
-    }
+    // Rows on both cores from 2 x 16K values: a vocabulary's row takes ~0.1 ms. (It ran on
+    // one, with a call to memcpy every 16 values: 2.4% of the CPU, serial, in a server
+    // decoding 8 streams of the test model.)
+    parallel_rows(rows, 1, rows * n, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) o[r] = logsumexp_row(data + r * n, n);
+    }, 1 << 14);
   });
 }
 
