@@ -382,16 +382,36 @@ inline void dequantize_avx2(const QuantizedMatrix& W, int64_t r0, int64_t r1, fl
 template <typename BlockOut>
 inline float round_group_int8(const float* src, int group_size, const int* order,
                               BlockOut block_out, int* sum) {
+  // In 8-lane vectors, in x's order, then placed in `order`: the same numbers as the scalar
+  // loop it replaced (max is exact; rounding is to nearest even, as nearbyint's), which ran
+  // serially before every matmul: ~1.3 ms of a batch-8 step of the test model on Zen 1.
+  // group_size is a multiple of 32.
+  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 top = _mm256_setzero_ps();
+  for (int i = 0; i < group_size; i += 8)  // max(|x|, top): a NaN in x is passed over
+    top = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(src + i), magnitude), top);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, top);
   float amax = 0;
-  for (int i = 0; i < group_size; ++i) amax = std::max(amax, std::fabs(src[i]));
+  for (float lane : lanes) amax = std::max(amax, lane);
   const float id = amax > 0 ? 127.0f / amax : 0.0f;
+  const __m256 scale = _mm256_set1_ps(id);
+  __m256i sums = _mm256_setzero_si256();
   for (int k = 0; k < group_size; k += 32) {
-    int8_t* dst = block_out(k / 32);
-    for (int i = 0; i < 32; ++i) {
-      dst[i] = int8_t(std::nearbyint(src[k + order[i]] * id));
-      *sum += dst[i];
+    alignas(32) int32_t q[32];
+    for (int j = 0; j < 4; ++j) {
+      const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(src + k + 8 * j), scale);
+      const __m256i r = _mm256_cvtps_epi32(
+          _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      sums = _mm256_add_epi32(sums, r);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(q + 8 * j), r);
     }
+    int8_t* dst = block_out(k / 32);
+    for (int i = 0; i < 32; ++i) dst[i] = int8_t(q[order[i]]);
   }
+  alignas(32) int32_t partial[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(partial), sums);
+  for (int32_t p : partial) *sum += p;
   return amax / 127.0f;
 }
 
