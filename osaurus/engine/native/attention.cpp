@@ -81,6 +81,9 @@ inline v4f sum_lanes4(v8f a, v8f b, v8f c, v8f d) {
 // read from the L1 cache after the first row: 64 keys of 64 floats are 16 KB.
 constexpr int64_t kKeyTile = 64;
 
+// How far ahead float_rows fetches the next keys (16 and 32 measured the same).
+constexpr int64_t kPrefetchRows = 16;
+
 // Up to kRowsAtOnce query rows (of one key/value head) go through the keys together: each key
 // and value vector loaded is used by all of them. Every (row, key) pair still goes through the
 // same operations in the same order whatever the rows beside it, so a sequence gets the same
@@ -175,7 +178,11 @@ inline void add_values(const float* const* w, Rows<float> value, int64_t s0, int
 
 // Keys (or values) [s0, s1) as float32 rows, the first at 0: a float cache's own, in place; a
 // float16 cache's converted into `tile` once for all the query rows that read them. (Converting
-// inside the dot products took the registers their sums need: 1.6x slower on AVX2.)
+// inside the dot products took the registers their sums need: 1.6x slower on AVX2.) The rows
+// kPrefetchRows ahead are fetched meanwhile: a perf profile of batch-8 decoding on Zen 3 had
+// ~40% of attention's time waiting on these loads, with the cache in L3 as much as from memory
+// (the prefetchers did not keep up with rows read 128 bytes at a time). With the prefetch, 30
+// layers of decode attention at 8 sequences took 0.82x the time at 200 keys, 0.87x at 1,000.
 inline Rows<float> float_rows(Rows<float> rows, int64_t s0, int64_t, int64_t, float*) {
   return {rows(s0), rows.stride};
 }
@@ -184,6 +191,9 @@ inline Rows<float> float_rows(Rows<Half> rows, int64_t s0, int64_t s1, int64_t w
                               float* tile) {
   for (int64_t s = s0; s < s1; ++s) {
     const Half* from = rows(s);
+    const char* ahead = reinterpret_cast<const char*>(rows(s + kPrefetchRows));
+    __builtin_prefetch(ahead);  // a row of 64 halves is two cache lines
+    __builtin_prefetch(ahead + 64);
     float* to = tile + (s - s0) * width;
     int64_t i = 0;
     for (; i + 8 <= width; i += 8) {
