@@ -345,8 +345,12 @@ void attend(const mx::array& q, const mx::array& k, const mx::array& v, const mx
   const int64_t blocks = (L + kQueryBlock - 1) / kQueryBlock;
   parallel_rows(B * Hkv * blocks, 1, B * H * L * S * (D + Dv), [&](int64_t u0, int64_t u1) {
     const int64_t most_rows = group * std::min<int64_t>(L, kQueryBlock);
-    std::vector<float> scores(most_rows * S + 8), acc(most_rows * Dv);  // + 8: see add_values
-    std::vector<float> tile(std::is_same_v<T, float> ? 0 : kKeyTile * std::max(D, Dv));
+    thread_local std::vector<float> scores_reused, acc_reused, tile_reused;
+    const Scratch<float> scores(scores_reused, most_rows * S + 8);  // + 8: see add_values
+    std::fill(scores.data() + most_rows * S, scores.data() + most_rows * S + 8, 0.0f);
+    const Scratch<float> acc(acc_reused, most_rows * Dv);
+    const Scratch<float> tile(tile_reused,
+                              std::is_same_v<T, float> ? 0 : kKeyTile * std::max(D, Dv));
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t b = u / (Hkv * blocks), g = u / blocks % Hkv, l0 = u % blocks * kQueryBlock;
       const int64_t n = std::min<int64_t>(kQueryBlock, L - l0), rows = group * n;
@@ -391,7 +395,7 @@ void attend(const mx::array& q, const mx::array& k, const mx::array& v, const mx
           std::fill(row + valid, row + S, 0.0f);
         }
       }
-      std::fill(acc.begin(), acc.begin() + rows * Dv, 0.0f);
+      std::fill(acc.data(), acc.data() + rows * Dv, 0.0f);
       for (int64_t s0 = 0; s0 < keys_seen; s0 += kKeyTile) {
         const int64_t s1 = std::min(s0 + kKeyTile, keys_seen);
         const Rows<float> values = float_rows(value, s0, s1, Dv, tile.data());

@@ -146,7 +146,8 @@ void AttentionInputs::eval_cpu(
     const int64_t B = x.shape(0), L = x.shape(1), D = x.shape(2), M = B * L;
     const int64_t H = p.n_heads, Hkv = p.n_kv_heads, Dh = p.head_dim, N = (H + 2 * Hkv) * Dh;
     const Contiguous cx(x), cw(in[1]), coffset(in[5]);
-    std::vector<float> normed(M * D), qkv(M * N);
+    thread_local std::vector<float> normed_reused, qkv_reused, rotated_reused;
+    const Scratch<float> normed(normed_reused, M * D), qkv(qkv_reused, M * N);
     rms_norm_rows(floats(cx), floats(cw), normed.data(), 0, M, D, p.eps);
     const QuantizedOperand W(in[2], in[3], in[4], p.group_size, p.bits);
     matmul_rows(normed.data(), M, W.matrix, p.kernel, qkv.data());
@@ -158,7 +159,7 @@ void AttentionInputs::eval_cpu(
                             p.rope_dims / 2, p.base, p.rope_scale,
                             cfreqs ? floats(*cfreqs) : nullptr);
     float* q = out[0].data<float>();
-    std::vector<float> rotated(Dh);
+    const Scratch<float> rotated(rotated_reused, Dh);
     for (int64_t b = 0; b < B; ++b)
       for (int64_t l = 0; l < L; ++l) {
         const float* row = qkv.data() + (b * L + l) * N;
@@ -200,7 +201,10 @@ void AttentionOutputMlp::eval_cpu(const std::vector<mx::array>& inputs, mx::arra
     const mx::array &x = in[0], &q = in[1], &k = in[2], &v = in[3];
     const int64_t B = x.shape(0), L = x.shape(1), D = x.shape(2), M = B * L;
     const int64_t H = q.shape(1), Dv = v.shape(3);
-    std::vector<float> attended(M * H * Dv), h(M * D), normed(M * D);
+    thread_local std::vector<float> attended_reused, h_reused, normed_reused, gate_up_reused,
+        act_reused;
+    const Scratch<float> attended(attended_reused, M * H * Dv), h(h_reused, M * D),
+        normed(normed_reused, M * D);
     attention_into(q, k, v, p.has_mask ? &in[14] : nullptr, p.scale, p.causal, true,
                    attended.data());
 
@@ -213,7 +217,7 @@ void AttentionOutputMlp::eval_cpu(const std::vector<mx::array>& inputs, mx::arra
 
     const QuantizedOperand Wgu(in[8], in[9], in[10], p.gate_up_group_size, p.gate_up_bits);
     const int64_t I = Wgu.matrix.rows / 2;
-    std::vector<float> gate_up(M * 2 * I), act(M * I);
+    const Scratch<float> gate_up(gate_up_reused, M * 2 * I), act(act_reused, M * I);
     matmul_rows(normed.data(), M, Wgu.matrix, p.kernel, gate_up.data());
     for (int64_t m = 0; m < M; ++m)
       swiglu(gate_up.data() + m * 2 * I, gate_up.data() + m * 2 * I + I, act.data() + m * I, I);

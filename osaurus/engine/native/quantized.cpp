@@ -57,10 +57,9 @@ std::vector<float> rows_as_float(const mx::array& x) {
   return out;
 }
 
-void store(const std::vector<float>& acc, mx::array& out) {
-  if (out.dtype() == mx::float32) {
-    std::memcpy(out.data<float>(), acc.data(), acc.size() * sizeof(float));
-  } else if (out.dtype() == mx::float16) {
+// acc into a float16 or bfloat16 out.
+void store_half(const std::vector<float>& acc, mx::array& out) {
+  if (out.dtype() == mx::float16) {
     auto* o = out.data<mx::float16_t>();
     for (size_t i = 0; i < acc.size(); ++i) o[i] = mx::float16_t(acc[i]);
   } else {
@@ -269,16 +268,19 @@ void QuantizedMatmul::eval_cpu(const std::vector<mx::array>& inputs, mx::array& 
     const int64_t K = transpose ? cols : rows, N = transpose ? rows : cols;
     const int64_t M = x.size() / K;
     const std::vector<float> xf = rows_as_float(x);
-    std::vector<float> acc(M * N);
+    // Straight into a float32 out (a tied lm head's 8 x 49,152 logits had been zeroed and
+    // copied once more each step), else into float32 and converted.
+    std::vector<float> converted(out.dtype() == mx::float32 ? 0 : M * N);
+    float* acc = out.dtype() == mx::float32 ? out.data<float>() : converted.data();
     if (transpose) {
-      matmul_rows(xf.data(), M, W, kernel, acc.data());
+      matmul_rows(xf.data(), M, W, kernel, acc);
     } else {
       // Threads split the output columns, in whole groups.
       parallel_rows(N, group_size, M * N * K, [&](int64_t n0, int64_t n1) {
-        qmm_n_generic(xf.data(), M, W, n0, n1, acc.data());
+        qmm_n_generic(xf.data(), M, W, n0, n1, acc);
       });
     }
-    store(acc, out);
+    if (out.dtype() != mx::float32) store_half(converted, out);
   });
 }
 
