@@ -32,8 +32,11 @@ from osaurus.engine.native import kernels, loaded_kernels
 from osaurus.engine.options import KVCacheDtype
 from osaurus.engine.quantized_layers import NativeQuantizedLinear
 
+# A quantized matrix as the primitives take it: weight, scales, biases, group size, bits.
+QuantizedWeight = tuple[mx.array, mx.array, mx.array, int, int]
 
-def _weight(module: Any) -> tuple[mx.array, mx.array, mx.array, int, int]:
+
+def _weight(module: Any) -> QuantizedWeight:
     return (module["weight"], module["scales"], module["biases"], module.group_size, module.bits)
 
 
@@ -52,15 +55,15 @@ class _LayerArguments:
 
     norm_weight: mx.array
     eps: float
-    qkv: tuple
+    qkv: QuantizedWeight
     heads: dict[str, Any]  # n_heads, n_kv_heads, head_dim, rope_dims, traditional
     rope: dict[str, Any]  # base, rope_scale, freqs
     scale: float
-    o: tuple
+    o: QuantizedWeight
     post_norm_weight: mx.array
     post_eps: float
-    gate_up: tuple
-    down: tuple
+    gate_up: QuantizedWeight
+    down: QuantizedWeight
     repacked: bool  # every matrix in the r16 layout, whose kernels beat the BLAS at any length
 
     @classmethod
