@@ -43,19 +43,25 @@ ScaleType scale_type(mx::Dtype t) {
   return t == mx::float32 ? ScaleType::F32 : t == mx::float16 ? ScaleType::F16 : ScaleType::BF16;
 }
 
-// x's rows as float32 (a copy when x is half precision or not contiguous).
-std::vector<float> rows_as_float(const mx::array& x) {
-  Contiguous c(x);
-  std::vector<float> out(x.size());
-  if (x.dtype() == mx::float32) {
-    std::memcpy(out.data(), c.data, out.size() * sizeof(float));
-  } else {
-    const auto* h = reinterpret_cast<const uint16_t*>(c.data);
-    for (size_t i = 0; i < out.size(); ++i)
-      out[i] = x.dtype() == mx::float16 ? f16_to_float(h[i]) : bf16_to_float(h[i]);
+// x's rows as float32: a float32 x's own contiguous bytes (its buffer, or Contiguous's copy of
+// a view), else converted from half precision.
+struct FloatRows {
+  Contiguous contiguous;
+  std::vector<float> converted;
+  const float* data;
+
+  explicit FloatRows(const mx::array& x) : contiguous(x) {
+    if (x.dtype() == mx::float32) {
+      data = reinterpret_cast<const float*>(contiguous.data);
+      return;
+    }
+    converted.resize(x.size());
+    const auto* h = reinterpret_cast<const uint16_t*>(contiguous.data);
+    for (size_t i = 0; i < converted.size(); ++i)
+      converted[i] = x.dtype() == mx::float16 ? f16_to_float(h[i]) : bf16_to_float(h[i]);
+    data = converted.data();
   }
-  return out;
-}
+};
 
 // acc into a float16 or bfloat16 out.
 void store_half(const std::vector<float>& acc, mx::array& out) {
@@ -267,17 +273,17 @@ void QuantizedMatmul::eval_cpu(const std::vector<mx::array>& inputs, mx::array& 
     const int64_t rows = W.rows, cols = W.cols;
     const int64_t K = transpose ? cols : rows, N = transpose ? rows : cols;
     const int64_t M = x.size() / K;
-    const std::vector<float> xf = rows_as_float(x);
+    const FloatRows xf(x);
     // Straight into a float32 out (a tied lm head's 8 x 49,152 logits had been zeroed and
     // copied once more each step), else into float32 and converted.
     std::vector<float> converted(out.dtype() == mx::float32 ? 0 : M * N);
     float* acc = out.dtype() == mx::float32 ? out.data<float>() : converted.data();
     if (transpose) {
-      matmul_rows(xf.data(), M, W, kernel, acc);
+      matmul_rows(xf.data, M, W, kernel, acc);
     } else {
       // Threads split the output columns, in whole groups.
       parallel_rows(N, group_size, M * N * K, [&](int64_t n0, int64_t n1) {
-        qmm_n_generic(xf.data(), M, W, n0, n1, acc);
+        qmm_n_generic(xf.data, M, W, n0, n1, acc);
       });
     }
     if (out.dtype() != mx::float32) store_half(converted, out);
