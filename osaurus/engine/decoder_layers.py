@@ -3,8 +3,14 @@
 With the native matmul, norms, RoPE and attention, a decode step of a small model is still
 ~27 MLX ops per layer (reshapes, transposes, splits, residual adds, the SwiGLU), each with a
 fixed cost of ~5 µs on the CPU: about half of the 135M test model's step. The subclass below
-computes a layer as two primitives around mlx-lm's own KV cache update, so every cache type
-(single, batched, rotating), the prompt cache and the batch layout work as before. It is
+computes a layer as two primitives around mlx-lm's KV cache, so every cache type (single,
+batched, rotating), the prompt cache and the batch layout work as before. Where the cache is a
+plain or batched one with room in its buffers, the first primitive writes the new keys and
+values into them itself and the second attends over their valid part: mlx-lm's
+update_and_fetch costs four more ops a layer and ~18 µs of Python (a decode step of the test
+model 0.92x the time at one sequence, 0.94x at eight, in-process). The cache's bookkeeping
+stays mlx-lm's; anything else (a new or full buffer, other caches) goes through
+update_and_fetch. It is
 swapped in by class, as the other native layers are, only where every part of the layer is
 already native (quantized q/k/v and gate/up stacked by fused_projections, native norms and
 RoPE, no biases), and it hands anything else at call time (other dtypes, a quantized KV cache,
@@ -24,6 +30,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 from mlx_lm.models import llama
+from mlx_lm.models.cache import BatchKVCache, KVCache
 
 from osaurus.engine import quantized_layers
 from osaurus.engine.fast_layers import NativeLlama3RoPE, NativeRMSNorm, NativeRoPE
@@ -38,6 +45,32 @@ QuantizedWeight = tuple[mx.array, mx.array, mx.array, int, int]
 
 def _weight(module: Any) -> QuantizedWeight:
     return (module["weight"], module["scales"], module["biases"], module.group_size, module.bits)
+
+
+def _write_position(cache: Any, positions: int, kv_dtype: mx.Dtype) -> int | None:
+    """Where the new positions go in the cache's buffers when attention_inputs can write them
+    there itself: a plain or batched mlx-lm KV cache whose buffers have room. None sends the
+    update through the cache's own update_and_fetch (a new or full buffer, other cache types)."""
+    kind = type(cache)  # exact: a subclass may keep its buffers otherwise
+    if kind is KVCache:
+        at = cache.offset
+    elif kind is BatchKVCache:
+        at = cache._idx
+    else:
+        return None
+    keys, values = cache.keys, cache.values
+    if keys is None or keys.dtype != kv_dtype or values.dtype != kv_dtype:
+        return None
+    return at if at + positions <= keys.shape[2] else None
+
+
+def _advance(cache: Any, positions: int) -> None:
+    """The bookkeeping of update_and_fetch (mlx_lm/models/cache.py) after a write in place."""
+    if type(cache) is KVCache:
+        cache.offset += positions
+    else:
+        cache.offset = cache.offset + positions
+        cache._idx += positions
 
 
 def _rope_arguments(rope: nn.Module) -> dict[str, Any]:
@@ -110,6 +143,7 @@ class NativeLlamaBlock(llama.TransformerBlock):
             or (blas_rows and x.shape[1] >= blas_rows and not a.repacked)
         ):
             return super().__call__(x, mask, cache)
+        at = None if cache is None else _write_position(cache, x.shape[1], self.kv_dtype)
         q, keys, values = k.attention_inputs(
             x,
             a.norm_weight,
@@ -118,10 +152,18 @@ class NativeLlamaBlock(llama.TransformerBlock):
             offset=cache.offset if cache is not None else 0,
             kernel=quantized_layers.KERNEL,
             kv_dtype=self.kv_dtype,
+            **({} if at is None else {"cache_keys": cache.keys, "cache_values": cache.values,
+                                       "write_pos": at}),
             **a.heads,
             **a.rope,
-        )
-        if cache is not None:
+        )  # fmt: skip
+        kv_length = 0
+        if at is not None:
+            # The old buffers are dropped before evaluation, so that they can be written in place.
+            cache.keys, cache.values = keys, values
+            _advance(cache, x.shape[1])
+            kv_length = at + x.shape[1]
+        elif cache is not None:
             keys, values = cache.update_and_fetch(keys, values)
         return k.attention_output_mlp(
             x,
@@ -137,6 +179,7 @@ class NativeLlamaBlock(llama.TransformerBlock):
             gate_up=a.gate_up,
             down=a.down,
             kernel=quantized_layers.KERNEL,
+            kv_length=kv_length,
         )
 
 

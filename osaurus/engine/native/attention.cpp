@@ -331,9 +331,9 @@ namespace {
 // attention_into for keys and values stored as T.
 template <typename T>
 void attend(const mx::array& q, const mx::array& k, const mx::array& v, const mx::array* mask,
-            float scale, bool causal, bool heads_last, float* out) {
+            float scale, bool causal, bool heads_last, float* out, int64_t S) {
   const int64_t B = q.shape(0), H = q.shape(1), L = q.shape(2), D = q.shape(3);
-  const int64_t Hkv = k.shape(1), S = k.shape(2), Dv = v.shape(3), group = H / Hkv;
+  const int64_t Hkv = k.shape(1), Dv = v.shape(3), group = H / Hkv;
   const Strided4<float> qs(q);
   const Strided4<T> ks(k), vs(v);
   const bool has_mask = mask != nullptr, bool_mask = has_mask && mask->dtype() == mx::bool_;
@@ -426,11 +426,12 @@ void attend(const mx::array& q, const mx::array& k, const mx::array& v, const mx
 
 void attention_into(
     const mx::array& q, const mx::array& k, const mx::array& v, const mx::array* mask,
-    float scale, bool causal, bool heads_last, float* out) {
+    float scale, bool causal, bool heads_last, float* out, int64_t keys) {
+  const int64_t S = keys ? keys : k.shape(2);
   if (k.dtype() == mx::float16)
-    attend<Half>(q, k, v, mask, scale, causal, heads_last, out);
+    attend<Half>(q, k, v, mask, scale, causal, heads_last, out, S);
   else
-    attend<float>(q, k, v, mask, scale, causal, heads_last, out);
+    attend<float>(q, k, v, mask, scale, causal, heads_last, out, S);
 }
 
 void check_attention_dtypes(const char* op, const mx::array& q, const mx::array& k,

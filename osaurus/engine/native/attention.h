@@ -44,10 +44,11 @@ mx::array attention_mask_input(
 
 // What Attention computes, from evaluated inputs into out: (B, H, L, Dv), or (B, L, H, Dv)
 // when heads_last (the layout the output projection takes). mask: as attention_mask_input
-// made it, or null.
+// made it, or null. keys: how many of k's and v's first positions to attend over (0: all), for
+// a KV cache buffer with room to spare.
 void attention_into(
     const mx::array& q, const mx::array& k, const mx::array& v, const mx::array* mask,
-    float scale, bool causal, bool heads_last, float* out);
+    float scale, bool causal, bool heads_last, float* out, int64_t keys = 0);
 
 class Attention : public mx::UnaryPrimitive {
  public:

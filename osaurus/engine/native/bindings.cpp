@@ -56,21 +56,28 @@ NB_MODULE(_kernels, m) {
          const osaurus::QuantizedWeight& qkv, int n_heads, int n_kv_heads, int head_dim,
          int rope_dims, bool traditional, std::optional<float> base, float rope_scale,
          const std::variant<int, mx::array>& offset, const std::optional<mx::array>& freqs,
-         const std::string& kernel, mx::Dtype kv_dtype, mx::StreamOrDevice s) {
+         const std::string& kernel, mx::Dtype kv_dtype,
+         const std::optional<mx::array>& cache_keys, const std::optional<mx::array>& cache_values,
+         int write_pos, mx::StreamOrDevice s) {
         return osaurus::attention_inputs(x, norm_weight, eps, qkv, n_heads, n_kv_heads, head_dim,
                                          rope_dims, traditional, base, rope_scale,
-                                         scalar_or_array(offset), freqs, kernel, kv_dtype, s);
+                                         scalar_or_array(offset), freqs, kernel, kv_dtype,
+                                         cache_keys, cache_values, write_pos, s);
       },
       "x"_a, "norm_weight"_a, "eps"_a, "qkv"_a, nb::kw_only(), "n_heads"_a, "n_kv_heads"_a,
       "head_dim"_a, "rope_dims"_a, "traditional"_a, "base"_a.none(), "rope_scale"_a, "offset"_a,
       "freqs"_a = nb::none(), "kernel"_a = "auto", "kv_dtype"_a = mx::float32,
+      "cache_keys"_a = nb::none(), "cache_values"_a = nb::none(), "write_pos"_a = 0,
       "stream"_a = nb::none(),
       "A llama decoder layer up to its KV cache: (q, k, v) = RoPE(split(rms_norm(x) @ qkv.T)) "
       "as heads, qkv = (w, scales, biases, group_size, bits); k and v as kv_dtype (float32 or "
-      "float16). See decoder_layer.h.");
+      "float16). With cache_keys and cache_values (a KV cache's buffers), k and v are those "
+      "buffers with the new positions written at write_pos. See decoder_layer.h.");
+  m.def("kv_cache_copies", &osaurus::kv_cache_copies,
+        "How many times attention_inputs copied a KV cache buffer instead of writing in place.");
   m.def("attention_output_mlp", &osaurus::attention_output_mlp, "x"_a, "q"_a, "k"_a, "v"_a,
         nb::kw_only(), "scale"_a, "causal"_a, "mask"_a.none(), "o"_a, "norm_weight"_a, "eps"_a,
-        "gate_up"_a, "down"_a, "kernel"_a = "auto", "stream"_a = nb::none(),
+        "gate_up"_a, "down"_a, "kernel"_a = "auto", "kv_length"_a = 0, "stream"_a = nb::none(),
         "The rest of a llama decoder layer: h = x + attention(q, k, v) @ o.T, then "
         "h + swiglu(split(rms_norm(h) @ gate_up.T)) @ down.T. See decoder_layer.h.");
   m.def("repack", &osaurus::repack, "w"_a, "scales"_a, "biases"_a, "group_size"_a = 64,

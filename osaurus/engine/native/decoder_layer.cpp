@@ -1,6 +1,7 @@
 // The ops and primitives of decoder_layer.h.
 #include "decoder_layer.h"
 
+#include <atomic>
 #include <cstring>
 #include <stdexcept>
 
@@ -40,6 +41,47 @@ std::vector<mx::array> weak_copies(const std::vector<mx::array>& arrays) {
 
 const float* floats(const Contiguous& c) { return reinterpret_cast<const float*>(c.data); }
 
+std::atomic<int64_t> kv_copies{0};
+
+void check_cache_buffer(const char* op, const char* name, const mx::array& buffer, int B,
+                        int n_kv_heads, int head_dim, mx::Dtype kv_dtype) {
+  if (buffer.ndim() != 4 || buffer.shape(0) != B || buffer.shape(1) != n_kv_heads ||
+      buffer.shape(3) != head_dim || buffer.dtype() != kv_dtype)
+    fail(op, name, " must be ", kv_dtype, " of shape (", B, ", ", n_kv_heads, ", positions, ",
+         head_dim, "), got ", buffer.dtype(), " ", shape_of(buffer));
+}
+
+// A multi-output primitive's outputs each hold their own copy of its inputs
+// (array::make_arrays), so none of its inputs is ever donatable as it stands, and the KV cache
+// buffers would be copied on every step. MLX drops those copies right after this eval
+// (array::detach); dropping the other outputs' copies of inputs[first:] now lets
+// is_donatable() say whether anything else (a prompt-cache snapshot, a view) holds them.
+void release_sibling_inputs(const std::vector<mx::array>& inputs,
+                            std::vector<mx::array>& outputs, size_t first) {
+  if (outputs[0].is_tracer()) return;  // a transform (compile, grad) keeps the graph
+  for (auto& o : outputs)
+    if (auto& theirs = o.inputs(); &theirs != &inputs && theirs.size() > first)
+      theirs.erase(theirs.begin() + first, theirs.end());
+}
+
+// dst (row contiguous) = src, any strides, elements of `size` bytes.
+void copy_strided(const mx::array& src, mx::array& dst) {
+  const int64_t size = src.itemsize(), n = src.shape(3);
+  const auto& st = src.strides();
+  const char* from = src.data<char>();
+  char* to = dst.data<char>();
+  for (int64_t b = 0; b < src.shape(0); ++b)
+    for (int64_t h = 0; h < src.shape(1); ++h)
+      for (int64_t t = 0; t < src.shape(2); ++t, to += n * size) {
+        const char* row = from + (b * st[0] + h * st[1] + t * st[2]) * size;
+        if (st[3] == 1) {
+          std::memcpy(to, row, n * size);
+          continue;
+        }
+        for (int64_t i = 0; i < n; ++i) std::memcpy(to + i * size, row + i * st[3] * size, size);
+      }
+}
+
 }  // namespace
 
 std::vector<mx::array> attention_inputs(
@@ -47,7 +89,8 @@ std::vector<mx::array> attention_inputs(
     int n_heads, int n_kv_heads, int head_dim, int rope_dims, bool traditional,
     std::optional<float> base, float rope_scale, const mx::array& offset,
     const std::optional<mx::array>& freqs, const std::string& kernel, mx::Dtype kv_dtype,
-    mx::StreamOrDevice s) {
+    const std::optional<mx::array>& cache_keys, const std::optional<mx::array>& cache_values,
+    int write_pos, mx::StreamOrDevice s) {
   const char* op = "attention_inputs";
   const auto choice = parse_kernel(kernel);
   if (x.ndim() != 3 || x.dtype() != mx::float32)
@@ -71,6 +114,20 @@ std::vector<mx::array> attention_inputs(
     fail(op, "freqs must have shape (", rope_dims / 2, ",), got ", shape_of(*freqs));
   if (kv_dtype != mx::float32 && kv_dtype != mx::float16)
     fail(op, "kv_dtype must be float32 or float16, got ", kv_dtype);
+  if (cache_keys.has_value() != cache_values.has_value())
+    fail(op, "give both cache_keys and cache_values, or neither");
+  int capacity = 0;
+  if (cache_keys) {
+    check_cache_buffer(op, "cache_keys", *cache_keys, B, n_kv_heads, head_dim, kv_dtype);
+    check_cache_buffer(op, "cache_values", *cache_values, B, n_kv_heads, head_dim, kv_dtype);
+    capacity = cache_keys->shape(2);
+    if (cache_values->shape(2) != capacity)
+      fail(op, "cache_keys and cache_values must hold as many positions, got ", capacity,
+           " and ", cache_values->shape(2));
+    if (write_pos < 0 || write_pos + L > capacity)
+      fail(op, "write_pos (", write_pos, ") and the ", L, " new positions must fit the ",
+           capacity, " of the cache buffers");
+  }
 
   auto stream = mx::to_stream(s);
   if (stream.device != mx::Device::cpu) fail(op, "runs on the CPU only");
@@ -78,11 +135,16 @@ std::vector<mx::array> attention_inputs(
   std::vector<mx::array> inputs{x, norm_weight, w, scales, biases,
                                 mx::astype(offset, mx::int32, stream)};
   if (freqs) inputs.push_back(mx::astype(*freqs, mx::float32, stream));
+  if (cache_keys) {  // last, where eval_cpu looks for them
+    inputs.push_back(*cache_keys);
+    inputs.push_back(*cache_values);
+  }
   const AttentionInputs::Params p{eps, n_heads, n_kv_heads, head_dim, rope_dims, traditional,
                                   base.value_or(1.0f), rope_scale, group_size, bits, choice,
-                                  kv_dtype == mx::float16};
+                                  kv_dtype == mx::float16, capacity, write_pos};
+  const int T = capacity ? capacity : L;
   return mx::array::make_arrays(
-      {{B, n_heads, L, head_dim}, {B, n_kv_heads, L, head_dim}, {B, n_kv_heads, L, head_dim}},
+      {{B, n_heads, L, head_dim}, {B, n_kv_heads, T, head_dim}, {B, n_kv_heads, T, head_dim}},
       {mx::float32, kv_dtype, kv_dtype}, std::make_shared<AttentionInputs>(stream, p),
       std::move(inputs));
 }
@@ -91,7 +153,8 @@ mx::array attention_output_mlp(
     const mx::array& x, const mx::array& q, const mx::array& k, const mx::array& v, float scale,
     bool causal, const std::optional<mx::array>& mask, const QuantizedWeight& o,
     const mx::array& norm_weight, float eps, const QuantizedWeight& gate_up,
-    const QuantizedWeight& down, const std::string& kernel, mx::StreamOrDevice s) {
+    const QuantizedWeight& down, const std::string& kernel, int kv_length,
+    mx::StreamOrDevice s) {
   const char* op = "attention_output_mlp";
   const auto choice = parse_kernel(kernel);
   if (x.ndim() != 3 || x.dtype() != mx::float32)
@@ -109,6 +172,10 @@ mx::array attention_output_mlp(
     fail(op, "q ", shape_of(q), ", k ", shape_of(k), " and v ", shape_of(v),
          " do not fit x ", shape_of(x));
   if (causal && mask) fail(op, "give a mask or causal, not both");
+  if (kv_length < 0 || kv_length > S || (kv_length && kv_length < L))
+    fail(op, "kv_length (", kv_length, ") must be 0 (all) or between the ", L,
+         " positions of x and the ", S, " of k and v");
+  const int keys = kv_length ? kv_length : S;
   check_weight(op, "o", o, D, int64_t(H) * Dv);
   check_norm_weight(op, norm_weight, D);
   check_weight(op, "gate_up", gate_up, 0, D);
@@ -125,26 +192,47 @@ mx::array attention_output_mlp(
     inputs.push_back(std::get<2>(*weight));
     if (weight == &o) inputs.push_back(norm_weight);
   }
-  if (mask) inputs.push_back(attention_mask_input(op, *mask, B, H, L, S, stream));
+  if (mask) inputs.push_back(attention_mask_input(op, *mask, B, H, L, keys, stream));
   const AttentionOutputMlp::Params p{
       scale, causal, mask.has_value(), eps,
       std::get<3>(o), std::get<4>(o), std::get<3>(gate_up), std::get<4>(gate_up),
-      std::get<3>(down), std::get<4>(down), choice};
+      std::get<3>(down), std::get<4>(down), choice, kv_length};
   return mx::array(x.shape(), mx::float32, std::make_shared<AttentionOutputMlp>(stream, p),
                    std::move(inputs));
 }
 
-// Inputs: x, norm weight, qkv (w, scales, biases), offset, [freqs].
+// Inputs: x, norm weight, qkv (w, scales, biases), offset, [freqs], [cache keys, values].
 void AttentionInputs::eval_cpu(
     const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
-  for (auto& o : outputs) o.set_data(mx::allocator::malloc(o.nbytes()));
+  outputs[0].set_data(mx::allocator::malloc(outputs[0].nbytes()));
+  const size_t buffers = inputs.size() - 2;  // where the cache buffers are, if given
+  bool copy[2] = {false, false};
+  if (p_.capacity) release_sibling_inputs(inputs, outputs, buffers);
+  for (int i = 0; i < 2; ++i) {
+    mx::array& o = outputs[1 + i];
+    if (!p_.capacity) {
+      o.set_data(mx::allocator::malloc(o.nbytes()));
+    } else if (const auto& buffer = inputs[buffers + i];
+               buffer.is_donatable() && buffer.flags().row_contiguous) {
+      o.copy_shared_buffer(buffer);
+    } else {
+      o.set_data(mx::allocator::malloc(o.nbytes()));
+      copy[i] = true;
+      ++kv_copies;
+    }
+  }
   auto& encoder = mx::cpu::get_command_encoder(stream());
   for (const auto& a : inputs) encoder.set_input_array(a);
   for (auto& o : outputs) encoder.set_output_array(o);
-  encoder.dispatch([in = weak_copies(inputs), out = weak_copies(outputs), p = p_]() mutable {
+  encoder.dispatch([in = weak_copies(inputs), out = weak_copies(outputs), p = p_, buffers,
+                    copy_keys = copy[0], copy_values = copy[1]]() mutable {
+    if (copy_keys) copy_strided(in[buffers], out[1]);
+    if (copy_values) copy_strided(in[buffers + 1], out[2]);
     const mx::array& x = in[0];
     const int64_t B = x.shape(0), L = x.shape(1), D = x.shape(2), M = B * L;
     const int64_t H = p.n_heads, Hkv = p.n_kv_heads, Dh = p.head_dim, N = (H + 2 * Hkv) * Dh;
+    // k and v: (B, Hkv, T, Dh), the new positions from `first` (a cache buffer's write_pos)
+    const int64_t T = p.capacity ? p.capacity : L, first = p.capacity ? p.write_pos : 0;
     const Contiguous cx(x), cw(in[1]), coffset(in[5]);
     thread_local std::vector<float> normed_reused, qkv_reused, rotated_reused;
     const Scratch<float> normed(normed_reused, M * D), qkv(qkv_reused, M * N);
@@ -153,7 +241,7 @@ void AttentionInputs::eval_cpu(
     matmul_rows(normed.data(), M, W.matrix, p.kernel, qkv.data());
 
     std::optional<Contiguous> cfreqs;
-    if (in.size() == 7) cfreqs.emplace(in[6]);
+    if (in.size() == (p.capacity ? 9u : 7u)) cfreqs.emplace(in[6]);
     const int64_t n_offsets = in[5].size();
     const RotaryTable table(reinterpret_cast<const int32_t*>(coffset.data), n_offsets, L,
                             p.rope_dims / 2, p.base, p.rope_scale,
@@ -169,7 +257,7 @@ void AttentionInputs::eval_cpu(
           rotate_row(row + h * Dh, c, s, Dh, p.rope_dims, p.traditional,
                      q + ((b * H + h) * L + l) * Dh);
         for (int64_t h = 0; h < Hkv; ++h) {
-          const int64_t at = ((b * Hkv + h) * L + l) * Dh;
+          const int64_t at = ((b * Hkv + h) * T + first + l) * Dh;
           const float* value = row + (H + Hkv + h) * Dh;
           if (!p.kv_half) {
             rotate_row(row + (H + h) * Dh, c, s, Dh, p.rope_dims, p.traditional,
@@ -206,7 +294,7 @@ void AttentionOutputMlp::eval_cpu(const std::vector<mx::array>& inputs, mx::arra
     const Scratch<float> attended(attended_reused, M * H * Dv), h(h_reused, M * D),
         normed(normed_reused, M * D);
     attention_into(q, k, v, p.has_mask ? &in[14] : nullptr, p.scale, p.causal, true,
-                   attended.data());
+                   attended.data(), p.kv_length);
 
     const Contiguous cx(x), cnorm(in[7]);
     const QuantizedOperand Wo(in[4], in[5], in[6], p.o_group_size, p.o_bits);
@@ -246,10 +334,12 @@ bool AttentionOutputMlp::is_equivalent(const mx::Primitive& other) const {
 }
 
 std::vector<mx::Shape> AttentionInputs::output_shapes(const std::vector<mx::array>& inputs) {
-  const int B = inputs[0].shape(0), L = inputs[0].shape(1);
+  const int B = inputs[0].shape(0), L = inputs[0].shape(1), T = p_.capacity ? p_.capacity : L;
   return {{B, p_.n_heads, L, p_.head_dim},
-          {B, p_.n_kv_heads, L, p_.head_dim},
-          {B, p_.n_kv_heads, L, p_.head_dim}};
+          {B, p_.n_kv_heads, T, p_.head_dim},
+          {B, p_.n_kv_heads, T, p_.head_dim}};
 }
+
+int64_t kv_cache_copies() { return kv_copies.load(); }
 
 }  // namespace osaurus

@@ -192,3 +192,118 @@ def test_a_float16_kv_cache_decodes_the_same_tokens() -> None:
     assert mx.array_equal(mx.argmax(after, -1), mx.argmax(before, -1))
     assert float(mx.abs(after - before).max()) <= 1e-2 * float(mx.abs(before).max())
     assert batch_generate(model)[0] == tokens  # batched: left padding, per-row offsets
+
+
+def _generate_with_joins_and_leaves(model: llama.Model) -> tuple[dict, list[mx.array]]:
+    """mlx-lm's BatchGenerator as the scheduler runs it: two prompts, one leaving after 20
+    tokens (the batch filtered), a third joining at step 10 (extended), the longest going past
+    the KV cache's first 256 positions (its buffer grown). Tokens per uid, logprobs per step."""
+    from mlx_lm.generate import BatchGenerator
+
+    gen = BatchGenerator(model, stop_tokens=[])
+    uids = gen.insert([[5, 17, 42, 7, 99, 3], [8, 9]], max_tokens=[270, 20])
+    tokens: dict[int, list[int]] = {}
+    logprobs: list[mx.array] = []
+    finished: set[int] = set()
+    step = 0
+    while len(finished) < len(uids):
+        step += 1
+        if step == 10:
+            uids += gen.insert([[11, 12, 13, 14]], max_tokens=[30])
+        for r in sorted(gen.next()[1], key=lambda r: r.uid):
+            tokens.setdefault(r.uid, []).append(r.token)
+            logprobs.append(r.logprobs)
+            if r.finish_reason is not None:
+                finished.add(r.uid)
+    gen.close()
+    return tokens, logprobs
+
+
+@pytest.mark.parametrize("kv_cache_dtype", [KVCacheDtype.FLOAT32, KVCacheDtype.FLOAT16])
+def test_the_kv_cache_written_in_place_is_what_update_and_fetch_writes(
+    monkeypatch, kv_cache_dtype
+) -> None:
+    from osaurus.engine import decoder_layers
+
+    model = native_llama()
+    use_native_decoder_layers(model, kv_cache_dtype)
+    tokens, logprobs = _generate_with_joins_and_leaves(model)  # written by attention_inputs
+    assert len(tokens[0]) == 270 and len(tokens[1]) == 20 and len(tokens[2]) == 30
+    monkeypatch.setattr(decoder_layers, "_write_position", lambda *args: None)
+    want_tokens, want_logprobs = _generate_with_joins_and_leaves(model)  # by mlx-lm
+    assert tokens == want_tokens
+    assert all(mx.array_equal(a, b).item() for a, b in zip(logprobs, want_logprobs, strict=True))
+
+
+def test_a_decode_step_writes_the_kv_cache_in_place() -> None:
+    from mlx_lm.models.cache import make_prompt_cache
+
+    model = native_llama()
+    use_native_decoder_layers(model)
+    cache = make_prompt_cache(model)
+    logits = model(PROMPT, cache=cache)  # a new buffer: mlx-lm's update_and_fetch
+    mx.eval(logits)
+    copies = loaded_kernels().kv_cache_copies()
+    for _ in range(8):
+        logits = model(mx.argmax(logits[:, -1:], axis=-1), cache=cache)
+        mx.eval(logits)
+    assert loaded_kernels().kv_cache_copies() == copies
+    assert cache[0].offset == PROMPT.shape[1] + 8
+
+
+def test_a_kv_cache_snapshot_is_left_as_it_was() -> None:
+    """A buffer something else still holds (a prompt-cache snapshot) is copied, not written."""
+    from mlx_lm.models.cache import make_prompt_cache
+
+    model = native_llama()
+    use_native_decoder_layers(model)
+    cache = make_prompt_cache(model)
+    logits = model(PROMPT, cache=cache)
+    mx.eval(logits)
+    snapshot = [layer.state for layer in cache]
+    saved = [(mx.array(keys), mx.array(values)) for keys, values, _ in snapshot]
+    mx.eval(saved)
+    copies = loaded_kernels().kv_cache_copies()
+    want = greedy_logits(model, PROMPT, steps=3)
+    got = [logits[:, -1]]
+    for _ in range(3):
+        got.append(model(mx.argmax(got[-1], axis=-1)[:, None], cache=cache)[:, -1])
+    assert mx.array_equal(mx.stack(got, axis=1), want).item()
+    assert loaded_kernels().kv_cache_copies() == copies + 2 * len(cache)  # once per buffer
+    for (keys, values, _), (old_keys, old_values) in zip(snapshot, saved, strict=True):
+        assert mx.array_equal(keys, old_keys).item() and mx.array_equal(values, old_values).item()
+
+
+def test_bad_kv_cache_buffers_are_named() -> None:
+    model = native_llama()
+    block = model.model.layers[0]
+    q = block.self_attn.q_proj
+    native = loaded_kernels()
+    common = dict(n_heads=4, n_kv_heads=2, head_dim=32, rope_dims=32, traditional=False,
+                  base=10000.0, rope_scale=1.0, offset=0)  # fmt: skip
+    x = mx.zeros((1, 2, 128))
+    inputs = (x, block.input_layernorm["weight"], 1e-5,
+              (q["weight"], q["scales"], q["biases"], q.group_size, q.bits))  # fmt: skip
+    buffer = mx.zeros((1, 2, 8, 32))
+    with pytest.raises(ValueError, match="give both cache_keys and cache_values"):
+        native.attention_inputs(*inputs, **common, cache_keys=buffer)
+    with pytest.raises(ValueError, match=r"cache_values must be float32 of shape \(1, 2, posi"):
+        native.attention_inputs(*inputs, **common, cache_keys=buffer,
+                                cache_values=mx.zeros((1, 2, 8, 16)))  # fmt: skip
+    with pytest.raises(ValueError, match=r"cache_keys must be float16"):
+        native.attention_inputs(*inputs, **common, kv_dtype=mx.float16, cache_keys=buffer,
+                                cache_values=buffer)  # fmt: skip
+    with pytest.raises(ValueError, match=r"write_pos \(7\) and the 2 new positions must fit"):
+        native.attention_inputs(*inputs, **common, cache_keys=buffer, cache_values=buffer,
+                                write_pos=7)  # fmt: skip
+    q_, k_, v_ = native.attention_inputs(*inputs, **common, cache_keys=buffer,
+                                         cache_values=buffer, write_pos=6)  # fmt: skip
+    assert k_.shape == v_.shape == (1, 2, 8, 32)
+    use_native_decoder_layers(model)
+    a = block.native
+    layer = dict(scale=a.scale, causal=True, mask=None, o=a.o, norm_weight=a.post_norm_weight,
+                 eps=a.post_eps, gate_up=a.gate_up, down=a.down)  # fmt: skip
+    for bad in (9, 1, -1):
+        with pytest.raises(ValueError, match=rf"kv_length \({bad}\) must be 0 \(all\) or betw"):
+            native.attention_output_mlp(x, q_, k_, v_, **layer, kv_length=bad)
+    mx.eval(native.attention_output_mlp(x, q_, k_, v_, **layer, kv_length=8))
