@@ -152,11 +152,12 @@ class NativeLlamaBlock(llama.TransformerBlock):
             offset=cache.offset if cache is not None else 0,
             kernel=quantized_layers.KERNEL,
             kv_dtype=self.kv_dtype,
-            **({} if at is None else {"cache_keys": cache.keys, "cache_values": cache.values,
-                                       "write_pos": at}),
+            cache_keys=None if at is None else cache.keys,
+            cache_values=None if at is None else cache.values,
+            write_pos=at or 0,
             **a.heads,
             **a.rope,
-        )  # fmt: skip
+        )
         kv_length = 0
         if at is not None:
             # The old buffers are dropped before evaluation, so that they can be written in place.
