@@ -307,3 +307,47 @@ def test_bad_kv_cache_buffers_are_named() -> None:
         with pytest.raises(ValueError, match=rf"kv_length \({bad}\) must be 0 \(all\) or betw"):
             native.attention_output_mlp(x, q_, k_, v_, **layer, kv_length=bad)
     mx.eval(native.attention_output_mlp(x, q_, k_, v_, **layer, kv_length=8))
+
+
+def _decode_after_a_filter(model: llama.Model, copies: list[int]) -> list[mx.array]:
+    """Two left-padded prompts in a BatchKVCache, two decode steps, then the unpadded one
+    filtered out (mlx-lm shifts the buffers left: a strided view) and four more steps.
+    Logits per step; copies gets the KV-cache copy count after each step."""
+    from mlx_lm.models.cache import BatchKVCache
+
+    cache = [BatchKVCache(left_padding=[3, 0]) for _ in model.layers]
+    prompt = mx.array([[0, 0, 0, 5, 17, 42], [1, 2, 3, 4, 5, 6]])
+    logits = [model(prompt, cache=cache)[:, -1]]
+    for step in range(6):
+        if step == 2:
+            for layer in cache:
+                layer.filter(mx.array([0]))
+            logits[-1] = logits[-1][:1]
+        logits.append(model(mx.argmax(logits[-1], axis=-1)[:, None], cache=cache)[:, -1])
+        mx.eval(logits[-1])
+        copies.append(loaded_kernels().kv_cache_copies())
+    return logits
+
+
+def test_a_shifted_batch_kv_cache_is_copied_once(monkeypatch) -> None:
+    """After filter's left shift a buffer is a strided view: the next step copies it into a
+    buffer of its own, once, and the steps after write that one in place."""
+    from osaurus.engine import decoder_layers
+
+    model = native_llama()
+    use_native_decoder_layers(model)
+    copies = [loaded_kernels().kv_cache_copies()]
+    logits = _decode_after_a_filter(model, copies)
+    layers = len(model.layers)
+    assert [c - copies[0] for c in copies] == [
+        0,
+        0,
+        0,
+        2 * layers,
+        2 * layers,
+        2 * layers,
+        2 * layers,
+    ]
+    monkeypatch.setattr(decoder_layers, "_write_position", lambda *args: None)
+    want = _decode_after_a_filter(model, [])
+    assert all(mx.array_equal(a, b).item() for a, b in zip(logits, want, strict=True))
