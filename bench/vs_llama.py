@@ -22,6 +22,7 @@ from pathlib import Path
 from bench import paired, servers
 from bench.clients import RestClient
 from bench.run import SYNTHETIC_TOKENS, machine
+from osaurus.config import ENV_PREFIX
 from osaurus.models.default_model import MODEL_ID
 
 RESULTS = Path(os.environ.get("OUT", Path(__file__).parent / "results"))
@@ -59,6 +60,8 @@ async def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine(),
         "rounds": ROUNDS,
+        # osaurus's own settings taken from the environment (e.g. OSU_SPECULATIVE=false)
+        "settings": {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIX)},
         "models": {},
     }
     print(f"test model ({MODEL_ID}): osaurus beside llama-server on its Q4_1 GGUF", flush=True)
@@ -104,12 +107,23 @@ def c8_over_llama_best(levels: dict) -> dict:
     }
 
 
+def _settings(data: dict) -> str:
+    settings = data.get("settings")
+    if not settings:
+        return ""
+    return (
+        " osaurus's settings from the environment: "
+        + ", ".join(f"`{k}={v}`" for k, v in settings.items())
+        + "."
+    )
+
+
 def markdown(data: dict) -> str:
     lines = [
         f"osaurus beside llama-server, {data['date']} on {data['machine']}: both servers up at "
         f"once, {data['rounds']} rounds per level, each a batch of c concurrent streamed "
         "requests on both in rotating order; ratios are osaurus over llama.cpp, paired by "
-        "round (p50).",
+        "round (p50)." + _settings(data),
         "",
         "| model | c | osaurus tok/s per stream | llama.cpp tok/s per stream | per-stream ratio "
         "| aggregate ratio | rounds osaurus faster | TTFT osaurus / llama.cpp (ms) | TTFT ratio |",
