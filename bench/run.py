@@ -49,8 +49,8 @@ class Run:
         self.data: dict = {
             "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
-            "settings": f"{requests} requests per mode, max_tokens {max_tokens}, temperature 0, "
-            f"streaming; model {MODEL_ID}",
+            "settings": f"{requests} requests per mode (in whole waves of the level), "
+            f"max_tokens {max_tokens}, temperature 0, streaming; model {MODEL_ID}",
             "summaries": {},
             "multi_turn": {},
             "cold_start": {},
@@ -81,10 +81,13 @@ class Run:
         tokens, and ignore EOS so that every server generates the same count."""
         synthetic = bool(requests)
         for level in levels:
+            # Whole waves (20 requests at 16 in flight would leave 4 for a second wave, and most
+            # of the level would run below 16): the multiple of the level at or above the count.
+            waves = -(-(requests or self.requests) // level)
             results, wall = await workloads.concurrent(
                 client,
                 level,
-                max(requests or self.requests, level),
+                waves * level,
                 max_tokens or self.max_tokens,
                 ignore_eos=synthetic,
             )

@@ -27,7 +27,9 @@ async def concurrent(
     async def one(i: int) -> RequestResult:
         async with gate:
             # Tagged: a server's prompt cache must not serve one mode (or client) from another.
-            prompt = f"({client.name}, {label}) {PROMPTS[i % len(PROMPTS)]}"
+            # A prompt sent again (more requests than prompts) is tagged with its wave too.
+            again = f", {i // len(PROMPTS)}" if i >= len(PROMPTS) else ""
+            prompt = f"({client.name}, {label}{again}) {PROMPTS[i % len(PROMPTS)]}"
             return await client.chat(chat(prompt), max_tokens, mode, i, ignore_eos=ignore_eos)
 
     start = time.perf_counter()
