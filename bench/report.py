@@ -131,6 +131,17 @@ def markdown(run: dict) -> str:
                 for k, v in run["memory"].items()
             ),
         ]
+    cpu = run.get("overhead", {}).get("cpu_us_per_token")
+    if cpu:
+        lines += [
+            "",
+            "CPU per generated token, REST vs gRPC at one stream (overhead mode; the clients run "
+            "on the same cores): "
+            + ", ".join(
+                f"{k}: client {v['client']:.0f} us, server {v['server']:.0f} us"
+                for k, v in cpu.items()
+            ),
+        ]
     if run.get("read_bandwidth"):
         lines += ["", f"Memory read bandwidth, measured: {run['read_bandwidth'] / 1e9:.1f} GB/s"]
     if run.get("ratios"):

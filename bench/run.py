@@ -160,13 +160,23 @@ class Run:
         turns = ", ".join(f"{r.ttft * 1000:.0f}" for r in results)
         print(f"  {label:24} multi-turn TTFT ms: {turns}", flush=True)
 
-    async def overhead(self, rest: RestClient, grpc: GrpcClient) -> None:
-        """REST and gRPC requests paired on the same prompt, alternating which goes first."""
+    async def overhead(self, server: servers.Server, rest: RestClient, grpc: GrpcClient) -> None:
+        """REST and gRPC requests paired on the same prompt, alternating which goes first. On a
+        machine with few cores the clients' own CPU competes with the server's, so the CPU time
+        of this process (the clients) and of the server is counted per token for each path."""
         pairs = []
+        cpu = {c.name: {"client_s": 0.0, "server_s": 0.0, "tokens": 0} for c in (rest, grpc)}
         for i in range(self.requests):
             messages = chat(f"(overhead {i}) {PROMPTS[i % len(PROMPTS)]}")
             clients = (grpc, rest) if i % 2 == 0 else (rest, grpc)
-            done = {c.name: await c.chat(messages, self.max_tokens, "overhead", i) for c in clients}
+            done = {}
+            for c in clients:
+                client_before, server_before = _cpu_seconds(), _cpu_seconds(server.process.pid)
+                done[c.name] = await c.chat(messages, self.max_tokens, "overhead", i)
+                spent = cpu[c.name]
+                spent["client_s"] += _cpu_seconds() - client_before
+                spent["server_s"] += _cpu_seconds(server.process.pid) - server_before
+                spent["tokens"] += done[c.name].completion_tokens
             self.rows += done.values()
             pairs.append((done[rest.name], done[grpc.name]))
         ok = [(r, g) for r, g in pairs if r.ok and g.ok]
@@ -176,8 +186,21 @@ class Run:
             "rest_ttft_p50_ms": statistics.median(r.ttft * 1000 for r, _ in ok),
             "grpc_ttft_p50_ms": statistics.median(g.ttft * 1000 for _, g in ok),
             "tps_ratio_p50": statistics.median(r.decode_tps / g.decode_tps for r, g in ok),
+            "cpu_us_per_token": {
+                name: {
+                    "client": spent["client_s"] / max(1, spent["tokens"]) * 1e6,
+                    "server": spent["server_s"] / max(1, spent["tokens"]) * 1e6,
+                }
+                for name, spent in cpu.items()
+            },
         }
         print(f"  overhead REST vs gRPC: {self.data['overhead']}", flush=True)
+
+
+def _cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of a process (this one by default), all its threads."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def in_process_baseline(run: Run, float32_model: Path) -> None:
@@ -235,7 +258,7 @@ async def bench(run: Run, peers: list[str], synthetic: list[str]) -> None:
         grpc = GrpcClient("osaurus (gRPC)", s.grpc_target, MODEL_ID)
         await workloads.warm_up(rest)
         await run.multi_turn(rest, "osaurus, no reuse")
-        await run.overhead(rest, grpc)
+        await run.overhead(s, rest, grpc)
         await rest.close()
         await grpc.close()
 
