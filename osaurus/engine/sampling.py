@@ -20,10 +20,21 @@ from mlx_lm.sample_utils import (
     make_sampler,
 )
 
+from osaurus.engine.native import kernels
 from osaurus.engine.request import SamplingParams
 
 Sampler = Callable[[mx.array], mx.array]
 LogitsProcessor = Callable[[mx.array, mx.array], mx.array]
+
+
+def greedy(logits: mx.array) -> mx.array:
+    """The largest entry of each row, as mlx-lm's greedy sampler picks it (mx.argmax), by the
+    native primitive for float32 on the CPU: MLX's CPU argmax is scalar, 0.36 ms a step for 8
+    sequences of a 49k vocabulary against 0.09 ms."""
+    native = kernels()
+    if native is not None and logits.dtype == mx.float32 and mx.default_device() == mx.cpu:
+        return native.argmax(logits)
+    return mx.argmax(logits, axis=-1)
 
 
 class SeededSampler:
@@ -74,6 +85,8 @@ def make_request_sampler(params: SamplingParams) -> Sampler:
 def _shared_sampler(temperature: float, top_p: float, min_p: float, top_k: int) -> Sampler:
     """One sampler object per setting: mlx-lm samples a whole batch in one call only when its
     sequences hold the same sampler, else it slices the batch and samples row by row."""
+    if not temperature:  # make_sampler's greedy ignores the filters too
+        return greedy
     return make_sampler(temp=temperature, top_p=top_p, min_p=min_p, top_k=top_k)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import mlx.core as mx
 from mlx_lm.models.cache import trim_prompt_cache
 
-from osaurus.engine.sampling import Sampler, take_back_last_draw
+from osaurus.engine.sampling import Sampler, greedy, take_back_last_draw
 
 # Longest and shortest n-gram looked up (longer first: more context, better drafts).
 MAX_NGRAM = 3
@@ -138,7 +138,7 @@ class PromptLookupDecoder:
         Sampled from log-probabilities, as mlx-lm's batch samples them, so that a seeded
         sequence draws the same tokens alone and batched."""
         if self.sampler is None:
-            return mx.argmax(logits, axis=-1)
+            return greedy(logits)
         return self.sampler(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
 
     def _launch(self, inputs: mx.array) -> mx.array:

@@ -89,6 +89,8 @@ NB_MODULE(_kernels, m) {
         "elsewhere repacked weights are slower.");
   m.def("logsumexp", &osaurus::logsumexp, "x"_a, nb::kw_only(), "stream"_a = nb::none(),
         "As mx.logsumexp(x, axis=-1, keepdims=True) for float32 x, as one CPU primitive.");
+  m.def("argmax", &osaurus::argmax, "x"_a, nb::kw_only(), "stream"_a = nb::none(),
+        "As mx.argmax(x, axis=-1) for float32 x (uint32 indices), as one CPU primitive.");
   m.def("simd", &osaurus::simd_name, "The instruction set the kernels were built for.");
   m.def("blas_rows", &osaurus::blas_rows,
         "Rows per sequence from which kernel='auto' dequantizes a w in MLX's layout and calls "

@@ -189,6 +189,64 @@ void LogSumExp::eval_gpu(const std::vector<mx::array>&, mx::array&) {
   throw std::runtime_error("OsaurusLogSumExp runs on the CPU only");
 }
 
+mx::array argmax(const mx::array& x, mx::StreamOrDevice s) {
+  const char* op = "argmax";
+  if (x.ndim() == 0 || x.dtype() != mx::float32 || x.shape(-1) == 0)
+    fail(op, "x must be float32 with a last axis of at least one value, got ", x.dtype(), " ",
+         shape_of(x));
+  auto stream = mx::to_stream(s);
+  if (stream.device != mx::Device::cpu) return mx::argmax(x, -1, false, stream);
+  auto shape = x.shape();
+  shape.pop_back();
+  return mx::array(shape, mx::uint32, std::make_shared<ArgMax>(stream), {x});
+}
+
+namespace {
+
+// mx.argmax of one row: the largest value and whether there is a NaN in one pass of 8 lanes
+// (the max is exact, so its order does not matter), then the first index that holds it.
+uint32_t argmax_row(const float* row, int64_t n) {
+  v8f top8 = v8f{} - std::numeric_limits<float>::infinity();
+  v8f nan8 = {};  // lanes that saw a NaN: all bits set
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    v8f v;
+    std::memcpy(&v, row + i, sizeof v);
+    top8 = v > top8 ? v : top8;
+    nan8 = v != v ? v8f{} + 1 : nan8;
+  }
+  float top = top8[0];
+  bool nan = false;
+  for (int j = 0; j < 8; ++j) top = std::max(top, top8[j]), nan = nan || nan8[j] != 0;
+  for (; i < n; ++i) top = std::max(top, row[i]), nan = nan || std::isnan(row[i]);
+  for (i = 0; i < n; ++i)
+    if (nan ? std::isnan(row[i]) : row[i] == top) return uint32_t(i);
+  return 0;  // not reached: the row holds its max
+}
+
+}  // namespace
+
+void ArgMax::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
+  out.set_data(mx::allocator::malloc(out.nbytes()));
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  encoder.set_input_array(inputs[0]);
+  encoder.set_output_array(out);
+  encoder.dispatch([x = mx::array::unsafe_weak_copy(inputs[0]),
+                    out = mx::array::unsafe_weak_copy(out)]() mutable {
+    const Contiguous cx(x);
+    const int64_t n = x.shape(-1), rows = x.size() / n;
+    const float* data = reinterpret_cast<const float*>(cx.data);
+    uint32_t* o = out.data<uint32_t>();
+    parallel_rows(rows, 1, rows * n, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) o[r] = argmax_row(data + r * n, n);
+    }, 1 << 14);
+  });
+}
+
+void ArgMax::eval_gpu(const std::vector<mx::array>&, mx::array&) {
+  throw std::runtime_error("OsaurusArgMax runs on the CPU only");
+}
+
 void RMSNorm::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
   out.set_data(mx::allocator::malloc(out.nbytes()));
   auto& encoder = mx::cpu::get_command_encoder(stream());

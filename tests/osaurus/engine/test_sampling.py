@@ -41,3 +41,19 @@ def test_a_shared_sampler_draws_each_row_of_a_batch_from_that_rows_distribution(
     favourites = mx.array([3, 17, 0, 999])
     logprobs = mx.where(mx.arange(1000)[None] == favourites[:, None], -0.1, -5.0)
     assert sampler(logprobs).tolist() == favourites.tolist()
+
+
+def test_greedy_requests_share_the_greedy_sampler_whatever_their_filters(monkeypatch):
+    """Filters do nothing at temperature 0 (as in make_sampler), so every greedy request of a
+    batch holds the same sampler, which picks mx.argmax's token (natively on the CPU)."""
+    from osaurus.engine import sampling
+
+    sampler = make_request_sampler(SamplingParams())
+    assert sampler is sampling.greedy
+    assert make_request_sampler(SamplingParams(0.0, top_p=0.5, top_k=3)) is sampler
+    logprobs = 4 * mx.random.normal((8, 49152), key=mx.random.key(3))
+    assert mx.array_equal(sampler(logprobs), mx.argmax(logprobs, axis=-1)).item()
+    assert mx.array_equal(sampler(logprobs.astype(mx.float16)),
+                          mx.argmax(logprobs.astype(mx.float16), axis=-1)).item()  # fmt: skip
+    monkeypatch.setattr(sampling, "kernels", lambda: None)  # no extension: MLX's own
+    assert mx.array_equal(sampler(logprobs), mx.argmax(logprobs, axis=-1)).item()

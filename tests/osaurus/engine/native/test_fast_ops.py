@@ -176,3 +176,42 @@ def test_logsumexp_with_infinities_and_nan(native) -> None:
 def test_logsumexp_takes_float32_only(native) -> None:
     with pytest.raises(ValueError, match=r"^logsumexp: x must be float32"):
         native.logsumexp(mx.ones((2, 4), dtype=mx.float16))
+
+
+@pytest.mark.parametrize("shape", [(1, 49152), (8, 49157), (2, 3, 17), (5,), (4, 1)])
+def test_argmax_matches_mlx(native, shape) -> None:
+    x = 5 * mx.random.normal(shape, key=mx.random.key(12))
+    want = mx.argmax(x, axis=-1)
+    got = native.argmax(x)
+    assert got.shape == want.shape and got.dtype == want.dtype == mx.uint32
+    assert mx.array_equal(got, want).item()
+
+
+def test_argmax_of_ties_infinities_and_nan_is_mlxs(native) -> None:
+    """The first of equal values; a row with a NaN gives its first NaN, as mx.argmax; at every
+    position of a vector and of the tail."""
+    nan, inf = float("nan"), float("inf")
+    rows = [
+        [3.0, 3.0, 1.0],
+        [-inf, -inf],
+        [nan, nan],
+        [inf, 1.0, inf],
+        [-inf, nan],
+        [1.0, nan, 3.0],
+    ]
+    for row in rows:
+        x = mx.array([row])
+        assert native.argmax(x).tolist() == mx.argmax(x, axis=-1).tolist(), row
+    for at in range(21):
+        for value in (nan, inf, 7.0):
+            row = mx.zeros((21,)) + mx.where(mx.arange(21) == at, value, 0.0)
+            row = mx.where(mx.arange(21) == (at + 5) % 21, 7.0, row)  # a rival maximum
+            x = row[None]
+            assert native.argmax(x).item() == mx.argmax(x, axis=-1).item(), (at, value)
+
+
+def test_argmax_takes_float32_only(native) -> None:
+    with pytest.raises(ValueError, match=r"^argmax: x must be float32"):
+        native.argmax(mx.ones((2, 4), dtype=mx.float16))
+    with pytest.raises(ValueError, match=r"^argmax: x must be float32 with a last axis"):
+        native.argmax(mx.ones((2, 0)))
