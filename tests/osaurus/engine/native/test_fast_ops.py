@@ -215,3 +215,10 @@ def test_argmax_takes_float32_only(native) -> None:
         native.argmax(mx.ones((2, 4), dtype=mx.float16))
     with pytest.raises(ValueError, match=r"^argmax: x must be float32 with a last axis"):
         native.argmax(mx.ones((2, 0)))
+
+
+def test_argmax_of_a_view(native) -> None:
+    """Views (a row sliced from the logits, a transpose) are read through their strides."""
+    x = 5 * mx.random.normal((300, 6), key=mx.random.key(13))
+    for view in (x.T, x[::3].T, x[:, 2:5]):
+        assert mx.array_equal(native.argmax(view), mx.argmax(view, axis=-1)).item()
